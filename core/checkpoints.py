@@ -1,0 +1,192 @@
+"""The on-disk model cache: one folder per trained model, keyed by what changes its weights.
+
+A model's folder holds ``epoch_NN.safetensors`` (weights after each epoch),
+``history.json`` (loss and accuracy per epoch), ``evaluation.safetensors`` (the test-set
+logits) and ``meta.json``, written last: a folder without ``meta.json`` is unfinished.
+``meta.json`` records the SHA-256 of every weights file, so a truncated or damaged file is
+caught before use. Every file is written to a temporary name and renamed, so a crash never
+leaves a half-written file under a real name. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from core.config import TrainConfig, cache_dir
+from core.model import MnistCNN, architecture_signature
+
+META = "meta.json"
+HISTORY = "history.json"
+FORMAT_VERSION = 1  # bump when the folder layout changes, so old folders get new keys
+
+
+class CheckpointError(RuntimeError):
+    """A cached checkpoint is missing, truncated or damaged; the message names the file."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What ``meta.json`` says about one cached model."""
+
+    key: str
+    folder: Path
+    config: TrainConfig
+    epochs_done: int
+    test_accuracy: float
+    train_seconds: float
+    device: str
+    created: str
+    data_source: str
+
+    @property
+    def label(self) -> str:
+        """A short human name, as the dashboard lists it."""
+        return (
+            f"{self.config.recipe} · {self.epochs_done} epoch{'s' if self.epochs_done != 1 else ''}"
+            f" · seed {self.config.seed} · {self.test_accuracy:.2%}"
+        )
+
+
+def model_key(config: TrainConfig, data_fingerprint: str) -> str:
+    """A short hash of everything that changes the weights: settings, data, architecture."""
+    payload = json.dumps(
+        {
+            "config": dataclasses.asdict(config),
+            "data": data_fingerprint,
+            "architecture": architecture_signature(),
+            "format": FORMAT_VERSION,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def models_root(root: Path | None = None) -> Path:
+    return (root or cache_dir()) / "models"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, flush it to disk, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def epoch_file(epoch: int) -> str:
+    return f"epoch_{epoch:02d}.safetensors"
+
+
+def save_weights(path: Path, model: torch.nn.Module) -> str:
+    """Save a state dict as safetensors, atomically; returns the file's SHA-256."""
+    data = save_safetensors({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    atomic_write(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_weights(path: Path, expected_sha256: str | None) -> MnistCNN:
+    """A model on the CPU from a safetensors file, after checking its checksum and keys."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot be read ({err})") from err
+    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise CheckpointError(f"{path}: checksum mismatch, the file is truncated or damaged")
+    try:
+        state = load_safetensors(data)
+    except (SafetensorError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a valid safetensors file ({err})") from err
+    model = MnistCNN()
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the model ({err})") from err
+    return model.eval()
+
+
+def write_json(path: Path, value: object) -> None:
+    atomic_write(path, json.dumps(value, indent=2).encode())
+
+
+def read_json(path: Path) -> dict | list:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: unreadable or not valid JSON ({err})") from err
+
+
+def read_info(folder: Path) -> CheckpointInfo:
+    """Parse ``meta.json``; raises :class:`CheckpointError` when it is missing or malformed."""
+    meta = read_json(folder / META)
+    try:
+        return CheckpointInfo(
+            key=folder.name,
+            folder=folder,
+            config=TrainConfig(**meta["config"]),
+            epochs_done=int(meta["epochs_done"]),
+            test_accuracy=float(meta["test_accuracy"]),
+            train_seconds=float(meta["train_seconds"]),
+            device=str(meta["device"]),
+            created=str(meta["created"]),
+            data_source=str(meta["data_source"]),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder / META}: missing or malformed field ({err})") from err
+
+
+def load_checkpoint(folder: Path, epoch: int | None = None) -> MnistCNN:
+    """The weights after ``epoch`` (default: the last), verified against ``meta.json``."""
+    info = read_info(folder)
+    meta = read_json(folder / META)
+    epoch = info.epochs_done if epoch is None else epoch
+    if not 1 <= epoch <= info.epochs_done:
+        raise CheckpointError(f"{folder}: epoch {epoch} is not saved (epochs 1..{info.epochs_done} are)")
+    name = epoch_file(epoch)
+    return load_weights(folder / name, meta.get("sha256", {}).get(name))
+
+
+def read_history(folder: Path) -> list[dict]:
+    """Per-epoch records: epoch, train_loss, test_loss, test_accuracy, seconds."""
+    history = read_json(folder / HISTORY)
+    if not isinstance(history, list):
+        raise CheckpointError(f"{folder / HISTORY}: expected a list of epochs")
+    return history
+
+
+def list_checkpoints(root: Path | None = None) -> list[CheckpointInfo]:
+    """Every finished, readable cached model, newest first; unfinished folders are skipped."""
+    base = models_root(root)
+    if not base.is_dir():
+        return []
+    found = []
+    for folder in base.iterdir():
+        if folder.is_dir() and (folder / META).is_file():
+            try:
+                found.append(read_info(folder))
+            except CheckpointError:
+                continue
+    return sorted(found, key=lambda info: info.created, reverse=True)
+
+
+def discard(folder: Path) -> None:
+    """Remove a damaged model folder so it can be trained again."""
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,223 @@
+"""MNIST from three sources, all yielding the same arrays.
+
+- ``"bundled"`` (the default): the four IDX files shipped inside this package, verified
+  against their published MD5 checksums the first time they are read.
+- a folder: the four IDX files, gzip or not, under the names the original distribution
+  and torchvision use (for example another MNIST-format data set such as Fashion-MNIST).
+- ``"hf:NAME"``: a Hugging Face data set through ``datasets.load_dataset`` (needs the
+  network unless NAME is a local folder); ``datasets`` is only imported on this path
+  because importing it costs about a second.
+
+Nothing here downloads anything unless the user asks for a Hugging Face source.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.resources
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+IMAGE_SIZE = 28  # MNIST images are 28x28 pixels
+NUM_CLASSES = 10
+DIGIT_NAMES = tuple(str(d) for d in range(NUM_CLASSES))
+BUNDLED = "bundled"
+HF_PREFIX = "hf:"
+
+# The IDX file names per split, as the original distribution and torchvision name them.
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+# Published MD5 checksums of the decompressed canonical files.
+BUNDLED_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+IDX_UBYTE = 0x08  # the IDX type code for unsigned bytes, the only one MNIST uses
+
+
+class DataError(ValueError):
+    """A data source is missing, malformed or inconsistent; the message says which file."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: ``images`` uint8 (N, 28, 28), ``labels`` int64 (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class Mnist:
+    """Both splits of an MNIST-format data set, with where it came from."""
+
+    train: Split
+    test: Split
+    classes: tuple[str, ...]
+    source: str
+    fingerprint: str  # sha256 of all arrays: part of every model's cache key
+
+    def split(self, name: str) -> Split:
+        if name not in IDX_FILES:
+            raise ValueError(f"unknown split {name!r}: use 'train' or 'test'")
+        return self.train if name == "train" else self.test
+
+
+class MnistDataset(torch.utils.data.Dataset):
+    """A ``torch.utils.data.Dataset`` view of a split for code that wants one.
+
+    Items are ``(image, label)`` with image float32 (1, 28, 28) in [0, 1]. The trainer does
+    not use this: it indexes whole-dataset tensors in batches, which is far faster.
+    """
+
+    def __init__(self, split: Split):
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image = torch.from_numpy(self.split.images[i]).float().div_(255.0).unsqueeze(0)
+        return image, int(self.split.labels[i])
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, 28, 28) → float32 (N, 1, 28, 28) in [0, 1], the model's input."""
+    return torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).float().div_(255.0)
+
+
+def load_mnist(source: str | Path = BUNDLED) -> Mnist:
+    """Load MNIST from ``"bundled"``, a folder of IDX files, or ``"hf:NAME"``.
+
+    Results are memoised per process, so pages and scripts can call this freely.
+    Raises :class:`DataError` naming the file and the problem when the data is bad.
+    """
+    source = str(source)
+    if source == BUNDLED:
+        return _load_bundled()
+    if source.startswith(HF_PREFIX):
+        return _load_hugging_face(source[len(HF_PREFIX) :])
+    return _load_folder(str(Path(source).expanduser().resolve()))
+
+
+@lru_cache(maxsize=1)
+def _load_bundled() -> Mnist:
+    root = importlib.resources.files("core") / "mnist_files"
+    with importlib.resources.as_file(root) as folder:
+        return _read_idx_folder(Path(folder), BUNDLED, expected_md5=BUNDLED_MD5)
+
+
+@lru_cache(maxsize=4)
+def _load_folder(folder: str) -> Mnist:
+    path = Path(folder)
+    if not path.is_dir():
+        raise DataError(f"{path}: no such folder. Give a folder holding the four MNIST IDX files.")
+    return _read_idx_folder(path, folder, expected_md5=None)
+
+
+def _read_idx_folder(folder: Path, source: str, expected_md5: dict[str, str] | None) -> Mnist:
+    splits = {}
+    for split, (images_name, labels_name) in IDX_FILES.items():
+        images = _read_idx(_find_idx(folder, images_name), ndim=3, expected_md5=expected_md5)
+        labels = _read_idx(_find_idx(folder, labels_name), ndim=1, expected_md5=expected_md5)
+        splits[split] = _make_split(images, labels, where=f"{folder}/{images_name}")
+    return _make_mnist(splits["train"], splits["test"], DIGIT_NAMES, source)
+
+
+def _find_idx(folder: Path, name: str) -> Path:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise DataError(
+        f"{folder / name}: missing. The folder must hold {name} or {name}.gz "
+        "(the names the original MNIST distribution and torchvision use)."
+    )
+
+
+def _read_idx(path: Path, ndim: int, expected_md5: dict[str, str] | None) -> np.ndarray:
+    """Parse one IDX file (gzip or not) into a uint8 array, checking everything."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise DataError(f"{path}: cannot be read or decompressed ({err}).") from err
+    if expected_md5 is not None:
+        name = path.name.removesuffix(".gz")
+        digest = hashlib.md5(raw).hexdigest()
+        if digest != expected_md5[name]:
+            raise DataError(
+                f"{path}: checksum mismatch (MD5 {digest}, expected {expected_md5[name]}). "
+                "The bundled file is damaged: reinstall the package."
+            )
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise DataError(f"{path}: truncated, only {len(raw)} bytes (the header alone is {header_size}).")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != IDX_UBYTE or raw[3] != ndim:
+        raise DataError(
+            f"{path}: wrong magic number 0x{raw[:4].hex()}, expected 0x0000080{ndim} "
+            f"(an unsigned-byte IDX file with {ndim} dimension{'s' if ndim > 1 else ''})."
+        )
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape))
+    if len(raw) - header_size != expected:
+        raise DataError(
+            f"{path}: truncated or padded, header says {shape} ({expected} bytes of data) "
+            f"but the file holds {len(raw) - header_size}."
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)
+
+
+def _make_split(images: np.ndarray, labels: np.ndarray, where: str) -> Split:
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(f"{where}: wrong image size {tuple(images.shape[1:])}, expected ({IMAGE_SIZE}, {IMAGE_SIZE}).")
+    if len(images) != len(labels):
+        raise DataError(f"{where}: {len(images)} images but {len(labels)} labels; they must match.")
+    labels = labels.astype(np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise DataError(f"{where}: labels must lie in 0..{NUM_CLASSES - 1}, found {labels.min()}..{labels.max()}.")
+    # A writable copy: frombuffer arrays are read-only, which torch.from_numpy warns about.
+    return Split(images=np.array(images, dtype=np.uint8), labels=labels)
+
+
+def _make_mnist(train: Split, test: Split, classes: tuple[str, ...], source: str) -> Mnist:
+    digest = hashlib.sha256()
+    for array in (train.images, train.labels, test.images, test.labels):
+        digest.update(array.tobytes())
+    return Mnist(train=train, test=test, classes=classes, source=source, fingerprint=digest.hexdigest())
+
+
+@lru_cache(maxsize=4)
+def _load_hugging_face(name: str) -> Mnist:
+    import datasets
+
+    try:
+        dataset = datasets.load_dataset(name)
+    except Exception as err:  # datasets raises many types: network, missing, format
+        raise DataError(f"Hugging Face data set {name!r} could not be loaded: {err}") from err
+    splits = {}
+    for split in IDX_FILES:
+        if split not in dataset:
+            raise DataError(f"Hugging Face data set {name!r} has no {split!r} split (it has {list(dataset)}).")
+        part = dataset[split]
+        if "image" not in part.column_names or "label" not in part.column_names:
+            raise DataError(
+                f"Hugging Face data set {name!r}: split {split!r} needs 'image' and 'label' columns, "
+                f"it has {part.column_names}."
+            )
+        images = np.stack([np.asarray(im.convert("L"), dtype=np.uint8) for im in part["image"]])
+        labels = np.asarray(part["label"], dtype=np.int64)
+        splits[split] = _make_split(images, labels, where=f"{name}[{split}]")
+    names = dataset["train"].features["label"]
+    classes = tuple(names.names) if hasattr(names, "names") else DIGIT_NAMES
+    return _make_mnist(splits["train"], splits["test"], classes, f"{HF_PREFIX}{name}")

@@ -1,0 +1,127 @@
+"""Evaluation on the test set: one batched pass gives everything the dashboard shows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from core.checkpoints import atomic_write
+from core.data import NUM_CLASSES, Split, to_tensor
+
+EVALUATION_FILE = "evaluation.safetensors"
+EVAL_BATCH = 2000  # big batches: inference needs no gradients, so memory is no concern
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Test-set results; derived arrays are computed once, on first use.
+
+    logits and probs float32 (N, 10); preds and labels int64 (N,).
+    """
+
+    logits: np.ndarray
+    labels: np.ndarray
+
+    @cached_property
+    def probs(self) -> np.ndarray:
+        return torch.softmax(torch.from_numpy(self.logits), dim=1).numpy()
+
+    @cached_property
+    def preds(self) -> np.ndarray:
+        return self.logits.argmax(axis=1).astype(np.int64)
+
+    @cached_property
+    def confidence(self) -> np.ndarray:
+        """Probability of the predicted class, float32 (N,)."""
+        return self.probs.max(axis=1)
+
+    @cached_property
+    def loss(self) -> np.ndarray:
+        """Per-image cross-entropy, float32 (N,)."""
+        return torch.nn.functional.cross_entropy(
+            torch.from_numpy(self.logits), torch.from_numpy(self.labels), reduction="none"
+        ).numpy()
+
+    @cached_property
+    def accuracy(self) -> float:
+        return float((self.preds == self.labels).mean()) if len(self.labels) else 0.0
+
+    @cached_property
+    def confusion(self) -> np.ndarray:
+        """int64 (10, 10): row = true class, column = predicted class."""
+        return confusion_matrix(self.labels, self.preds)
+
+    @cached_property
+    def misclassified(self) -> np.ndarray:
+        """Indices of wrong predictions, most confident mistakes first, int64 (M,)."""
+        wrong = np.flatnonzero(self.preds != self.labels)
+        return wrong[np.argsort(-self.confidence[wrong], kind="stable")]
+
+    def per_class_accuracy(self) -> np.ndarray:
+        """float64 (10,): the diagonal of the confusion matrix over its row sums."""
+        matrix = self.confusion
+        return np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
+
+    def cell(self, true: int, pred: int) -> np.ndarray:
+        """Indices with this true and predicted class, most confident first."""
+        idx = np.flatnonzero((self.labels == true) & (self.preds == pred))
+        return idx[np.argsort(-self.confidence[idx], kind="stable")]
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """int64 (C, C) counts, rows true, columns predicted."""
+    flat = np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes)
+    return flat.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def predict_logits(model: torch.nn.Module, images: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """Logits float32 (N, 10) for float32 images (N, 1, 28, 28), on the model's device."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        out = torch.cat([model(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)])
+    model.train(was_training)
+    return out
+
+
+def evaluate(model: torch.nn.Module, split: Split) -> Evaluation:
+    """One batched pass over a split."""
+    logits = predict_logits(model, to_tensor(split.images))
+    return Evaluation(logits=logits.numpy(), labels=split.labels)
+
+
+def evaluate_accuracy(model: torch.nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Accuracy over any iterable of (images (B, 1, 28, 28), labels (B,)) batches, e.g. a DataLoader."""
+    device = next(model.parameters()).device
+    correct = total = 0
+    model.eval()
+    with torch.inference_mode():
+        for images, labels in loader:
+            preds = model(images.to(device)).argmax(dim=1).cpu()
+            correct += int((preds == labels).sum())
+            total += len(labels)
+    return correct / max(total, 1)
+
+
+def load_or_evaluate(model: torch.nn.Module, split: Split, folder: Path) -> Evaluation:
+    """The cached evaluation beside a checkpoint, or a fresh one (then cached)."""
+    path = folder / EVALUATION_FILE
+    if path.is_file():
+        try:
+            logits = load_safetensors(path.read_bytes())["logits"].numpy()
+            if logits.shape == (len(split), NUM_CLASSES):
+                return Evaluation(logits=logits, labels=split.labels)
+        except (OSError, SafetensorError, KeyError, ValueError):
+            pass  # damaged cache: recompute below and overwrite it
+    evaluation = evaluate(model, split)
+    atomic_write(path, save_safetensors({"logits": torch.from_numpy(evaluation.logits)}))
+    return evaluation

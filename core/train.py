@@ -1,0 +1,254 @@
+"""Train the CNN fast on whole-dataset tensors, and cache the result on disk.
+
+``python -m core.train`` trains (or loads from the cache) and prints the parameter table,
+the loss every 100 batches, the test accuracy per epoch and where the checkpoint went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+
+from core import checkpoints
+from core.checkpoints import CheckpointError, CheckpointInfo
+from core.config import RECIPES, TrainConfig, choose_device, recipe
+from core.data import Mnist, load_mnist, to_tensor
+from core.evaluate import predict_logits
+from core.model import MnistCNN, format_layer_table, layer_table
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY = 100  # batches between progress reports, like the reference run's log
+LOCK_TIMEOUT_S = 3600  # a second process waits this long for another one's training
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A training progress report: passed to the ``progress`` callback."""
+
+    epoch: int  # 1-based
+    epochs: int
+    batch: int  # 1-based, within the epoch
+    batches: int
+    loss: float  # mean training loss since the last report
+    test_accuracy: float | None  # after the last finished epoch, None before the first
+
+    @property
+    def fraction(self) -> float:
+        return ((self.epoch - 1) * self.batches + self.batch) / (self.epochs * self.batches)
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model ready to use, with where it lives and how it was made."""
+
+    model: MnistCNN  # on the CPU, in eval mode; treat as read-only
+    info: CheckpointInfo
+    history: list[dict]
+    trained_now: bool  # False when it came from the cache
+    notice: str | None = None  # e.g. a damaged checkpoint that was retrained
+
+
+def train(
+    config: TrainConfig,
+    data: Mnist,
+    device: torch.device,
+    progress: ProgressCallback | None = None,
+    on_epoch: Callable[[int, MnistCNN, dict], None] | None = None,
+) -> tuple[MnistCNN, list[dict]]:
+    """Train from scratch; returns the model (on ``device``) and the per-epoch history.
+
+    The whole training set is one float tensor on the device, indexed in batches: no
+    DataLoader and no per-item transform, which is what makes an epoch take seconds.
+    """
+    torch.manual_seed(config.seed)
+    shuffle = torch.Generator().manual_seed(config.seed)
+    train_split = data.train
+    limit = config.train_limit or len(train_split)
+    # channels_last: measured ~1.7x faster per epoch on the CPU for these small convolutions.
+    images = to_tensor(train_split.images[:limit]).to(device, memory_format=torch.channels_last)  # (N, 1, 28, 28)
+    labels = torch.from_numpy(train_split.labels[:limit]).to(device)  # (N,) int64
+    test_images = to_tensor(data.test.images).to(device, memory_format=torch.channels_last)  # (10000, 1, 28, 28)
+    test_labels = torch.from_numpy(data.test.labels)
+
+    model = MnistCNN().to(device, memory_format=torch.channels_last)
+    # fused: one kernel for all parameters instead of a dozen small ops each (~25% faster here).
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    batches = math.ceil(len(labels) / config.batch_size)
+    scheduler = None
+    if config.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=config.epochs * batches
+        )
+    elif config.schedule != "constant":
+        raise ValueError(f"unknown schedule {config.schedule!r}: use 'onecycle' or 'constant'")
+
+    history: list[dict] = []
+    test_accuracy = None
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(labels), generator=shuffle).to(device)
+        running, count, epoch_loss = 0.0, 0, 0.0
+        for batch in range(1, batches + 1):
+            idx = order[(batch - 1) * config.batch_size : batch * config.batch_size]
+            loss = torch.nn.functional.cross_entropy(model(images[idx]), labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            value = loss.item()
+            running += value
+            epoch_loss += value
+            count += 1
+            if progress is not None and (batch % PROGRESS_EVERY == 0 or batch == batches):
+                progress(Progress(epoch, config.epochs, batch, batches, running / count, test_accuracy))
+                running, count = 0.0, 0
+        logits = predict_logits(model, test_images)
+        test_loss = torch.nn.functional.cross_entropy(logits, test_labels).item()
+        test_accuracy = (logits.argmax(1) == test_labels).float().mean().item()
+        record = {
+            "epoch": epoch,
+            "train_loss": epoch_loss / batches,
+            "test_loss": test_loss,
+            "test_accuracy": test_accuracy,
+            "seconds": time.perf_counter() - start,
+        }
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(epoch, model, record)
+    return model.to(memory_format=torch.contiguous_format).eval(), history
+
+
+def load_or_train(
+    config: TrainConfig,
+    progress: ProgressCallback | None = None,
+    device: str = "auto",
+    root: Path | None = None,
+) -> TrainedModel:
+    """The cached model for ``config``, training it first if no valid one exists.
+
+    A file lock makes two processes asking at once produce one checkpoint: the second
+    waits, then loads what the first wrote. A damaged checkpoint is reported (in the log
+    and in ``TrainedModel.notice``), discarded and retrained; it is never used.
+    """
+    data = load_mnist(config.data_source)
+    key = checkpoints.model_key(config, data.fingerprint)
+    folder = checkpoints.models_root(root) / key
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock", timeout=LOCK_TIMEOUT_S):
+        notice = None
+        if (folder / checkpoints.META).exists():
+            try:
+                return _load_cached(folder)
+            except CheckpointError as err:
+                notice = f"The cached model was damaged and has been retrained: {err}"
+                log.warning(notice)
+        checkpoints.discard(folder)  # an unfinished or damaged folder starts afresh
+        trained = _train_into(folder, config, data, choose_device(device), progress)
+        return dataclasses.replace(trained, notice=notice)
+
+
+def load_cached(key: str, root: Path | None = None, epoch: int | None = None) -> TrainedModel:
+    """A cached model by key (optionally the weights after an earlier epoch)."""
+    return _load_cached(checkpoints.models_root(root) / key, epoch)
+
+
+def _load_cached(folder: Path, epoch: int | None = None) -> TrainedModel:
+    info = checkpoints.read_info(folder)
+    model = checkpoints.load_checkpoint(folder, epoch)
+    return TrainedModel(model=model, info=info, history=checkpoints.read_history(folder), trained_now=False)
+
+
+def _train_into(
+    folder: Path, config: TrainConfig, data: Mnist, device: torch.device, progress: ProgressCallback | None
+) -> TrainedModel:
+    folder.mkdir(parents=True, exist_ok=True)
+    hashes: dict[str, str] = {}
+
+    def save_epoch(epoch: int, model: MnistCNN, _record: dict) -> None:
+        name = checkpoints.epoch_file(epoch)
+        hashes[name] = checkpoints.save_weights(folder / name, model)
+
+    start = time.perf_counter()
+    _model, history = train(config, data, device, progress, on_epoch=save_epoch)
+    seconds = time.perf_counter() - start
+    checkpoints.write_json(folder / checkpoints.HISTORY, history)
+    checkpoints.write_json(
+        folder / checkpoints.META,  # last: its presence marks the folder complete
+        {
+            "config": dataclasses.asdict(config),
+            "epochs_done": config.epochs,
+            "test_accuracy": history[-1]["test_accuracy"],
+            "train_seconds": seconds,
+            "device": str(device),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "data_source": data.source,
+            "data_fingerprint": data.fingerprint,
+            "sha256": hashes,
+        },
+    )
+    trained = _load_cached(folder)
+    return dataclasses.replace(trained, trained_now=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", default="default", choices=sorted(RECIPES), help="preset (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    parser.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    parser.add_argument("--lr", type=float, help="override the recipe's (peak) learning rate")
+    parser.add_argument("--seed", type=int, help="override the recipe's seed")
+    parser.add_argument("--data", dest="data_source", help="'bundled' (default), a folder of IDX files, or hf:NAME")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    parser.add_argument("--dry-run", action="store_true", help="train on 1,000 images for one epoch: a smoke test")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "seed", "data_source")}
+    if args.dry_run:
+        overrides.update(epochs=1, train_limit=1000)
+    try:
+        config = recipe(args.recipe, **overrides)
+        device = choose_device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
+    print(format_layer_table(layer_table()))
+    print(f"\nrecipe {config.recipe}: {config}\ndevice {device}\n")
+
+    def report(p: Progress) -> None:
+        print(f"epoch {p.epoch}/{p.epochs}  batch {p.batch:>4}/{p.batches}  loss {p.loss:.4f}", flush=True)
+
+    start = time.perf_counter()
+    trained = load_or_train(config, progress=report, device=str(device))
+    seconds = time.perf_counter() - start
+    for record in trained.history:
+        print(
+            f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}  "
+            f"test loss {record['test_loss']:.4f}  test accuracy {record['test_accuracy']:.2%}  "
+            f"({record['seconds']:.1f} s)"
+        )
+    how = "trained" if trained.trained_now else "loaded from the cache"
+    print(f"\ntest accuracy {trained.info.test_accuracy:.2%}, {how} in {seconds:.2f} s")
+    print(f"checkpoint: {trained.info.folder / checkpoints.epoch_file(trained.info.epochs_done)}")
+    if trained.notice:
+        print(trained.notice, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import checkpoints
+from core.checkpoints import CheckpointError
+from core.data import load_mnist
+from core.train import load_or_train, main, train
+from tests.conftest import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_reference_recipe_reaches_97_percent(reference_model):
+    """The original run: one epoch, Adam 1e-3, batch 100, on the real data (97.39% then)."""
+    assert reference_model.info.test_accuracy >= 0.970
+    assert len(reference_model.history) == 1
+    assert reference_model.history[0]["test_accuracy"] == reference_model.info.test_accuracy
+
+
+def test_second_call_loads_from_cache(tmp_path):
+    first = load_or_train(tiny_config(), root=tmp_path)
+    start = time.perf_counter()
+    second = load_or_train(tiny_config(), root=tmp_path)
+    assert time.perf_counter() - start < 1.0
+    assert first.trained_now and not second.trained_now
+    assert first.info.key == second.info.key
+    for a, b in zip(first.model.parameters(), second.model.parameters(), strict=False):
+        assert torch.equal(a, b)
+
+
+def test_cache_key_changes_with_every_setting():
+    fingerprint = load_mnist().fingerprint
+    base = checkpoints.model_key(tiny_config(), fingerprint)
+    assert checkpoints.model_key(tiny_config(seed=1), fingerprint) != base
+    assert checkpoints.model_key(tiny_config(lr=0.002), fingerprint) != base
+    assert checkpoints.model_key(tiny_config(), "other data") != base
+    assert checkpoints.model_key(tiny_config(), fingerprint) == base
+
+
+def test_checkpoint_per_epoch_and_history(tmp_path):
+    trained = load_or_train(tiny_config(epochs=2), root=tmp_path)
+    folder = trained.info.folder
+    assert (folder / "epoch_01.safetensors").is_file() and (folder / "epoch_02.safetensors").is_file()
+    assert [r["epoch"] for r in trained.history] == [1, 2]
+    assert {"train_loss", "test_loss", "test_accuracy", "seconds"} <= set(trained.history[0])
+    first = checkpoints.load_checkpoint(folder, epoch=1)
+    assert not torch.equal(first.fc2.weight, trained.model.fc2.weight)
+    with pytest.raises(CheckpointError, match="epoch 3 is not saved"):
+        checkpoints.load_checkpoint(folder, epoch=3)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage_meta"])
+def test_damaged_checkpoint_is_reported_and_retrained(tmp_path, damage):
+    trained = load_or_train(tiny_config(), root=tmp_path)
+    weights = trained.info.folder / "epoch_01.safetensors"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "flip":
+        raw = bytearray(weights.read_bytes())
+        raw[-5] ^= 0xFF
+        weights.write_bytes(bytes(raw))
+    else:
+        (trained.info.folder / "meta.json").write_text("{not json")
+    with pytest.raises(CheckpointError):
+        checkpoints.load_checkpoint(trained.info.folder)
+    again = load_or_train(tiny_config(), root=tmp_path)
+    assert again.trained_now
+    assert again.notice and "damaged" in again.notice
+    assert checkpoints.load_checkpoint(again.info.folder) is not None
+
+
+def test_unfinished_folder_is_not_listed_and_is_retrained(tmp_path):
+    trained = load_or_train(tiny_config(), root=tmp_path)
+    (trained.info.folder / "meta.json").unlink()  # as if the trainer died before finishing
+    assert checkpoints.list_checkpoints(tmp_path) == []
+    assert load_or_train(tiny_config(), root=tmp_path).trained_now
+
+
+def test_same_seed_same_weights(tmp_path):
+    a = load_or_train(tiny_config(), root=tmp_path / "a").model
+    b = load_or_train(tiny_config(), root=tmp_path / "b").model
+    c = load_or_train(tiny_config(seed=1), root=tmp_path / "c").model
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=False))
+    assert not torch.equal(a.fc2.weight, c.fc2.weight)
+
+
+def test_two_processes_train_one_checkpoint(tmp_path):
+    script = (
+        "import json, sys; from core.train import load_or_train; from tests.conftest import tiny_config; "
+        f"t = load_or_train(tiny_config(), root=__import__('pathlib').Path({str(tmp_path)!r})); "
+        "print(json.dumps({'key': t.info.key, 'trained': t.trained_now}))"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE) for _ in range(2)]
+    results = [json.loads(p.communicate(timeout=300)[0].decode().strip().splitlines()[-1]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert results[0]["key"] == results[1]["key"]
+    assert sorted(r["trained"] for r in results) == [False, True]
+    assert [f.name for f in (tmp_path / "models").iterdir() if f.is_dir()] == [results[0]["key"]]
+    assert not list((tmp_path / "models").rglob("*.tmp"))
+
+
+def test_progress_callback_reports_batches():
+    reports = []
+    _model, history = train(tiny_config(epochs=2, batch_size=10), load_mnist(), torch.device("cpu"), reports.append)
+    assert [(r.epoch, r.batch) for r in reports] == [(1, 100), (1, 200), (2, 100), (2, 200)]
+    assert reports[-1].fraction == 1.0
+    assert reports[0].test_accuracy is None and reports[2].test_accuracy == history[0]["test_accuracy"]
+
+
+def test_cli_dry_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    assert main(["--dry-run", "--recipe", "reference"]) == 0
+    out = capsys.readouterr().out
+    assert "16,614" in out and "test accuracy" in out and "checkpoint:" in out
+    assert main(["--dry-run", "--recipe", "reference"]) == 0
+    assert "loaded from the cache" in capsys.readouterr().out
+
+
+def test_cli_rejects_unknown_device(capsys):
+    with pytest.raises(SystemExit):
+        main(["--device", "tpu"])
