@@ -96,7 +96,7 @@ def main() -> None:
 
     seeds = [0] if args.quick else [0, 1, 2]
     runs = [ours(data, recipe("default", seed=s)) for s in seeds]
-    for seed, (s, acc) in zip(seeds, runs, strict=False):
+    for seed, (s, acc) in zip(seeds, runs, strict=True):
         print(f"ours      default recipe, seed {seed}:                          {s:6.2f} s  accuracy {acc:.2%}")
     mean_s = statistics.mean(s for s, _ in runs)
     mean_acc = float(np.mean([acc for _, acc in runs]))

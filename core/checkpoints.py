@@ -1,8 +1,8 @@
 """The on-disk model cache: one folder per trained model, keyed by what changes its weights.
 
 A model's folder holds ``epoch_NN.safetensors`` (weights after each epoch),
-``history.json`` (loss and accuracy per epoch), ``evaluation.safetensors`` (the test-set
-logits) and ``meta.json``, written last: a folder without ``meta.json`` is unfinished.
+``history.json`` (loss and accuracy per epoch), ``evaluation_<split>.safetensors`` (logits
+of each split, written by core.evaluate) and ``meta.json``, written last: a folder without ``meta.json`` is unfinished.
 ``meta.json`` records the SHA-256 of every weights file, so a truncated or damaged file is
 caught before use. Every file is written to a temporary name and renamed, so a crash never
 leaves a half-written file under a real name. Nothing is ever unpickled.

@@ -16,13 +16,12 @@ from safetensors.torch import save as save_safetensors
 from core.checkpoints import atomic_write
 from core.data import NUM_CLASSES, Split, to_tensor
 
-EVALUATION_FILE = "evaluation.safetensors"
 EVAL_BATCH = 2000  # big batches: inference needs no gradients, so memory is no concern
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Test-set results; derived arrays are computed once, on first use.
+    """Results on a split; derived arrays are computed once, on first use.
 
     logits and probs float32 (N, 10); preds and labels int64 (N,).
     """
@@ -112,9 +111,13 @@ def evaluate_accuracy(model: torch.nn.Module, loader: Iterable[tuple[torch.Tenso
     return correct / max(total, 1)
 
 
-def load_or_evaluate(model: torch.nn.Module, split: Split, folder: Path) -> Evaluation:
-    """The cached evaluation beside a checkpoint, or a fresh one (then cached)."""
-    path = folder / EVALUATION_FILE
+def evaluation_file(split_name: str) -> str:
+    return f"evaluation_{split_name}.safetensors"
+
+
+def load_or_evaluate(model: torch.nn.Module, split: Split, folder: Path, split_name: str = "test") -> Evaluation:
+    """The cached evaluation of a split beside a checkpoint, or a fresh one (then cached)."""
+    path = folder / evaluation_file(split_name)
     if path.is_file():
         try:
             logits = load_safetensors(path.read_bytes())["logits"].numpy()
@@ -125,3 +128,33 @@ def load_or_evaluate(model: torch.nn.Module, split: Split, folder: Path) -> Eval
     evaluation = evaluate(model, split)
     atomic_write(path, save_safetensors({"logits": torch.from_numpy(evaluation.logits)}))
     return evaluation
+
+
+SORT_ORDERS = ("index", "confidence, lowest first", "confidence, highest first", "loss, highest first")
+
+
+def filter_indices(
+    evaluation: Evaluation,
+    true: int | None = None,
+    pred: int | None = None,
+    correct: bool | None = None,
+    sort: str = "index",
+) -> np.ndarray:
+    """Indices int64 (M,) matching every given filter (None = any), in the chosen order."""
+    keep = np.ones(len(evaluation.labels), dtype=bool)
+    if true is not None:
+        keep &= evaluation.labels == true
+    if pred is not None:
+        keep &= evaluation.preds == pred
+    if correct is not None:
+        keep &= (evaluation.preds == evaluation.labels) == correct
+    idx = np.flatnonzero(keep)
+    if sort == "index":
+        return idx
+    if sort == "confidence, lowest first":
+        return idx[np.argsort(evaluation.confidence[idx], kind="stable")]
+    if sort == "confidence, highest first":
+        return idx[np.argsort(-evaluation.confidence[idx], kind="stable")]
+    if sort == "loss, highest first":
+        return idx[np.argsort(-evaluation.loss[idx], kind="stable")]
+    raise ValueError(f"unknown sort order {sort!r}: use one of {', '.join(SORT_ORDERS)}")

@@ -44,9 +44,9 @@ def test_evaluation_is_cached_beside_the_checkpoint(tmp_path, reference_model):
 
     split = load_mnist().test
     first = load_or_evaluate(reference_model.model, split, tmp_path)
-    assert (tmp_path / "evaluation.safetensors").is_file()
+    assert (tmp_path / "evaluation_test.safetensors").is_file()
     second = load_or_evaluate(torch.nn.Identity(), split, tmp_path)  # would fail if it recomputed
     assert np.array_equal(first.logits, second.logits)
-    (tmp_path / "evaluation.safetensors").write_bytes(b"junk")
+    (tmp_path / "evaluation_test.safetensors").write_bytes(b"junk")
     third = load_or_evaluate(reference_model.model, split, tmp_path)
     assert np.array_equal(first.logits, third.logits)

@@ -30,7 +30,7 @@ def test_second_call_loads_from_cache(tmp_path):
     assert time.perf_counter() - start < 1.0
     assert first.trained_now and not second.trained_now
     assert first.info.key == second.info.key
-    for a, b in zip(first.model.parameters(), second.model.parameters(), strict=False):
+    for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -86,7 +86,7 @@ def test_same_seed_same_weights(tmp_path):
     a = load_or_train(tiny_config(), root=tmp_path / "a").model
     b = load_or_train(tiny_config(), root=tmp_path / "b").model
     c = load_or_train(tiny_config(seed=1), root=tmp_path / "c").model
-    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=False))
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
     assert not torch.equal(a.fc2.weight, c.fc2.weight)
 
 

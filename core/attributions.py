@@ -1,0 +1,320 @@
+"""Attribution methods from Captum behind one registry and one signature.
+
+Every method is called the same way::
+
+    attribute(name, model, images, target, layer=None, **options) -> np.ndarray
+
+``images`` are float32 (B, 1, 28, 28) in [0, 1]; ``target`` is int64 (B,) class indices.
+Input methods return float32 (B, 28, 28): one value per pixel. Layer methods take a
+``layer`` (conv1..conv4 or fc1) and return the layer's map summed over channels:
+(B, h, w) for a conv layer, (B, 28, 28) when ``upsample=True``, or (B, units) for fc1.
+Adding a method is adding one entry to :data:`METHODS`.
+
+Each call runs on a private copy of the model: Guided Backprop and DeepLift hook its
+modules, and the dashboard shares one model between sessions.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from captum.attr import (
+    DeepLift,
+    GuidedBackprop,
+    InputXGradient,
+    IntegratedGradients,
+    LayerAttribution,
+    LayerGradCam,
+    LayerGradientXActivation,
+    LayerIntegratedGradients,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+)
+
+from core.data import IMAGE_SIZE
+from core.model import CONV_LAYERS, MnistCNN
+
+LAYERS = (*CONV_LAYERS, "fc1")  # the layers layer methods can explain
+BASELINES = {"black": 0.0, "mean pixel": 0.1307}  # what "absence of ink" means for IG/DeepLift
+INTERNAL_BATCH = 1024  # rows per forward pass inside IG/SmoothGrad: big enough to amortise, small enough for RAM
+
+
+class AttributionError(ValueError):
+    """A method cannot run as asked (wrong layer, option out of range); the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """A numeric or choice option a method takes, with its range for validation and widgets."""
+
+    name: str
+    label: str
+    default: float | int | str
+    low: float | int | None = None
+    high: float | int | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+    def check(self, method: str, value: object) -> object:
+        if self.choices:
+            if value not in self.choices:
+                raise AttributionError(
+                    f"{method}: {self.label} must be one of {', '.join(self.choices)}, not {value!r}"
+                )
+            return value
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise AttributionError(f"{method}: {self.label} must be a number, not {value!r}")
+        if not self.low <= value <= self.high:
+            raise AttributionError(f"{method}: {self.label} must lie in {self.low}..{self.high}, not {value}")
+        return type(self.default)(value)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    kind: str  # "input" or "layer"
+    run: Callable[..., torch.Tensor]  # (model, images, target, layer, **options) -> Tensor
+    description: str
+    options: tuple[Option, ...] = ()
+    layers: tuple[str, ...] = field(default=())  # layer methods only: where it applies
+    not_applicable: str = ""  # why it cannot apply to the layers left out
+
+    def defaults(self) -> dict[str, object]:
+        return {o.name: o.default for o in self.options}
+
+
+STEPS = Option("steps", "IG steps", 32, 2, 300, help="Points on the path from baseline to image; more is more exact")
+BASELINE = Option(
+    "baseline", "baseline", "black", choices=tuple(BASELINES), help="The image taken to mean 'no evidence'"
+)
+SAMPLES = Option("samples", "SmoothGrad samples", 16, 1, 200, help="Noisy copies averaged")
+NOISE = Option("noise", "SmoothGrad noise (std)", 0.15, 0.0, 1.0, help="Noise standard deviation, in pixel units")
+WINDOW = Option("window", "occlusion window", 4, 1, 14, help="Side of the grey square slid over the image, pixels")
+STRIDE = Option("stride", "occlusion stride", 2, 1, 14, help="Pixels between window positions")
+
+
+def _baseline(images: torch.Tensor, name: str) -> torch.Tensor:
+    return torch.full_like(images, BASELINES[name])
+
+
+def _saliency(model, images, target, layer):
+    return Saliency(model).attribute(images, target=target, abs=True)
+
+
+def _integrated_gradients(model, images, target, layer, steps, baseline):
+    return IntegratedGradients(model).attribute(
+        images, _baseline(images, baseline), target=target, n_steps=steps, internal_batch_size=INTERNAL_BATCH
+    )
+
+
+def _deeplift(model, images, target, layer, baseline):
+    return DeepLift(model).attribute(images, _baseline(images, baseline), target=target)
+
+
+def _input_x_gradient(model, images, target, layer):
+    return InputXGradient(model).attribute(images, target=target)
+
+
+def _guided_backprop(model, images, target, layer):
+    return GuidedBackprop(model).attribute(images, target=target)
+
+
+def _occlusion(model, images, target, layer, window, stride):
+    if stride > window:
+        raise AttributionError(f"Occlusion: a stride ({stride}) larger than the window ({window}) skips pixels")
+    return Occlusion(model).attribute(
+        images,
+        sliding_window_shapes=(1, window, window),
+        strides=(1, stride, stride),
+        baselines=0.0,
+        target=target,
+        perturbations_per_eval=64,  # 64 occluded copies per forward pass
+    )
+
+
+def _smoothgrad(model, images, target, layer, samples, noise):
+    return NoiseTunnel(Saliency(model)).attribute(
+        images,
+        nt_type="smoothgrad",
+        nt_samples=samples,
+        nt_samples_batch_size=max(1, INTERNAL_BATCH // max(len(images), 1)),
+        stdevs=noise,
+        target=target,
+        abs=True,
+    )
+
+
+def _grad_cam(model, images, target, layer):
+    return LayerGradCam(model, getattr(model, layer)).attribute(images, target=target, relu_attributions=True)
+
+
+def _layer_integrated_gradients(model, images, target, layer, steps, baseline):
+    return LayerIntegratedGradients(model, getattr(model, layer)).attribute(
+        images, _baseline(images, baseline), target=target, n_steps=steps, internal_batch_size=INTERNAL_BATCH
+    )
+
+
+def _layer_activation_x_gradient(model, images, target, layer):
+    return LayerGradientXActivation(model, getattr(model, layer)).attribute(images, target=target)
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("Saliency", "input", _saliency, "How much each pixel's change would move the class score (|gradient|)."),
+        Method(
+            "Integrated Gradients",
+            "input",
+            _integrated_gradients,
+            "Gradients summed along the path from a blank image to this one; the map adds up to the score change.",
+            (STEPS, BASELINE),
+        ),
+        Method(
+            "DeepLift",
+            "input",
+            _deeplift,
+            "Each pixel's contribution relative to a blank image, by DeepLift's rules.",
+            (BASELINE,),
+        ),
+        Method("Input × Gradient", "input", _input_x_gradient, "Pixel value times gradient: only inked pixels count."),
+        Method(
+            "Guided Backprop",
+            "input",
+            _guided_backprop,
+            "Gradients with negative signals stopped at every ReLU: sharp, edge-like maps.",
+        ),
+        Method(
+            "Occlusion",
+            "input",
+            _occlusion,
+            "How much the class score drops when a square of the image is blanked out.",
+            (WINDOW, STRIDE),
+        ),
+        Method(
+            "SmoothGrad",
+            "input",
+            _smoothgrad,
+            "Saliency averaged over noisy copies of the image: less speckle.",
+            (SAMPLES, NOISE),
+        ),
+        Method(
+            "Grad-CAM",
+            "layer",
+            _grad_cam,
+            "The layer's channels weighted by their mean gradient, positive part: where the layer looks.",
+            layers=CONV_LAYERS,
+            not_applicable="Grad-CAM needs a layer with a spatial map (conv1..conv4); fc1's 20 units have no position",
+        ),
+        Method(
+            "Layer Integrated Gradients",
+            "layer",
+            _layer_integrated_gradients,
+            "Integrated Gradients on the layer's output: each unit's share of the score change.",
+            (STEPS, BASELINE),
+            layers=LAYERS,
+        ),
+        Method(
+            "Layer Activation × Gradient",
+            "layer",
+            _layer_activation_x_gradient,
+            "The layer's activations times their gradients.",
+            layers=LAYERS,
+        ),
+    )
+}
+INPUT_METHODS = tuple(n for n, m in METHODS.items() if m.kind == "input")
+LAYER_METHODS = tuple(n for n, m in METHODS.items() if m.kind == "layer")
+
+
+def attribute(
+    name: str,
+    model: MnistCNN,
+    images: torch.Tensor,
+    target: torch.Tensor | int,
+    layer: str | None = None,
+    upsample: bool = False,
+    **options: object,
+) -> np.ndarray:
+    """Run one registered method on a batch (see the module docstring for shapes).
+
+    Raises :class:`AttributionError` for an unknown method, a layer it cannot apply to,
+    or an option out of range.
+    """
+    method = METHODS.get(name)
+    if method is None:
+        raise AttributionError(f"unknown method {name!r}: choose one of {', '.join(METHODS)}")
+    unknown = set(options) - {o.name for o in method.options}
+    if unknown:
+        raise AttributionError(f"{name} takes no option {', '.join(sorted(unknown))}")
+    values = {o.name: o.check(name, options.get(o.name, o.default)) for o in method.options}
+    if method.kind == "layer":
+        if layer not in method.layers:
+            reason = method.not_applicable or f"{name} applies to {', '.join(method.layers)}"
+            raise AttributionError(f"{reason}; {layer!r} was asked for.")
+    elif layer is not None:
+        raise AttributionError(f"{name} explains the input pixels, not a layer; leave the layer unset")
+    images = images.detach().float()
+    if images.ndim != 4 or images.shape[1:] != (1, IMAGE_SIZE, IMAGE_SIZE):
+        raise AttributionError(f"images must be (B, 1, 28, 28), got {tuple(images.shape)}")
+    if isinstance(target, int):
+        target = torch.full((len(images),), target, dtype=torch.int64)
+    private = copy.deepcopy(model).eval()  # method hooks must not touch the shared model
+    with warnings.catch_warnings():
+        # Captum warns on every call that inputs need gradients and that hooks are added;
+        # both are expected here and would flood the app's log.
+        warnings.simplefilter("ignore", UserWarning)
+        result = method.run(private, images.clone(), target, layer, **values).detach()
+    if method.kind == "input":
+        return result[:, 0].float().numpy()  # (B, 28, 28)
+    if result.ndim == 4:
+        result = result.sum(dim=1, keepdim=True)  # (B, 1, h, w): all channels' evidence at each position
+        if upsample:
+            result = LayerAttribution.interpolate(result, (IMAGE_SIZE, IMAGE_SIZE), interpolate_mode="bilinear")
+        return result[:, 0].float().numpy()
+    return result.float().numpy()  # (B, units): fc1
+
+
+# ---- targets ---------------------------------------------------------------------------
+
+TARGETS = ("predicted", "true", "predicted − true", "class")
+
+
+def attribute_for(
+    name: str,
+    model: MnistCNN,
+    images: torch.Tensor,
+    predicted: torch.Tensor,
+    true: torch.Tensor | None,
+    target: str,
+    chosen_class: int = 0,
+    layer: str | None = None,
+    upsample: bool = False,
+    **options: object,
+) -> np.ndarray:
+    """``attribute`` with the target named as the dashboard offers it.
+
+    "predicted" and "true" take those classes per image; "class" takes ``chosen_class``;
+    "predicted − true" subtracts the true class's map from the predicted one's: the
+    evidence that pushed a wrong answer over the right one (zero where they agree).
+    """
+    if target in ("true", "predicted − true") and true is None:
+        raise AttributionError(f"target {target!r} needs a true label; this image has none (your own digit)")
+    if target == "predicted":
+        return attribute(name, model, images, predicted, layer, upsample, **options)
+    if target == "true":
+        return attribute(name, model, images, true, layer, upsample, **options)
+    if target == "class":
+        if not 0 <= chosen_class <= 9:
+            raise AttributionError(f"the class must be 0..9, not {chosen_class}")
+        return attribute(name, model, images, int(chosen_class), layer, upsample, **options)
+    if target == "predicted − true":
+        both = torch.cat([images, images])
+        maps = attribute(name, model, both, torch.cat([predicted, true]), layer, upsample, **options)
+        return maps[: len(images)] - maps[len(images) :]
+    raise AttributionError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")

@@ -1,0 +1,21 @@
+"""The dashboard's entry point: ``streamlit run dashboard/Home.py``. Page setup and navigation only."""
+
+import streamlit as st
+
+from dashboard import sidebar, state
+
+st.set_page_config(page_title="MNIST CNN dashboard", page_icon="🔢", layout="wide")
+
+navigation = st.navigation(
+    {
+        "Model and data": [
+            st.Page("app_pages/overview.py", title="Overview", icon=":material/info:", default=True),
+            st.Page("app_pages/browse.py", title="Browse digits", icon=":material/grid_view:"),
+            st.Page("app_pages/errors.py", title="Errors", icon=":material/error:"),
+        ],
+    }
+)
+state.ensure_model()  # trains the default model once, with a progress bar, when none is cached
+sidebar.show()
+navigation.run()
+state.sync_url()

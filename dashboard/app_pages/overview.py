@@ -1,0 +1,74 @@
+"""Overview: the model card and its training curves."""
+
+import dataclasses
+
+import streamlit as st
+
+from core.model import layer_table
+from dashboard import cache, figures, state
+
+trained = state.current_model()
+info = trained.info
+data = state.current_data()
+evaluation = cache.evaluation(info.key, "test")
+
+st.title("What this network is")
+st.markdown(
+    "A small convolutional network reads a 28×28 handwritten digit and outputs ten scores, one per digit. "
+    "Four 3×3 convolutions find strokes and then shapes, two max-pools shrink the picture, and two "
+    "fully connected layers turn what was found into a decision. Open **Browse digits** to see its "
+    "predictions, **Errors** to see where it fails."
+)
+
+rows = layer_table(trained.model)
+total = sum(r.parameters for r in rows)
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Test accuracy", f"{evaluation.accuracy:.2%}", help="On the 10,000 test images the model never saw")
+c2.metric("Mistakes", f"{len(evaluation.misclassified):,} of {len(evaluation.labels):,}")
+c3.metric("Parameters", f"{total:,}")
+c4.metric("Training", f"{info.epochs_done} epoch{'s' if info.epochs_done != 1 else ''}, {info.train_seconds:.1f} s")
+
+left, right = st.columns([1, 1], gap="large")
+with left:
+    st.subheader("Architecture")
+    st.dataframe(
+        [
+            {
+                "layer": r.name,
+                "type": r.kind,
+                "output shape": " × ".join(str(d) for d in r.output_shape),
+                "parameters": r.parameters,
+            }
+            for r in rows
+        ]
+        + [{"layer": "total", "type": "", "output shape": "", "parameters": total}],
+        hide_index=True,
+        width="stretch",
+        column_config={"parameters": st.column_config.NumberColumn(format="localized")},
+    )
+    st.caption("Each conv layer is followed by a ReLU; fc2 outputs raw logits (softmax gives the probabilities).")
+with right:
+    st.subheader("Recipe")
+    config = dataclasses.asdict(info.config)
+    st.dataframe(
+        [{"setting": k, "value": str(v)} for k, v in config.items()]
+        + [
+            {"setting": "device", "value": info.device},
+            {"setting": "data", "value": f"{info.data_source} ({len(data.train):,} train / {len(data.test):,} test)"},
+            {"setting": "cache key", "value": info.key},
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+
+left, right = st.columns([1, 1], gap="large")
+with left:
+    st.subheader("Training curves")
+    st.plotly_chart(figures.training_curves(trained.history), key="overview_curves", config=figures.CHART_CONFIG)
+with right:
+    st.subheader("Accuracy per class")
+    st.plotly_chart(
+        figures.per_class_accuracy(evaluation.per_class_accuracy(), data.classes),
+        key="overview_per_class",
+        config=figures.CHART_CONFIG,
+    )

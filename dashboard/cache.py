@@ -1,0 +1,57 @@
+"""Every Streamlit cache of the dashboard, keyed by simple hashable values.
+
+``st.cache_resource`` holds shared objects (the data set, models, evaluations): one copy
+for all sessions, never mutated. ``st.cache_data`` holds small derived arrays. Keys are a
+model key, a split name, an index, a method name: nothing unhashed that could go stale.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import checkpoints
+from core.checkpoints import CheckpointInfo
+from core.config import TrainConfig
+from core.data import Mnist, load_mnist
+from core.evaluate import Evaluation, evaluate, load_or_evaluate
+from core.train import Progress, TrainedModel, load_cached, load_or_train
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def dataset(source: str = "bundled") -> Mnist:
+    return load_mnist(source)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
+def model(key: str) -> TrainedModel:
+    """A cached model by key; raises ``CheckpointError`` when it is gone or damaged."""
+    return load_cached(key)
+
+
+@st.cache_resource(show_spinner="Running the model over the split (once per model)…", max_entries=16)
+def evaluation(key: str, split: str = "test") -> Evaluation:
+    """A model's predictions on a split, cached on disk beside it and in memory here."""
+    trained = model(key)
+    data = dataset(trained.info.data_source).split(split)
+    folder = trained.info.folder
+    if not folder.is_dir():  # the cache folder was deleted while the app runs: keep it in memory
+        return evaluate(trained.model, data)
+    return load_or_evaluate(trained.model, data, folder, split)
+
+
+def cached_models() -> list[CheckpointInfo]:
+    """Finished models in the disk cache, newest first (read fresh: it is a directory listing)."""
+    return checkpoints.list_checkpoints()
+
+
+def train_with_progress(config: TrainConfig) -> TrainedModel:
+    """Train (or load) a model, showing a progress bar with epoch, loss and accuracy so far."""
+    bar = st.progress(0.0, text="Preparing to train…")
+
+    def report(p: Progress) -> None:
+        accuracy = f" · test accuracy so far {p.test_accuracy:.2%}" if p.test_accuracy is not None else ""
+        bar.progress(p.fraction, text=f"Training: epoch {p.epoch}/{p.epochs} · loss {p.loss:.3f}{accuracy}")
+
+    trained = load_or_train(config, progress=report)
+    bar.empty()
+    return trained
