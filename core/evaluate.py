@@ -31,7 +31,7 @@ class Evaluation:
 
     @cached_property
     def probs(self) -> np.ndarray:
-        return torch.softmax(torch.from_numpy(self.logits), dim=1).numpy()
+        return softmax(self.logits)
 
     @cached_property
     def preds(self) -> np.ndarray:
@@ -73,6 +73,11 @@ class Evaluation:
         """Indices with this true and predicted class, most confident first."""
         idx = np.flatnonzero((self.labels == true) & (self.preds == pred))
         return idx[np.argsort(-self.confidence[idx], kind="stable")]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities float32 (..., 10) from logits (..., 10), along the last axis."""
+    return torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=-1).numpy()
 
 
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:

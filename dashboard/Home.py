@@ -13,6 +13,10 @@ navigation = st.navigation(
             st.Page("app_pages/browse.py", title="Browse digits", icon=":material/grid_view:"),
             st.Page("app_pages/errors.py", title="Errors", icon=":material/error:"),
         ],
+        "Inside the network": [
+            st.Page("app_pages/feature_maps.py", title="Feature maps", icon=":material/layers:"),
+            st.Page("app_pages/attributions.py", title="Attributions", icon=":material/insights:"),
+        ],
     }
 )
 state.ensure_model()  # trains the default model once, with a progress bar, when none is cached

@@ -7,13 +7,17 @@ model key, a split name, an index, a method name: nothing unhashed that could go
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
+import torch
 
 from core import checkpoints
+from core.activations import layer_outputs
+from core.attributions import attribute_for
 from core.checkpoints import CheckpointInfo
 from core.config import TrainConfig
-from core.data import Mnist, load_mnist
-from core.evaluate import Evaluation, evaluate, load_or_evaluate
+from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
+from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits
 from core.train import Progress, TrainedModel, load_cached, load_or_train
 
 
@@ -55,3 +59,38 @@ def train_with_progress(config: TrainConfig) -> TrainedModel:
     trained = load_or_train(config, progress=report)
     bar.empty()
     return trained
+
+
+def _pixels_tensor(pixels: bytes) -> torch.Tensor:
+    """784 bytes of a 28x28 uint8 digit → float32 (1, 1, 28, 28) model input."""
+    return to_tensor(np.frombuffer(pixels, dtype=np.uint8).reshape(1, IMAGE_SIZE, IMAGE_SIZE).copy())
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def activations(key: str, pixels: bytes) -> dict[str, np.ndarray]:
+    """Every layer's output for one digit (given as its 784 pixel bytes), batch axis dropped."""
+    outputs = layer_outputs(model(key).model, _pixels_tensor(pixels))
+    return {name: value[0] for name, value in outputs.items()}
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def attribution_map(
+    key: str,
+    pixels: bytes,
+    label: int | None,
+    method: str,
+    target: str,
+    chosen_class: int,
+    layer: str | None,
+    upsample: bool,
+    options: tuple[tuple[str, object], ...],
+) -> np.ndarray:
+    """One attribution map for one digit; raises ``AttributionError`` with a message for the page."""
+    trained = model(key)
+    images = _pixels_tensor(pixels)
+    predicted = predict_logits(trained.model, images).argmax(1)
+    true = None if label is None else torch.tensor([label])
+    maps = attribute_for(
+        method, trained.model, images, predicted, true, target, chosen_class, layer, upsample, **dict(options)
+    )
+    return maps[0]

@@ -234,3 +234,174 @@ def confusion(matrix: np.ndarray, show_diagonal: bool, normalise: bool, classes:
     fig.update_yaxes(title="true", autorange="reversed", scaleanchor="x", constrain="domain", **axis)
     fig.update_layout(showlegend=False, hovermode="closest")
     return _frame(fig, 520)
+
+
+# ---- inside the network ----------------------------------------------------------------
+
+
+def tile(
+    maps: np.ndarray, columns: int, gap: int = 1, cell: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lay (N, h, w) maps out in a grid with NaN gaps; returns the mosaic and each map's
+    top-left corner (N, 2) as (row, col). Maps smaller than ``cell`` are centred in it."""
+    n, h, w = maps.shape
+    ch, cw = cell or (h, w)
+    rows = max(1, -(-n // columns))
+    mosaic = np.full((rows * (ch + gap) - gap, columns * (cw + gap) - gap), np.nan, dtype=np.float32)
+    corners = np.zeros((n, 2), dtype=int)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        top, left = r * (ch + gap) + (ch - h) // 2, c * (cw + gap) + (cw - w) // 2
+        mosaic[top : top + h, left : left + w] = maps[i]
+        corners[i] = top, left
+    return mosaic, corners
+
+
+def _labels_trace(corners: np.ndarray, labels: list[str], size: tuple[int, int]) -> go.Scatter:
+    """Labels above each tile, as one text trace (far cheaper than one annotation each)."""
+    return go.Scatter(
+        x=corners[:, 1] + size[1] / 2 - 0.5,
+        y=corners[:, 0] - 1.2,
+        mode="text",
+        text=labels,
+        textfont=dict(size=10, color="#495057"),
+        hoverinfo="skip",
+        showlegend=False,
+    )
+
+
+def feature_maps(maps: np.ndarray, layer: str, shared_scale: bool, columns: int | None = None) -> go.Figure:
+    """Every channel of one layer for one image: float32 (C, h, w) as one mosaic heatmap.
+
+    With ``shared_scale`` all channels share one colour scale (compare strengths); without
+    it each channel is scaled to its own maximum (see every channel's pattern).
+    """
+    c, h, w = maps.shape
+    columns = columns or min(c, 8)
+    top = float(maps.max()) or 1.0
+    shown = maps / top if shared_scale else maps / np.maximum(maps.reshape(c, -1).max(axis=1), 1e-8)[:, None, None]
+    z, corners = tile(shown, columns, gap=max(1, h // 8))
+    raw, _ = tile(maps, columns, gap=max(1, h // 8))
+    channel, _ = tile(
+        np.broadcast_to(np.arange(c, dtype=np.float32)[:, None, None], maps.shape), columns, gap=max(1, h // 8)
+    )
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            customdata=np.dstack([raw, channel]),
+            colorscale=SEQUENTIAL,
+            zmin=0,
+            zmax=1,
+            colorbar=dict(title="shared" if shared_scale else "per channel", thickness=10, tickformat=".0%"),
+            hovertemplate=f"{layer} channel %{{customdata[1]}}<br>value %{{customdata[0]:.3f}}<extra></extra>",
+        )
+    )
+    fig.add_trace(_labels_trace(corners, [f"{layer}·{i}" for i in range(c)], (h, w)))
+    _image_axes(fig)
+    rows = -(-c // columns)
+    pixel = max(4, min(14, 560 // (columns * w)))
+    return _frame(fig, int(rows * (h + 3) * pixel) + 50)
+
+
+def units(values: np.ndarray, layer: str, classes: tuple[str, ...] | None = None) -> go.Figure:
+    """A fully connected layer's outputs for one image, float32 (units,), as bars."""
+    names = list(classes) if classes is not None else [f"{layer}·{i}" for i in range(len(values))]
+    colors = np.where(values >= 0, "#4C6EF5", "#C92A2A").tolist()
+    fig = go.Figure(go.Bar(x=names, y=values, marker_color=colors, hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_xaxes(type="category", title="class (logit)" if classes is not None else "unit")
+    fig.update_yaxes(title="logit" if classes is not None else "activation (after ReLU)", zeroline=True)
+    return _frame(fig, 240)
+
+
+def kernels(weights: np.ndarray, layer: str) -> go.Figure:
+    """A conv layer's 3x3 kernels (out, in, 3, 3): one row per output channel, one column per input."""
+    out, inp = weights.shape[:2]
+    z, _ = tile(weights.reshape(out * inp, 3, 3), inp, gap=1)
+    limit = float(np.abs(weights).max()) or 1.0
+    pair, _ = tile(
+        np.broadcast_to(np.arange(out * inp, dtype=np.float32)[:, None, None], (out * inp, 3, 3)), inp, gap=1
+    )
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            customdata=np.dstack([pair // inp, pair % inp]),
+            colorscale=DIVERGING,
+            zmin=-limit,
+            zmax=limit,
+            colorbar=dict(title="weight", thickness=10),
+            hovertemplate=f"{layer} out %{{customdata[0]}} ← in %{{customdata[1]}}: %{{z:.3f}}<extra></extra>",
+        )
+    )
+    _image_axes(fig)
+    fig.update_layout(
+        title=dict(text=f"rows: {out} output channels · columns: {inp} input channels", font=dict(size=12))
+    )
+    pixel = max(3, min(16, 520 // (inp * 4)))
+    return _frame(fig, max(160, int(out * 4 * pixel) + 60))
+
+
+def flow(image: np.ndarray, stages: list[tuple[str, np.ndarray, np.ndarray]]) -> go.Figure:
+    """The input, then per layer its strongest channels, in one row of columns.
+
+    ``stages``: (layer, maps (k, h, w), channel ids (k,)) each; maps are scaled per layer.
+    """
+    k = max(len(maps) for _, maps, _ in stages)
+    cell = 28
+    columns = 1 + len(stages)
+    z = np.full((k * (cell + 4), columns * (cell + 6)), np.nan, dtype=np.float32)
+    labels_x, labels_y, labels = [], [], []
+    z[:cell, :cell] = image / 255.0
+    labels_x.append(cell / 2), labels_y.append(-2), labels.append("input")
+    for s, (layer, maps, ids) in enumerate(stages, start=1):
+        top = float(maps.max()) or 1.0
+        for j, (m, ch) in enumerate(zip(maps, ids, strict=True)):
+            scale = cell // m.shape[0]
+            big = np.kron(m / top, np.ones((scale, scale)))  # nearest-neighbour upsampling for display
+            r0 = j * (cell + 4) + (cell - big.shape[0]) // 2
+            c0 = s * (cell + 6) + (cell - big.shape[1]) // 2
+            z[r0 : r0 + big.shape[0], c0 : c0 + big.shape[1]] = big
+            labels_x.append(s * (cell + 6) + cell / 2), labels_y.append(j * (cell + 4) + cell + 1.5)
+            labels.append(f"#{ch}")
+        labels_x.append(s * (cell + 6) + cell / 2), labels_y.append(-2), labels.append(layer)
+    fig = go.Figure(go.Heatmap(z=z, colorscale=SEQUENTIAL, zmin=0, zmax=1, showscale=False, hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=labels_x, y=labels_y, mode="text", text=labels, textfont=dict(size=10), hoverinfo="skip", showlegend=False
+        )
+    )
+    _image_axes(fig)
+    return _frame(fig, int(k * 32 * 2.2) + 60)
+
+
+def attribution_row(maps: list[np.ndarray], titles: list[str], image: np.ndarray) -> go.Figure:
+    """Attribution maps side by side, each (28, 28) on its own scale centred on zero, with
+    the digit's outline drawn faintly over each so the evidence can be placed."""
+    n = len(maps)
+    stack = np.stack([m / (np.abs(m).max() or 1.0) for m in maps])
+    z, corners = tile(stack, n, gap=3)
+    raw, _ = tile(np.stack(maps), n, gap=3)
+    outline, _ = tile(np.repeat(image[None].astype(np.float32), n, axis=0), n, gap=3)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            customdata=raw,
+            colorscale=DIVERGING,
+            zmin=-1,
+            zmax=1,
+            colorbar=dict(thickness=10, tickvals=[-1, 0, 1], ticktext=["against", "0", "for"]),
+            hovertemplate="value %{customdata:.4f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Contour(
+            z=np.nan_to_num(outline),
+            contours=dict(start=96, end=96, size=1, coloring="none"),
+            line=dict(color="rgba(30,30,30,0.45)", width=1),
+            showscale=False,
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(_labels_trace(corners, titles, (28, 28)))
+    _image_axes(fig)
+    fig.update_layout(showlegend=False)
+    return _frame(fig, 300)

@@ -83,3 +83,67 @@ def sample_detail(sample: state.Sample | None = None) -> None:
         (links[1], "app_pages/attributions.py", "Why: attributions", ":material/insights:"),
     ):
         column.page_link(page, label=title, icon=icon)
+
+
+def sample_picker(prefix: str) -> state.Sample:
+    """Pick the sample here (split and index, random, or a misclassified one), or keep the
+    one chosen on another page; returns the selected sample and shows its prediction."""
+    sample = state.selected_sample()
+    data = state.current_data()
+    key = state.current_model().info.key
+    splits = list(state.DATA_SPLITS) + ([state.DRAWN] if state.has_drawn() else [])
+    # The shared selection is the truth: put it into this page's widgets before they draw.
+    st.session_state[f"{prefix}_split"] = sample.split
+    st.session_state[f"{prefix}_index"] = sample.index
+
+    def on_split() -> None:
+        split = st.session_state[f"{prefix}_split"]
+        state.select(split, 0 if split != sample.split else sample.index)
+
+    def on_index() -> None:
+        state.select(st.session_state[f"{prefix}_split"], st.session_state[f"{prefix}_index"])
+
+    def on_random() -> None:
+        split = sample.split if sample.split in state.DATA_SPLITS else "test"
+        state.select(split, int(np.random.default_rng().integers(len(data.split(split)))))
+
+    def on_mistake() -> None:
+        picked = st.session_state[f"{prefix}_mistake"]
+        if picked is not None:
+            state.select("test", picked)
+        st.session_state[f"{prefix}_mistake"] = None
+
+    evaluation = cache.evaluation(key, "test")
+    wrong = evaluation.misclassified
+    cols = st.columns([1, 1, 0.6, 2.2])
+    cols[0].selectbox(
+        "Split",
+        splits,
+        key=f"{prefix}_split",
+        on_change=on_split,
+        format_func=lambda s: "your digit" if s == state.DRAWN else s,
+    )
+    if sample.split == state.DRAWN:
+        cols[1].text_input("Index", "—", disabled=True, key=f"{prefix}_index_drawn")
+    else:
+        cols[1].number_input("Index", 0, len(data.split(sample.split)) - 1, key=f"{prefix}_index", on_change=on_index)
+    cols[2].button("Random", key=f"{prefix}_random", on_click=on_random, icon=":material/casino:")
+    cols[3].selectbox(
+        f"Or one of the {len(wrong):,} misclassified test digits (most confident first)",
+        wrong.tolist(),
+        index=None,
+        key=f"{prefix}_mistake",
+        on_change=on_mistake,
+        placeholder="Pick a mistake…",
+        format_func=lambda i: (
+            f"#{i}: a {evaluation.labels[i]} read as {evaluation.preds[i]} ({evaluation.confidence[i]:.0%})"
+        ),
+    )
+    return state.selected_sample()
+
+
+def prediction_line(sample: state.Sample, probs: np.ndarray) -> None:
+    label = state.sample_label(sample)
+    pred = int(np.argmax(probs))
+    verdict = "" if label is None else (" — correct" if pred == label else f" — **wrong**, it is a {label}")
+    st.markdown(f"**{sample.title}**: the network reads **{pred}** ({probs[pred]:.1%}){verdict}")

@@ -107,6 +107,10 @@ def select_drawn(image: np.ndarray) -> None:
     select(DRAWN, 0)
 
 
+def has_drawn() -> bool:
+    return _DRAWN_IMAGE in st.session_state
+
+
 def sample_image(sample: Sample) -> np.ndarray:
     """uint8 (28, 28) pixels of a sample."""
     if sample.split == DRAWN:
