@@ -12,15 +12,30 @@ from dashboard import cache, figures, state
 PAGE_SIZE = 100  # tiles per page: one mosaic of 10 x 10
 
 
-def tile_captions(evaluation, indices: np.ndarray) -> tuple[list[str], np.ndarray, list[str]]:
-    """Caption, wrongness and hover text for each tile of a digit grid."""
+def clicked(chart_key: str) -> list | None:
+    """The customdata of the point clicked in a chart, as a list, or None.
+
+    The browser sends a point's customdata as an object keyed "0", "1", …, not a list.
+    """
+    points = st.session_state[chart_key].selection.points
+    if not points:
+        return None
+    data = points[0].get("customdata")
+    if isinstance(data, dict):
+        return [data[k] for k in sorted(data, key=int)]
+    return list(data) if isinstance(data, (list, tuple)) else [data]
+
+
+def tile_captions(evaluation, indices: np.ndarray, short: bool = False) -> tuple[list[str], np.ndarray, list[str]]:
+    """Caption, wrongness and hover text for each tile of a digit grid (``short``: confidence only)."""
     labels = evaluation.labels[indices]
     preds = evaluation.preds[indices]
     conf = evaluation.confidence[indices]
     probs = evaluation.probs[indices]
     wrong = labels != preds
     captions = [
-        f"{t}→{p} {c:.0%}" if w else f"{t} {c:.0%}" for t, p, c, w in zip(labels, preds, conf, wrong, strict=True)
+        f"{c:.0%}" if short else f"{t}→{p} {c:.0%}" if w else f"{t} {c:.0%}"
+        for t, p, c, w in zip(labels, preds, conf, wrong, strict=True)
     ]
     hover = []
     for i, t, p, row in zip(indices, labels, preds, probs, strict=True):
@@ -29,11 +44,11 @@ def tile_captions(evaluation, indices: np.ndarray) -> tuple[list[str], np.ndarra
     return captions, wrong, hover
 
 
-def digit_grid(split: str, indices: np.ndarray, key: str) -> None:
+def digit_grid(split: str, indices: np.ndarray, key: str, columns: int = 10, short: bool = False) -> None:
     """A clickable grid of digits; a click makes the digit the selected sample."""
     evaluation = cache.evaluation(state.current_model().info.key, split)
     images = state.current_data().split(split).images[indices]
-    captions, wrong, hover = tile_captions(evaluation, indices)
+    captions, wrong, hover = tile_captions(evaluation, indices, short)
     sample = state.selected_sample()
     selected = None
     if sample.split == split:
@@ -41,12 +56,12 @@ def digit_grid(split: str, indices: np.ndarray, key: str) -> None:
         selected = int(hits[0]) if len(hits) else None
 
     def on_click() -> None:
-        points = st.session_state[key].selection.points
-        if points:
-            state.select(split, int(points[0]["customdata"][0]))
+        data = clicked(key)
+        if data:
+            state.select(split, int(data[0]))
 
     st.plotly_chart(
-        figures.digit_grid(images, indices, captions, wrong, hover, selected=selected),
+        figures.digit_grid(images, indices, captions, wrong, hover, columns=columns, selected=selected),
         key=key,
         on_select=on_click,
         selection_mode="points",

@@ -28,7 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PAGES = ["", "browse", "errors"]
+PAGES = ["", "browse", "errors", "feature_maps", "attributions"]
 
 pytestmark = pytest.mark.browser
 
@@ -48,10 +48,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(reference_model, model_cache):
+def app_url(reference_model, model_cache, tmp_path_factory):
     _need_browser()
     port = _free_port()
     env = {**os.environ, "MNIST_CNN_CACHE": str(model_cache)}
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"  # a file, not a pipe nobody reads
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -70,7 +71,7 @@ def app_url(reference_model, model_cache):
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -83,7 +84,7 @@ def app_url(reference_model, model_cache):
             time.sleep(0.3)
     else:
         proc.kill()
-        pytest.fail(f"streamlit did not start: {proc.stdout.read().decode()[-2000:]}")
+        pytest.fail(f"streamlit did not start: {log.read_text()[-2000:]}")
     yield url
     proc.terminate()
     proc.wait(timeout=10)
@@ -101,18 +102,34 @@ def browser():
 
 
 def wait_for_app(page) -> None:
-    """Until the script has finished running and every chart is drawn."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
-    page.wait_for_timeout(500)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-    page.wait_for_timeout(800)
+    """Until the page's title is drawn, the script has finished running and charts have settled."""
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=90_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=90_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
+    page.wait_for_timeout(1500)
 
 
 def open_page(browser, url: str, path: str):
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    # Opened at a page's own URL, Streamlit's frontend first probes <page>/_stcore/health
+    # and host-config, gets 404 and falls back to the root: expected, so not counted.
+    # Every other failed response or console error is.
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error"
+            and not m.text.startswith("Failed to load resource: the server responded with a status of 404")
+            else None
+        ),
+    )
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 and "/_stcore/" not in r.url else None,
+    )
+    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
     page.goto(f"{url}/{path}")
     wait_for_app(page)
     return page, errors

@@ -22,9 +22,10 @@ if "errors_true" not in st.session_state:  # start on the most frequent confusio
 
 
 def on_cell_click() -> None:
-    points = st.session_state["errors_matrix"].selection.points
-    if points:
-        st.session_state["errors_true"], st.session_state["errors_pred"] = (int(v) for v in points[0]["customdata"])
+    clicked = panels.clicked("errors_matrix")
+    if clicked:
+        true, pred = clicked[:2]  # customdata: (true, predicted, count, rate)
+        st.session_state["errors_true"], st.session_state["errors_pred"] = int(true), int(pred)
 
 
 left, right = st.columns([1, 1], gap="large")
@@ -74,7 +75,8 @@ with right:
     if len(cell) == 0:
         st.info(f"The network never read a {true} as a {pred}. Pick another cell.")
     else:
-        panels.digit_grid("test", cell[: panels.PAGE_SIZE], key="errors_cell_grid")
+        panels.digit_grid("test", cell[: panels.PAGE_SIZE], key="errors_cell_grid", columns=8, short=True)
+        st.caption("Under each digit: the network's confidence in its answer.")
         if len(cell) > panels.PAGE_SIZE:
             st.caption(f"The {panels.PAGE_SIZE} most confident of {len(cell):,}.")
     sample = state.selected_sample()

@@ -1,0 +1,204 @@
+"""Every dashboard page, headless with AppTest, on the session's real reference model."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.data import load_mnist
+from core.evaluate import evaluate
+from core.train import load_or_train
+from tests.conftest import tiny_config
+
+HOME = str(Path(__file__).resolve().parents[1] / "dashboard" / "Home.py")
+PAGES = [
+    "app_pages/overview.py",
+    "app_pages/browse.py",
+    "app_pages/errors.py",
+    "app_pages/feature_maps.py",
+    "app_pages/attributions.py",
+]
+
+
+@pytest.fixture(scope="module")
+def test_eval(reference_model):
+    return evaluate(reference_model.model, load_mnist().test)
+
+
+def open_app(page: str | None = None, **query: str) -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=120)
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(
+        [m.value for m in at.markdown]
+        + [c.value for c in at.caption]
+        + [i.value for i in at.info]
+        + [w.value for w in at.warning]
+        + [e.value for e in at.error]
+    )
+
+
+def array(value) -> np.ndarray:
+    """A Plotly figure array from JSON: a plain list, or Plotly's typed-array form {dtype, bdata, shape}."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+        shape = value.get("shape")
+        return flat.reshape([int(d) for d in str(shape).split(",")]) if shape else flat
+    return np.array(value, dtype=float)
+
+
+def tile_indices(spec: dict) -> list[int]:
+    """The dataset indices of a digit grid's clickable tiles."""
+    tiles = next(trace for trace in spec["data"] if trace.get("name") == "tiles")
+    return array(tiles["customdata"]).reshape(-1).astype(int).tolist()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(reference_model, page):
+    at = open_app(page)
+    assert at.get("plotly_chart"), f"{page} drew no chart"
+    assert "reference recipe" in texts(at)  # the sidebar names the loaded model
+
+
+def test_overview_model_card(reference_model, test_eval):
+    at = open_app()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{test_eval.accuracy:.2%}"
+    assert metrics["Parameters"] == "16,614"
+    table = at.dataframe[0].value
+    assert list(table["parameters"]) == [40, 296, 0, 1168, 4640, 0, 10260, 210, 16614]
+
+
+def test_browse_filters_change_what_is_shown(reference_model, test_eval):
+    at = open_app("app_pages/browse.py")
+    assert tile_indices(chart_specs(at)[0]) == list(range(100))
+    at.selectbox(key="browse_true").set_value(3)
+    at.selectbox(key="browse_verdict").set_value("wrong")
+    at.run()
+    wrong_threes = np.flatnonzero((test_eval.labels == 3) & (test_eval.preds != 3))
+    assert f"{len(wrong_threes):,} digits match" in texts(at)
+    assert sorted(tile_indices(chart_specs(at)[0])) == wrong_threes[:100].tolist()
+
+
+def test_browse_sorts_by_confidence(reference_model, test_eval):
+    at = open_app("app_pages/browse.py")
+    at.selectbox(key="browse_sort").set_value("confidence, lowest first")
+    at.run()
+    shown = tile_indices(chart_specs(at)[0])
+    assert shown == np.argsort(test_eval.confidence, kind="stable")[:100].tolist()
+
+
+def test_browse_filter_matching_nothing_says_so(reference_model):
+    at = open_app("app_pages/browse.py")
+    at.selectbox(key="browse_true").set_value(1)
+    at.selectbox(key="browse_pred").set_value(1)
+    at.selectbox(key="browse_verdict").set_value("wrong")
+    at.run()
+    assert not at.exception
+    assert "No digit matches these filters" in texts(at)
+
+
+def test_browse_paging_reaches_the_last_train_digit(reference_model):
+    at = open_app("app_pages/browse.py")
+    at.session_state["browse_split"] = "train"
+    at.run()
+    at.number_input(key="browse_page").set_value(600)
+    at.run()
+    assert tile_indices(chart_specs(at)[0])[-1] == 59999
+
+
+def test_confusion_cell_shows_exactly_its_digits(reference_model, test_eval):
+    at = open_app("app_pages/errors.py")
+    at.selectbox(key="errors_true").set_value(4)
+    at.selectbox(key="errors_pred").set_value(9)
+    at.run()
+    expected = test_eval.cell(4, 9)
+    assert f"**{len(expected)}** mistakes: true **4**, predicted **9**" in texts(at)
+    grid = chart_specs(at)[1]
+    assert tile_indices(grid) == expected[:100].tolist()
+    confidences = test_eval.confidence[tile_indices(grid)]
+    assert np.all(np.diff(confidences) <= 0)  # most confident first
+
+
+def test_confusion_matrix_counts(reference_model, test_eval):
+    at = open_app("app_pages/errors.py")
+    heatmap = chart_specs(at)[0]["data"][0]
+    z = array(heatmap["z"]).astype(float)
+    expected = test_eval.confusion.astype(float)
+    np.fill_diagonal(expected, np.nan)  # hidden by default
+    assert np.array_equal(np.nan_to_num(z, nan=-1), np.nan_to_num(expected, nan=-1))
+
+
+def test_url_selection_is_read_and_checked(reference_model):
+    at = open_app("app_pages/feature_maps.py", split="test", index="42")
+    assert "**test #42**" in texts(at)
+    bad = open_app(split="test", index="999999")
+    assert "out of range" in texts(bad)
+    worse = open_app(split="validation", index="x")
+    assert "only 'test' and 'train' exist" in texts(worse)
+
+
+def test_feature_maps_follow_the_selected_sample(reference_model, test_eval):
+    at = open_app("app_pages/feature_maps.py")
+    at.number_input(key="fm_index").set_value(8)
+    at.run()
+    assert f"**test #8**: the network reads **{test_eval.preds[8]}**" in texts(at)
+    mosaics = [s for s in chart_specs(at) if s["data"][0].get("type") == "heatmap"]
+    assert len(mosaics) >= 1 + 6 + 4  # flow, six layer mosaics, four kernel grids
+
+
+def test_mistake_picker_selects_a_misclassified_digit(reference_model, test_eval):
+    at = open_app("app_pages/attributions.py")
+    first = int(test_eval.misclassified[0])
+    at.selectbox(key="at_mistake").set_value(first)
+    at.run()
+    assert f"test #{first:,}" in texts(at) and "**wrong**" in texts(at)
+    assert "A mistake" in texts(at)  # the compare-targets tab explains true, predicted and contrast
+
+
+def test_attribution_options_out_of_range_give_a_message(reference_model):
+    at = open_app("app_pages/attributions.py")
+    at.number_input(key="at_opt_window").set_value(2)
+    at.number_input(key="at_opt_stride").set_value(5)
+    at.run()
+    assert not at.exception
+    assert any("stride (5) larger than the window (2)" in e.value for e in at.error)
+
+
+def test_gradcam_on_fc1_is_explained_not_a_traceback(reference_model):
+    at = open_app("app_pages/attributions.py")
+    at.selectbox(key="at_layer_method").set_value("Grad-CAM")
+    at.run()
+    assert not at.exception
+    assert "no position" in texts(at)
+
+
+def test_deleted_cache_folder_while_running(tmp_path, monkeypatch, reference_model):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    trained = load_or_train(tiny_config(seed=7), root=tmp_path)
+    at = open_app(model=trained.info.key)
+    assert "seed 7" in texts(at)
+    shutil.rmtree(tmp_path / "models")
+    at.switch_page("app_pages/errors.py")
+    at.run()
+    assert not at.exception
+    assert "deleted from the cache folder" in texts(at)
