@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 INK = "Greys"  # digits drawn dark on light, as on paper; 0 = white
 DIVERGING = "RdBu_r"  # attributions: red for evidence for, blue against, white at zero
@@ -18,16 +17,29 @@ RIGHT, WRONG = "#2B8A3E", "#C92A2A"
 CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
-def _frame(fig: go.Figure, height: int, width: int | None = None) -> go.Figure:
-    fig.update_layout(
-        height=height, width=width, margin=dict(l=10, r=10, t=30, b=10), plot_bgcolor="white", dragmode=False
+IMAGE_X = dict(visible=False)
+IMAGE_Y = dict(visible=False, autorange="reversed", scaleanchor="x")  # row 0 at the top, square pixels
+
+
+def _figure(traces: list, height: int, width: int | None = None, image: bool = False, **layout) -> go.Figure:
+    """One figure from its traces and layout in a single constructor call.
+
+    Plotly validates on every ``update_*``/``add_*`` call (about a millisecond each);
+    building in one call makes a figure about 4x cheaper.
+    """
+    if image:
+        layout = {"xaxis": IMAGE_X, "yaxis": IMAGE_Y, **layout}
+    return go.Figure(
+        data=traces,
+        layout=dict(
+            height=height,
+            width=width,
+            margin=dict(l=10, r=10, t=30, b=10),
+            plot_bgcolor="white",
+            dragmode=False,
+            **layout,
+        ),
     )
-    return fig
-
-
-def _image_axes(fig: go.Figure, **where) -> None:
-    fig.update_xaxes(visible=False, **where)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", **where)
 
 
 # ---- digits ----------------------------------------------------------------------------
@@ -35,19 +47,15 @@ def _image_axes(fig: go.Figure, **where) -> None:
 
 def digit(image: np.ndarray, title: str = "", size: int = 280) -> go.Figure:
     """One 28x28 uint8 digit, large, with pixel values on hover."""
-    fig = go.Figure(
-        go.Heatmap(
-            z=image,
-            colorscale=INK,
-            zmin=0,
-            zmax=255,
-            showscale=False,
-            hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>",
-        )
+    heatmap = go.Heatmap(
+        z=image,
+        colorscale=INK,
+        zmin=0,
+        zmax=255,
+        showscale=False,
+        hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>",
     )
-    _image_axes(fig)
-    fig.update_layout(title=dict(text=title, x=0.5, font=dict(size=14)))
-    return _frame(fig, size + 40, size)
+    return _figure([heatmap], size + 40, size, image=True, title=dict(text=title, x=0.5, font=dict(size=14)))
 
 
 def digit_grid(
@@ -73,44 +81,50 @@ def digit_grid(
     pos = np.arange(n)
     cx = (pos % columns) * cell_w + 13.5
     cy = (pos // columns) * cell_h + 13.5
-    fig = go.Figure()
-    fig.add_trace(go.Heatmap(z=mosaic, colorscale=INK, zmin=0, zmax=255, showscale=False, hoverinfo="skip"))
-    fig.add_trace(
+    traces = [
+        go.Heatmap(z=mosaic, colorscale=INK, zmin=0, zmax=255, showscale=False, hoverinfo="skip"),
         go.Scatter(
             x=cx,
             y=cy + 20.5,
             mode="text",
             text=captions,
-            textfont=dict(size=11, color=np.where(wrong, WRONG, "#1F2430").tolist()),
             hoverinfo="skip",
-        )
-    )
-    fig.add_trace(
+            textfont=dict(size=11, color=np.where(wrong, WRONG, "#1F2430").tolist()),
+        ),
         go.Scatter(
             x=cx,
             y=cy,
             mode="markers",
+            name="tiles",
             marker=dict(symbol="square", size=44, color="rgba(0,0,0,0)", line=dict(width=0)),
             customdata=np.asarray(indices).reshape(-1, 1),
             hovertext=hover,
             hovertemplate="%{hovertext}<extra></extra>",
-            name="tiles",
-        )
-    )
+        ),
+    ]
+    shapes = []
     if selected is not None and 0 <= selected < n:
         r, c = divmod(selected, columns)
-        fig.add_shape(
-            type="rect",
-            x0=c * cell_w - 1,
-            x1=c * cell_w + 28,
-            y0=r * cell_h - 1,
-            y1=r * cell_h + 28,
-            line=dict(color="#4C6EF5", width=3),
+        shapes.append(
+            dict(
+                type="rect",
+                x0=c * cell_w - 1,
+                x1=c * cell_w + 28,
+                y0=r * cell_h - 1,
+                y1=r * cell_h + 28,
+                line=dict(color="#4C6EF5", width=3),
+            )
         )
-    _image_axes(fig)
-    fig.update_layout(showlegend=False, hovermode="closest")
     scale = 1.6  # screen pixels per image pixel
-    return _frame(fig, int(rows * cell_h * scale) + 40, int(columns * cell_w * scale) + 20)
+    return _figure(
+        traces,
+        int(rows * cell_h * scale) + 40,
+        int(columns * cell_w * scale) + 20,
+        image=True,
+        shapes=shapes,
+        showlegend=False,
+        hovermode="closest",
+    )
 
 
 def probabilities(probs: np.ndarray, label: int | None, pred: int, classes: tuple[str, ...]) -> go.Figure:
@@ -119,91 +133,104 @@ def probabilities(probs: np.ndarray, label: int | None, pred: int, classes: tupl
     colors[pred] = RIGHT if label is None or pred == label else WRONG
     if label is not None and label != pred:
         colors[label] = "#4C6EF5"
-    fig = go.Figure(
-        go.Bar(
-            x=list(classes),
-            y=probs,
-            marker_color=colors,
-            text=[f"{p:.0%}" if p >= 0.01 else "" for p in probs],
-            textposition="outside",
-            hovertemplate="class %{x}: %{y:.2%}<extra></extra>",
-        )
+    bars = go.Bar(
+        x=list(classes),
+        y=probs,
+        marker_color=colors,
+        cliponaxis=False,
+        text=[f"{p:.0%}" if p >= 0.01 else "" for p in probs],
+        textposition="outside",
+        hovertemplate="class %{x}: %{y:.2%}<extra></extra>",
     )
-    fig.update_yaxes(range=[0, 1.12], tickformat=".0%", title="probability")
-    fig.update_xaxes(type="category", title="class")
-    return _frame(fig, 260)
+    return _figure(
+        [bars],
+        260,
+        yaxis=dict(range=[0, 1.12], tickformat=".0%", title="probability"),
+        xaxis=dict(type="category", title="class"),
+    )
 
 
 def class_balance(counts: dict[str, np.ndarray], classes: tuple[str, ...]) -> go.Figure:
     """Images per class, one group of bars per split."""
-    fig = go.Figure(
-        [
-            go.Bar(name=split, x=list(classes), y=c, hovertemplate=f"{split} · class %{{x}}: %{{y:,}}<extra></extra>")
-            for split, c in counts.items()
-        ]
+    bars = [
+        go.Bar(name=split, x=list(classes), y=c, hovertemplate=f"{split} · class %{{x}}: %{{y:,}}<extra></extra>")
+        for split, c in counts.items()
+    ]
+    return _figure(
+        bars,
+        240,
+        barmode="group",
+        legend=dict(orientation="h", y=1.15),
+        xaxis=dict(type="category", title="class"),
+        yaxis=dict(title="images"),
     )
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.15))
-    fig.update_xaxes(type="category", title="class")
-    fig.update_yaxes(title="images")
-    return _frame(fig, 240)
 
 
 # ---- the model -------------------------------------------------------------------------
 
 
 def training_curves(history: list[dict]) -> go.Figure:
-    """Loss (train and test) and test accuracy per epoch."""
+    """Loss (train and test) on the left, test accuracy on the right, per epoch."""
     epochs = [r["epoch"] for r in history]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "test accuracy"))
-    mode = "lines+markers"
-    fig.add_trace(go.Scatter(x=epochs, y=[r["train_loss"] for r in history], name="train loss", mode=mode), 1, 1)
-    fig.add_trace(go.Scatter(x=epochs, y=[r["test_loss"] for r in history], name="test loss", mode=mode), 1, 1)
-    fig.add_trace(go.Scatter(x=epochs, y=[r["test_accuracy"] for r in history], name="test accuracy", mode=mode), 1, 2)
-    fig.update_xaxes(title="epoch", dtick=1)
-    fig.update_yaxes(tickformat=".2%", row=1, col=2)
-    fig.update_layout(legend=dict(orientation="h", y=-0.25))
-    return _frame(fig, 300)
+    accuracy = [r["test_accuracy"] for r in history]
+    line = dict(mode="lines+markers")
+    traces = [
+        go.Scatter(x=epochs, y=[r["train_loss"] for r in history], name="train loss", **line),
+        go.Scatter(x=epochs, y=[r["test_loss"] for r in history], name="test loss", **line),
+        go.Scatter(x=epochs, y=accuracy, name="test accuracy", xaxis="x2", yaxis="y2", **line),
+    ]
+    epoch_axis = dict(title="epoch", dtick=1)
+    return _figure(
+        traces,
+        300,
+        xaxis=dict(domain=[0, 0.44], **epoch_axis),
+        xaxis2=dict(domain=[0.56, 1], anchor="y2", **epoch_axis),
+        yaxis=dict(title="loss", rangemode="tozero"),
+        yaxis2=dict(
+            title="test accuracy",
+            anchor="x2",
+            tickformat=".1%",
+            range=[min(accuracy) - 0.005, min(1.0, max(accuracy) + 0.005)],
+        ),
+        legend=dict(orientation="h", y=-0.25),
+    )
 
 
 def per_class_accuracy(accuracy: np.ndarray, classes: tuple[str, ...]) -> go.Figure:
-    fig = go.Figure(
-        go.Bar(
-            x=list(classes),
-            y=accuracy,
-            text=[f"{a:.1%}" for a in accuracy],
-            textposition="outside",
-            marker_color="#4C6EF5",
-            hovertemplate="class %{x}: %{y:.2%}<extra></extra>",
-        )
+    bars = go.Bar(
+        x=list(classes),
+        y=accuracy,
+        text=[f"{a:.1%}" for a in accuracy],
+        textposition="outside",
+        marker_color="#4C6EF5",
+        cliponaxis=False,
+        hovertemplate="class %{x}: %{y:.2%}<extra></extra>",
     )
     low = max(0.0, float(accuracy.min()) - 0.03)
-    fig.update_yaxes(range=[low, 1.005], tickformat=".0%", title="test accuracy")
-    fig.update_xaxes(type="category", title="class")
-    return _frame(fig, 260)
+    return _figure(
+        [bars],
+        260,
+        yaxis=dict(range=[low, 1.005], tickformat=".0%", title="test accuracy"),
+        xaxis=dict(type="category", title="class"),
+    )
 
 
 def confusion(matrix: np.ndarray, show_diagonal: bool, normalise: bool, classes: tuple[str, ...]) -> go.Figure:
     """The confusion matrix (rows true, columns predicted) as a heatmap with counts.
 
     An invisible marker sits on every cell so a click selects it; its customdata is
-    (true, predicted).
+    (true, predicted, count, share of the true class).
     """
     k = len(classes)
     counts = matrix.astype(float)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     values = (rates if normalise else counts).copy()
-    text = np.array(
-        [
-            [f"{r:.1%}" if normalise else f"{int(c)}" for c, r in zip(cr, rr, strict=True)]
-            for cr, rr in zip(counts, rates, strict=True)
-        ]
-    )
+    text = np.char.mod("%.1f%%", rates * 100) if normalise else counts.astype(int).astype(str)
     if not show_diagonal:
         values[np.arange(k), np.arange(k)] = np.nan
         text[np.arange(k), np.arange(k)] = ""
     true, pred = np.divmod(np.arange(k * k), k)
-    fig = go.Figure()
-    fig.add_trace(
+    traces = [
         go.Heatmap(
             z=values,
             x=list(range(k)),
@@ -215,25 +242,27 @@ def confusion(matrix: np.ndarray, show_diagonal: bool, normalise: bool, classes:
             showscale=True,
             hoverinfo="skip",
             colorbar=dict(title="share" if normalise else "count", thickness=12),
-        )
-    )
-    fig.add_trace(
+        ),
         go.Scatter(
             x=pred,
             y=true,
             mode="markers",
+            name="cells",
             marker=dict(symbol="square", size=30, color="rgba(0,0,0,0)"),
             customdata=np.stack([true, pred, counts.reshape(-1), rates.reshape(-1)], axis=1),
             hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}<br>"
             "%{customdata[2]} digits, %{customdata[3]:.1%} of class %{customdata[0]}<extra></extra>",
-            name="cells",
-        )
-    )
+        ),
+    ]
     axis = dict(tickmode="array", tickvals=list(range(k)), ticktext=list(classes), showgrid=False, zeroline=False)
-    fig.update_xaxes(title="predicted", side="top", constrain="domain", **axis)
-    fig.update_yaxes(title="true", autorange="reversed", scaleanchor="x", constrain="domain", **axis)
-    fig.update_layout(showlegend=False, hovermode="closest")
-    return _frame(fig, 520)
+    return _figure(
+        traces,
+        520,
+        showlegend=False,
+        hovermode="closest",
+        xaxis=dict(title="predicted", side="top", constrain="domain", **axis),
+        yaxis=dict(title="true", autorange="reversed", scaleanchor="x", constrain="domain", **axis),
+    )
 
 
 # ---- inside the network ----------------------------------------------------------------
@@ -285,32 +314,32 @@ def feature_maps(maps: np.ndarray, layer: str, shared_scale: bool, columns: int 
     channel, _ = tile(
         np.broadcast_to(np.arange(c, dtype=np.float32)[:, None, None], maps.shape), columns, gap=max(1, h // 8)
     )
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            customdata=np.dstack([raw, channel]),
-            colorscale=SEQUENTIAL,
-            zmin=0,
-            zmax=1,
-            colorbar=dict(title="shared" if shared_scale else "per channel", thickness=10, tickformat=".0%"),
-            hovertemplate=f"{layer} channel %{{customdata[1]}}<br>value %{{customdata[0]:.3f}}<extra></extra>",
-        )
+    heatmap = go.Heatmap(
+        z=z,
+        customdata=np.dstack([raw, channel]),
+        colorscale=SEQUENTIAL,
+        zmin=0,
+        zmax=1,
+        colorbar=dict(title="shared" if shared_scale else "per channel", thickness=10, tickformat=".0%"),
+        hovertemplate=f"{layer} channel %{{customdata[1]}}<br>value %{{customdata[0]:.3f}}<extra></extra>",
     )
-    fig.add_trace(_labels_trace(corners, [f"{layer}·{i}" for i in range(c)], (h, w)))
-    _image_axes(fig)
+    labels = _labels_trace(corners, [f"{layer}·{i}" for i in range(c)], (h, w))
     rows = -(-c // columns)
     pixel = max(4, min(14, 560 // (columns * w)))
-    return _frame(fig, int(rows * (h + 3) * pixel) + 50)
+    return _figure([heatmap, labels], int(rows * (h + 3) * pixel) + 50, image=True)
 
 
 def units(values: np.ndarray, layer: str, classes: tuple[str, ...] | None = None) -> go.Figure:
     """A fully connected layer's outputs for one image, float32 (units,), as bars."""
     names = list(classes) if classes is not None else [f"{layer}·{i}" for i in range(len(values))]
     colors = np.where(values >= 0, "#4C6EF5", "#C92A2A").tolist()
-    fig = go.Figure(go.Bar(x=names, y=values, marker_color=colors, hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
-    fig.update_xaxes(type="category", title="class (logit)" if classes is not None else "unit")
-    fig.update_yaxes(title="logit" if classes is not None else "activation (after ReLU)", zeroline=True)
-    return _frame(fig, 240)
+    bars = go.Bar(x=names, y=values, marker_color=colors, hovertemplate="%{x}: %{y:.3f}<extra></extra>")
+    return _figure(
+        [bars],
+        240,
+        xaxis=dict(type="category", title="class (logit)" if classes is not None else "unit"),
+        yaxis=dict(title="logit" if classes is not None else "activation (after ReLU)", zeroline=True),
+    )
 
 
 def kernels(weights: np.ndarray, layer: str) -> go.Figure:
@@ -321,23 +350,18 @@ def kernels(weights: np.ndarray, layer: str) -> go.Figure:
     pair, _ = tile(
         np.broadcast_to(np.arange(out * inp, dtype=np.float32)[:, None, None], (out * inp, 3, 3)), inp, gap=1
     )
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            customdata=np.dstack([pair // inp, pair % inp]),
-            colorscale=DIVERGING,
-            zmin=-limit,
-            zmax=limit,
-            colorbar=dict(title="weight", thickness=10),
-            hovertemplate=f"{layer} out %{{customdata[0]}} ← in %{{customdata[1]}}: %{{z:.3f}}<extra></extra>",
-        )
-    )
-    _image_axes(fig)
-    fig.update_layout(
-        title=dict(text=f"rows: {out} output channels · columns: {inp} input channels", font=dict(size=12))
+    heatmap = go.Heatmap(
+        z=z,
+        customdata=np.dstack([pair // inp, pair % inp]),
+        colorscale=DIVERGING,
+        zmin=-limit,
+        zmax=limit,
+        colorbar=dict(title="weight", thickness=10),
+        hovertemplate=f"{layer} out %{{customdata[0]}} ← in %{{customdata[1]}}: %{{z:.3f}}<extra></extra>",
     )
     pixel = max(3, min(16, 520 // (inp * 4)))
-    return _frame(fig, max(160, int(out * 4 * pixel) + 60))
+    title = dict(text=f"rows: {out} output channels · columns: {inp} input channels", font=dict(size=12))
+    return _figure([heatmap], max(160, int(out * 4 * pixel) + 60), image=True, title=title)
 
 
 def flow(image: np.ndarray, stages: list[tuple[str, np.ndarray, np.ndarray]]) -> go.Figure:
@@ -363,14 +387,11 @@ def flow(image: np.ndarray, stages: list[tuple[str, np.ndarray, np.ndarray]]) ->
             labels_x.append(s * (cell + 6) + cell / 2), labels_y.append(j * (cell + 4) + cell + 1.5)
             labels.append(f"#{ch}")
         labels_x.append(s * (cell + 6) + cell / 2), labels_y.append(-2), labels.append(layer)
-    fig = go.Figure(go.Heatmap(z=z, colorscale=SEQUENTIAL, zmin=0, zmax=1, showscale=False, hoverinfo="skip"))
-    fig.add_trace(
-        go.Scatter(
-            x=labels_x, y=labels_y, mode="text", text=labels, textfont=dict(size=10), hoverinfo="skip", showlegend=False
-        )
-    )
-    _image_axes(fig)
-    return _frame(fig, int(k * 32 * 2.2) + 60)
+    traces = [
+        go.Heatmap(z=z, colorscale=SEQUENTIAL, zmin=0, zmax=1, showscale=False, hoverinfo="skip"),
+        go.Scatter(x=labels_x, y=labels_y, mode="text", text=labels, textfont=dict(size=10), hoverinfo="skip"),
+    ]
+    return _figure(traces, int(k * 32 * 2.2) + 60, image=True, showlegend=False)
 
 
 def attribution_row(maps: list[np.ndarray], titles: list[str], image: np.ndarray) -> go.Figure:
@@ -381,7 +402,7 @@ def attribution_row(maps: list[np.ndarray], titles: list[str], image: np.ndarray
     z, corners = tile(stack, n, gap=3)
     raw, _ = tile(np.stack(maps), n, gap=3)
     outline, _ = tile(np.repeat(image[None].astype(np.float32), n, axis=0), n, gap=3)
-    fig = go.Figure(
+    traces = [
         go.Heatmap(
             z=z,
             customdata=raw,
@@ -390,18 +411,14 @@ def attribution_row(maps: list[np.ndarray], titles: list[str], image: np.ndarray
             zmax=1,
             colorbar=dict(thickness=10, tickvals=[-1, 0, 1], ticktext=["against", "0", "for"]),
             hovertemplate="value %{customdata:.4f}<extra></extra>",
-        )
-    )
-    fig.add_trace(
+        ),
         go.Contour(
             z=np.nan_to_num(outline),
             contours=dict(start=96, end=96, size=1, coloring="none"),
             line=dict(color="rgba(30,30,30,0.45)", width=1),
             showscale=False,
             hoverinfo="skip",
-        )
-    )
-    fig.add_trace(_labels_trace(corners, titles, (28, 28)))
-    _image_axes(fig)
-    fig.update_layout(showlegend=False)
-    return _frame(fig, 300)
+        ),
+        _labels_trace(corners, titles, (28, 28)),
+    ]
+    return _figure(traces, 300, image=True, showlegend=False)

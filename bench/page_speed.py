@@ -1,0 +1,120 @@
+"""Dashboard speed with a warm cache: server-side page runs and figure builds.
+
+Each page is run headless with AppTest (the same script run the server does, without the
+browser), once to warm the caches, then REPEATS times; the median is reported against the
+issue's budget. Figure builders are timed alone the same way.
+
+    python bench/page_speed.py            # uses (or trains once) the default model
+    python bench/page_speed.py --recipe reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from core.activations import TAPS, kernels, layer_outputs, strongest_channels
+from core.attributions import attribute
+from core.config import recipe
+from core.data import load_mnist, to_tensor
+from core.evaluate import evaluate
+from core.model import CONV_LAYERS
+from core.train import load_or_train
+from dashboard import figures
+
+HOME = str(Path(__file__).resolve().parents[1] / "dashboard" / "Home.py")
+REPEATS = 7
+PAGE_BUDGET_MS = {
+    "overview": 300, "browse": 300, "errors": 300, "feature_maps": 300, "attributions": 300, "your_digit": 300,
+}
+
+
+def median_ms(fn, repeats: int = REPEATS) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def report(name: str, ms: float, budget: float) -> None:
+    verdict = "ok" if ms <= budget else "OVER"
+    print(f"{name:<52} {ms:8.1f} ms   budget {budget:5.0f} ms   {ms / budget:5.2f}x budget  {verdict}")
+
+
+def page_runs(key: str) -> None:
+    at = AppTest.from_file(HOME, default_timeout=300)
+    at.query_params["model"] = key
+    at.run()
+    for page, budget in PAGE_BUDGET_MS.items():
+        path = f"app_pages/{page}.py"
+        if not (Path(HOME).parent / path).exists():
+            continue
+        at.switch_page(path)
+        ms = median_ms(lambda: at.run())
+        if at.exception:
+            raise SystemExit(f"{page} raised: {at.exception[0].value}")
+        report(f"page run: {page}", ms, budget)
+
+
+def figure_builds(trained) -> None:
+    data = load_mnist(trained.info.data_source)
+    ev = evaluate(trained.model, data.test)
+    matrix = ev.confusion
+    report("figure: confusion matrix", median_ms(lambda: figures.confusion(matrix, False, False, data.classes)), 50)
+    idx = np.arange(100)
+    captions = [f"{t} {c:.0%}" for t, c in zip(ev.labels[idx], ev.confidence[idx], strict=True)]
+    hover = [f"#{i}" for i in idx]
+    wrong = ev.labels[idx] != ev.preds[idx]
+    report(
+        "figure: a page of 100 digit tiles",
+        median_ms(lambda: figures.digit_grid(data.test.images[idx], idx, captions, wrong, hover)),
+        50,
+    )
+    image = data.test.images[0]
+
+    def all_feature_maps():
+        acts = {k: v[0] for k, v in layer_outputs(trained.model, to_tensor(image[None])).items()}
+        stages = []
+        for layer in ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2"):
+            top = strongest_channels(acts[layer], 4)
+            stages.append((layer, acts[layer][top], top))
+        built = [figures.flow(image, stages)]
+        for layer in TAPS:
+            value = acts[layer]
+            built.append(figures.feature_maps(value, layer, True) if value.ndim == 3 else figures.units(value, layer))
+        built += [figures.kernels(kernels(trained.model, layer), layer) for layer in CONV_LAYERS]
+        return built
+
+    report("feature maps, all layers, computed + figures", median_ms(all_feature_maps), 100)
+
+    x = to_tensor(image[None])
+    target = int(ev.preds[0])
+
+    def across_layers():
+        maps = [attribute("Grad-CAM", trained.model, x, target, layer=layer, upsample=True)[0] for layer in CONV_LAYERS]
+        fc1 = attribute("Layer Integrated Gradients", trained.model, x, target, layer="fc1")
+        return figures.attribution_row(maps, list(CONV_LAYERS), image), figures.units(fc1[0], "fc1")
+
+    report("across-layers comparison (Grad-CAM + fc1), computed + figures", median_ms(across_layers), 150)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", default="default")
+    args = parser.parse_args()
+    trained = load_or_train(recipe(args.recipe))
+    print(f"model {trained.info.label} ({trained.info.key}); median of {REPEATS} warm runs\n")
+    figure_builds(trained)
+    page_runs(trained.info.key)
+
+
+if __name__ == "__main__":
+    main()
