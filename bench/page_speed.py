@@ -30,7 +30,12 @@ from dashboard import figures
 HOME = str(Path(__file__).resolve().parents[1] / "dashboard" / "Home.py")
 REPEATS = 7
 PAGE_BUDGET_MS = {
-    "overview": 300, "browse": 300, "errors": 300, "feature_maps": 300, "attributions": 300, "your_digit": 300,
+    "overview": 300,
+    "browse": 300,
+    "errors": 300,
+    "feature_maps": 300,
+    "attributions": 300,
+    "your_digit": 300,
 }
 
 

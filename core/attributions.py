@@ -42,7 +42,10 @@ from core.model import CONV_LAYERS, MnistCNN
 
 LAYERS = (*CONV_LAYERS, "fc1")  # the layers layer methods can explain
 BASELINES = {"black": 0.0, "mean pixel": 0.1307}  # what "absence of ink" means for IG/DeepLift
-INTERNAL_BATCH = 1024  # rows per forward pass inside IG/SmoothGrad: big enough to amortise, small enough for RAM
+# Rows (images x steps, samples or perturbations) per forward pass inside IG, SmoothGrad
+# and Occlusion. Measured on 2 CPU cores: ~500 rows amortise the per-call overhead, while
+# much larger chunks fall out of cache and run slower per row.
+ROWS_PER_PASS = 512
 
 
 class AttributionError(ValueError):
@@ -99,6 +102,11 @@ WINDOW = Option("window", "occlusion window", 4, 1, 14, help="Side of the grey s
 STRIDE = Option("stride", "occlusion stride", 2, 1, 14, help="Pixels between window positions")
 
 
+def _per_pass(images: torch.Tensor) -> int:
+    """Copies of the batch per forward pass so a pass holds about ROWS_PER_PASS rows."""
+    return max(1, ROWS_PER_PASS // max(len(images), 1))
+
+
 def _baseline(images: torch.Tensor, name: str) -> torch.Tensor:
     return torch.full_like(images, BASELINES[name])
 
@@ -109,7 +117,7 @@ def _saliency(model, images, target, layer):
 
 def _integrated_gradients(model, images, target, layer, steps, baseline):
     return IntegratedGradients(model).attribute(
-        images, _baseline(images, baseline), target=target, n_steps=steps, internal_batch_size=INTERNAL_BATCH
+        images, _baseline(images, baseline), target=target, n_steps=steps, internal_batch_size=ROWS_PER_PASS
     )
 
 
@@ -134,7 +142,7 @@ def _occlusion(model, images, target, layer, window, stride):
         strides=(1, stride, stride),
         baselines=0.0,
         target=target,
-        perturbations_per_eval=64,  # 64 occluded copies per forward pass
+        perturbations_per_eval=_per_pass(images),
     )
 
 
@@ -143,7 +151,7 @@ def _smoothgrad(model, images, target, layer, samples, noise):
         images,
         nt_type="smoothgrad",
         nt_samples=samples,
-        nt_samples_batch_size=max(1, INTERNAL_BATCH // max(len(images), 1)),
+        nt_samples_batch_size=_per_pass(images),
         stdevs=noise,
         target=target,
         abs=True,
@@ -156,7 +164,7 @@ def _grad_cam(model, images, target, layer):
 
 def _layer_integrated_gradients(model, images, target, layer, steps, baseline):
     return LayerIntegratedGradients(model, getattr(model, layer)).attribute(
-        images, _baseline(images, baseline), target=target, n_steps=steps, internal_batch_size=INTERNAL_BATCH
+        images, _baseline(images, baseline), target=target, n_steps=steps, internal_batch_size=ROWS_PER_PASS
     )
 
 
@@ -264,7 +272,10 @@ def attribute(
         raise AttributionError(f"images must be (B, 1, 28, 28), got {tuple(images.shape)}")
     if isinstance(target, int):
         target = torch.full((len(images),), target, dtype=torch.int64)
-    private = copy.deepcopy(model).eval()  # method hooks must not touch the shared model
+    # A private copy: method hooks must not touch the shared model. channels_last: the
+    # convolutions run about 2x faster in that layout on the CPU.
+    private = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
+    images = images.contiguous(memory_format=torch.channels_last)
     with warnings.catch_warnings():
         # Captum warns on every call that inputs need gradients and that hooks are added;
         # both are expected here and would flood the app's log.
