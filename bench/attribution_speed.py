@@ -50,10 +50,17 @@ def main() -> None:
     ratios = []
     for name, method in METHODS.items():
         for layer in method.layers or (None,):
-            one = median_s(lambda: attribute(name, model, images[:1], targets[:1], layer=layer, upsample=True), 5)
-            batched = median_s(lambda: attribute(name, model, images, targets, layer=layer, upsample=True), 3)
+            one = median_s(
+                lambda name=name, layer=layer: attribute(
+                    name, model, images[:1], targets[:1], layer=layer, upsample=True
+                ),
+                5,
+            )
+            batched = median_s(
+                lambda name=name, layer=layer: attribute(name, model, images, targets, layer=layer, upsample=True), 3
+            )
             looped = median_s(
-                lambda: [
+                lambda name=name, layer=layer: [
                     attribute(name, model, images[i : i + 1], targets[i : i + 1], layer=layer, upsample=True)
                     for i in range(BATCH)
                 ],
