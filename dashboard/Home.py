@@ -17,6 +17,9 @@ navigation = st.navigation(
             st.Page("app_pages/feature_maps.py", title="Feature maps", icon=":material/layers:"),
             st.Page("app_pages/attributions.py", title="Attributions", icon=":material/insights:"),
         ],
+        "Try it": [
+            st.Page("app_pages/your_digit.py", title="Your own digit", icon=":material/draw:"),
+        ],
     }
 )
 state.ensure_model()  # trains the default model once, with a progress bar, when none is cached

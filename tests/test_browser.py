@@ -28,7 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PAGES = ["", "browse", "errors", "feature_maps", "attributions"]
+PAGES = ["", "browse", "errors", "feature_maps", "attributions", "your_digit"]
 
 pytestmark = pytest.mark.browser
 
@@ -105,7 +105,6 @@ def wait_for_app(page) -> None:
     """Until the page's title is drawn, the script has finished running and charts have settled."""
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=90_000)
     page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=90_000)
-    page.wait_for_selector(".js-plotly-plot", timeout=30_000)
     page.wait_for_timeout(1500)
 
 
@@ -147,7 +146,8 @@ def test_page_renders_cleanly(browser, app_url, path):
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{path or 'overview'}.png"), full_page=True)
     assert_clean(page, errors)
-    assert page.locator(".js-plotly-plot").count() > 0
+    if path != "your_digit":  # that page waits for a drawing
+        assert page.locator(".js-plotly-plot").count() > 0
     page.close()
 
 
@@ -170,5 +170,30 @@ def test_clicking_a_confusion_cell_shows_its_digits(browser, app_url):
     body = page.locator('[data-testid="stMain"]').inner_text()
     assert "true 4, predicted 9" in body, body[:2000]
     page.screenshot(path=str(SHOTS / "errors_cell.png"), full_page=True)
+    assert_clean(page, errors)
+    page.close()
+
+
+def test_drawing_a_digit_gets_a_live_prediction(browser, app_url):
+    page, errors = open_page(browser, app_url, "your_digit")
+    page.wait_for_selector("canvas", timeout=30_000)
+    canvas = page.locator("canvas").last
+    box = canvas.bounding_box()
+    assert box and box["width"] >= 200
+
+    def stroke(points):
+        page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=8)
+        page.mouse.up()
+
+    stroke([(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)])  # a seven: the bar, then the diagonal
+    page.wait_for_selector("text=The network reads", timeout=60_000)
+    wait_for_app(page)
+    body = page.locator('[data-testid="stMain"]').inner_text()
+    assert "The network reads" in body
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "your_digit_drawn.png"), full_page=True)
     assert_clean(page, errors)
     page.close()

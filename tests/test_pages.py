@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core.data import load_mnist
@@ -23,6 +25,7 @@ PAGES = [
     "app_pages/errors.py",
     "app_pages/feature_maps.py",
     "app_pages/attributions.py",
+    "app_pages/your_digit.py",
 ]
 
 
@@ -75,7 +78,8 @@ def tile_indices(spec: dict) -> list[int]:
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders(reference_model, page):
     at = open_app(page)
-    assert at.get("plotly_chart"), f"{page} drew no chart"
+    if page != "app_pages/your_digit.py":  # that one waits for a drawing or an upload
+        assert at.get("plotly_chart"), f"{page} drew no chart"
     assert "reference recipe" in texts(at)  # the sidebar names the loaded model
 
 
@@ -202,3 +206,48 @@ def test_deleted_cache_folder_while_running(tmp_path, monkeypatch, reference_mod
     at.run()
     assert not at.exception
     assert "deleted from the cache folder" in texts(at)
+
+
+def digit_png(index: int) -> bytes:
+    """Test digit ``index`` as a photo would have it: dark ink on white, 5x larger, off centre."""
+    digit = 255 - load_mnist().test.images[index]
+    page = np.full((220, 260), 255, np.uint8)
+    page[30:170, 90:230] = np.asarray(Image.fromarray(digit).resize((140, 140)))
+    buffer = io.BytesIO()
+    Image.fromarray(page).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_upload_a_digit_and_look_inside_it(reference_model, test_eval):
+    at = open_app("app_pages/your_digit.py")
+    at.get("file_uploader")[0].upload("my_seven.png", digit_png(0), "image/png")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"The network reads **{test_eval.preds[0]}**" in texts(at)
+    at.switch_page("app_pages/feature_maps.py")
+    at.run()
+    assert not at.exception
+    assert "**your digit**" in texts(at)
+    at.switch_page("app_pages/attributions.py")
+    at.run()
+    assert not at.exception
+    assert "**your digit**" in texts(at)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("notes.png", b"just some text", "not an image"),
+        ("blank.png", None, "all one shade"),
+    ],
+)
+def test_bad_upload_gets_a_message(reference_model, name, content, message):
+    if content is None:
+        buffer = io.BytesIO()
+        Image.new("L", (64, 64), 255).save(buffer, format="PNG")
+        content = buffer.getvalue()
+    at = open_app("app_pages/your_digit.py")
+    at.get("file_uploader")[0].upload(name, content, "image/png")
+    at.run()
+    assert not at.exception
+    assert any(message in e.value and name in e.value for e in at.error), [e.value for e in at.error]

@@ -1,0 +1,111 @@
+"""Your own digit: draw one or upload a photo, see how the network reads it, then look inside."""
+
+import numpy as np
+import streamlit as st
+
+from core.evaluate import softmax
+from core.preprocess import ImageError, Preprocessed, preprocess_array, preprocess_bytes
+from dashboard import cache, figures, state
+
+CANVAS_SIDE = 280  # 10 screen pixels per MNIST pixel
+STROKE = 22  # MNIST strokes are about 2 px wide in the 20 px box: ~2.2 px once scaled to 28
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
+
+trained = state.current_model()
+st.title("Your own digit")
+st.caption(
+    "Draw a digit or upload a photo of one. It is prepared the way MNIST was: grey levels, light ink on dark, "
+    "cropped to the ink, scaled to 20 pixels and centred by its centre of mass in a 28×28 frame."
+)
+
+
+def show_result(result: Preprocessed, where: str) -> None:
+    """What the model sees, its reading, and the digit made the selected sample."""
+    acts = cache.activations(trained.info.key, result.image.tobytes())
+    probs = softmax(acts["fc2"])
+    pred = int(np.argmax(probs))
+    state.select_drawn(result.image)
+    st.markdown(f"### The network reads **{pred}** ({probs[pred]:.0%})")
+    left, right = st.columns([1, 2])
+    with left:
+        st.plotly_chart(
+            figures.digit(result.image, "model input, 28×28", size=180),
+            key=f"{where}_seen",
+            config=figures.CHART_CONFIG,
+        )
+    with right:
+        st.plotly_chart(
+            figures.probabilities(probs, None, pred, state.current_data().classes),
+            key=f"{where}_probs",
+            config=figures.CHART_CONFIG,
+        )
+    links = st.columns(2)
+    links[0].page_link("app_pages/feature_maps.py", label="Its feature maps", icon=":material/layers:")
+    links[1].page_link("app_pages/attributions.py", label="Why: its attributions", icon=":material/insights:")
+
+
+draw, upload = st.tabs(["Draw", "Upload a picture"])
+
+with draw:
+
+    @st.fragment
+    def drawing() -> None:
+        """Only this part reruns while drawing: the prediction follows each stroke."""
+        try:
+            from streamlit_drawable_canvas import st_canvas
+        except Exception as err:  # the component could not load: keep the upload working
+            st.info(f"The drawing canvas is unavailable here ({err}). Upload a picture instead.")
+            return
+        pad, result_column = st.columns([1, 1.4], gap="large")
+        with pad:
+            st.caption("Draw one digit, large, with the mouse or a finger.")
+            canvas = st_canvas(
+                stroke_width=STROKE,
+                stroke_color="#000000",
+                background_color="#FFFFFF",
+                width=CANVAS_SIDE,
+                height=CANVAS_SIDE,
+                drawing_mode="freedraw",
+                update_streamlit=True,
+                return_image_data=True,
+                key=f"canvas_{st.session_state.get('canvas_round', 0)}",
+            )
+            if st.button("Clear", icon=":material/ink_eraser:", key="canvas_clear"):
+                st.session_state["canvas_round"] = st.session_state.get("canvas_round", 0) + 1
+                st.rerun(scope="fragment")
+        with result_column:
+            pixels = canvas.image_data
+            if pixels is None or pixels[:, :, :3].min() > 200:  # nothing dark drawn yet
+                st.info("Draw a digit on the white square: the prediction appears here as you draw.")
+                return
+            try:
+                show_result(preprocess_array(pixels), "draw")
+            except ImageError as err:
+                st.warning(str(err))
+
+    drawing()
+
+with upload:
+    file = st.file_uploader(
+        "A photo or scan of one handwritten digit",
+        type=UPLOAD_TYPES,
+        key="upload_file",
+        help="Dark ink on light paper or light on dark both work. Crop close to the digit for the best result.",
+    )
+    if file is not None:
+        data = file.getvalue()
+        try:
+            result = preprocess_bytes(data)
+        except ImageError as err:
+            st.error(f"{file.name}: {err}", icon=":material/broken_image:")
+        else:
+            original, shown = st.columns(2)
+            with original:
+                note = "dark ink on light: inverted" if result.inverted else "light ink on dark"
+                st.plotly_chart(
+                    figures.digit(255 - result.source, f"your picture, in grey ({note})", size=260),
+                    key="upload_source",
+                    config=figures.CHART_CONFIG,
+                )
+            with shown:
+                show_result(result, "upload")
