@@ -21,7 +21,9 @@ IMAGE_X = dict(visible=False)
 IMAGE_Y = dict(visible=False, autorange="reversed", scaleanchor="x")  # row 0 at the top, square pixels
 
 
-def _figure(traces: list, height: int, width: int | None = None, image: bool = False, **layout) -> go.Figure:
+def _figure(
+    traces: list, height: int, width: int | None = None, image: bool = False, top: int = 30, **layout
+) -> go.Figure:
     """One figure from its traces and layout in a single constructor call.
 
     Plotly validates on every ``update_*``/``add_*`` call (about a millisecond each);
@@ -34,7 +36,7 @@ def _figure(traces: list, height: int, width: int | None = None, image: bool = F
         layout=dict(
             height=height,
             width=width,
-            margin=dict(l=10, r=10, t=30, b=10),
+            margin=dict(l=10, r=10, t=top, b=10),
             plot_bgcolor="white",
             dragmode=False,
             **layout,
@@ -118,9 +120,10 @@ def digit_grid(
     scale = 1.6  # screen pixels per image pixel
     return _figure(
         traces,
-        int(rows * cell_h * scale) + 40,
+        int(rows * cell_h * scale) + 15,
         int(columns * cell_w * scale) + 20,
         image=True,
+        top=5,
         shapes=shapes,
         showlegend=False,
         hovermode="closest",

@@ -43,16 +43,22 @@ def ensure_model() -> TrainedModel:
     key = st.session_state.get(_MODEL)
     if key is None:
         key = _initial_model_key()
+    config = RECIPES["default"]
     if key is not None:
         try:
             trained = cache.model(key)
             st.session_state[_MODEL] = key
             return trained
         except CheckpointError as err:
-            st.warning(f"The cached model could not be loaded ({err}). Training the default model again.")
+            try:  # retrain the same settings when meta.json can still say what they were
+                config = checkpoints.read_info(checkpoints.models_root() / key).config
+            except CheckpointError:
+                pass
+            st.warning(f"The cached model could not be loaded ({err}). Training it again.")
     with st.container(border=True):
-        st.info("No trained model is cached yet: training the default recipe once (about 15 s on a laptop CPU).")
-        trained = cache.train_with_progress(RECIPES["default"])
+        if key is None:
+            st.info("No trained model is cached yet: training the default recipe once (about 15 s on a laptop CPU).")
+        trained = cache.train_with_progress(config)
     if trained.notice:
         st.warning(trained.notice)
     st.session_state[_MODEL] = trained.info.key

@@ -101,10 +101,16 @@ def browser():
         b.close()
 
 
-def wait_for_app(page) -> None:
-    """Until the page's title is drawn, the script has finished running and charts have settled."""
+def wait_for_app(page, charts: bool = True) -> None:
+    """Until the page's title is drawn, the script has finished running and (``charts``) a
+    Plotly chart is laid out; then a moment for the rest to settle."""
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=90_000)
     page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=90_000)
+    if charts:
+        page.wait_for_function(
+            "() => { const g = document.querySelector('.js-plotly-plot'); return g && g._fullLayout; }",
+            timeout=90_000,
+        )
     page.wait_for_timeout(1500)
 
 
@@ -130,7 +136,7 @@ def open_page(browser, url: str, path: str):
     )
     page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
     page.goto(f"{url}/{path}")
-    wait_for_app(page)
+    wait_for_app(page, charts=path != "your_digit")
     return page, errors
 
 
@@ -165,10 +171,15 @@ def test_clicking_a_confusion_cell_shows_its_digits(browser, app_url):
     )
     assert matrix.is_visible()
     page.mouse.click(box["x"], box["y"])
-    wait_for_app(page)
-    page.wait_for_timeout(500)
-    body = page.locator('[data-testid="stMain"]').inner_text()
+    try:
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=stMain]').innerText.includes('true 4, predicted 9')",
+            timeout=60_000,
+        )
+    finally:
+        body = page.locator('[data-testid="stMain"]').inner_text()
     assert "true 4, predicted 9" in body, body[:2000]
+    wait_for_app(page)
     page.screenshot(path=str(SHOTS / "errors_cell.png"), full_page=True)
     assert_clean(page, errors)
     page.close()

@@ -251,3 +251,14 @@ def test_bad_upload_gets_a_message(reference_model, name, content, message):
     at.run()
     assert not at.exception
     assert any(message in e.value and name in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_damaged_checkpoint_is_retrained_with_a_message(tmp_path, monkeypatch, reference_model):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    trained = load_or_train(tiny_config(seed=11), root=tmp_path)
+    weights = trained.info.folder / "epoch_01.safetensors"
+    weights.write_bytes(weights.read_bytes()[:500])
+    at = open_app(model=trained.info.key)
+    assert "could not be loaded" in texts(at)
+    assert "seed 11" in texts(at)  # the same settings were trained again
+    assert len(weights.read_bytes()) > 500
