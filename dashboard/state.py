@@ -7,6 +7,7 @@ The selected sample is a split and an index (``test``/``train``), or the user's 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,10 +51,8 @@ def ensure_model() -> TrainedModel:
             st.session_state[_MODEL] = key
             return trained
         except CheckpointError as err:
-            try:  # retrain the same settings when meta.json can still say what they were
+            with contextlib.suppress(CheckpointError):  # retrain the same settings if meta.json still says
                 config = checkpoints.read_info(checkpoints.models_root() / key).config
-            except CheckpointError:
-                pass
             st.warning(f"The cached model could not be loaded ({err}). Training it again.")
     with st.container(border=True):
         if key is None:
