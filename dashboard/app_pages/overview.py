@@ -59,6 +59,7 @@ with right:
         ],
         hide_index=True,
         width="stretch",
+        height="content",
     )
 
 left, right = st.columns([1, 1], gap="large")

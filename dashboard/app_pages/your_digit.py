@@ -29,7 +29,7 @@ def show_result(result: Preprocessed, where: str) -> None:
     left, right = st.columns([1, 2])
     with left:
         st.plotly_chart(
-            figures.digit(result.image, "model input, 28×28", size=180),
+            figures.digit(result.image, "model input", size=180),
             key=f"{where}_seen",
             config=figures.CHART_CONFIG,
         )
