@@ -262,3 +262,31 @@ def test_damaged_checkpoint_is_retrained_with_a_message(tmp_path, monkeypatch, r
     assert "could not be loaded" in texts(at)
     assert "seed 11" in texts(at)  # the same settings were trained again
     assert len(weights.read_bytes()) > 500
+
+
+def test_first_start_trains_with_a_progress_bar(tmp_path, monkeypatch, reference_model):
+    """An empty cache: the app trains the default recipe (made tiny here) and carries on."""
+    from core import config
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    monkeypatch.setitem(config.RECIPES, "default", tiny_config(recipe="default", seed=21))
+    at = open_app()
+    assert "No trained model is cached yet" in texts(at)
+    assert "default recipe" in texts(at) and "seed 21" in texts(at)
+    assert [f.name for f in (tmp_path / "models").iterdir() if f.is_dir()]
+    again = open_app()  # a later start loads it instead of training
+    assert "No trained model is cached yet" not in texts(again)
+
+
+def test_sidebar_trains_a_new_model_and_switches_to_it(tmp_path, monkeypatch, reference_model):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    first = load_or_train(tiny_config(seed=31), root=tmp_path)
+    at = open_app(model=first.info.key)
+    at.selectbox(key="train_recipe").set_value("reference")
+    at.number_input(key="train_seed").set_value(32)
+    next(b for b in at.button if b.label == "Train").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "seed 32" in texts(at)
+    labels = at.selectbox(key="sidebar_model").options
+    assert len(labels) == 2
