@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.data import to_tensor
-from core.evaluate import predict_logits
+from core.evaluate import softmax
 from dashboard import cache, figures, state
 
 PAGE_SIZE = 100  # tiles per page: one mosaic of 10 x 10
@@ -70,22 +69,27 @@ def digit_grid(split: str, indices: np.ndarray, key: str, columns: int = 10, sho
     )
 
 
-def sample_detail(sample: state.Sample | None = None) -> None:
-    """The selected digit large, its probabilities, and links to look inside the network."""
+def sample_probs(sample: state.Sample) -> np.ndarray:
+    """The model's class probabilities for a sample, float32 (10,)."""
+    key = state.current_model().info.key
+    if sample.split == state.DRAWN:
+        return softmax(cache.activations(key, state.sample_image(sample).tobytes())["fc2"])
+    return cache.evaluation(key, sample.split).probs[sample.index]
+
+
+def sample_detail(sample: state.Sample | None = None, image_title: str = "") -> None:
+    """A digit large, its probabilities, and links to look inside the network."""
     sample = sample or state.selected_sample()
     image = state.sample_image(sample)
     label = state.sample_label(sample)
-    trained = state.current_model()
-    if sample.split == state.DRAWN:
-        probs = predict_logits(trained.model, to_tensor(image[None])).softmax(1)[0].numpy()
-    else:
-        probs = cache.evaluation(trained.info.key, sample.split).probs[sample.index]
+    probs = sample_probs(sample)
     pred = int(np.argmax(probs))
-    verdict = "" if label is None else (" ✓" if pred == label else f" ✗ (true {label})")
-    st.markdown(f"#### {sample.title}: predicted **{pred}** at {probs[pred]:.1%}{verdict}")
+    st.markdown("#### " + prediction_text(sample, probs))
     left, right = st.columns([2, 3])
     with left:
-        st.plotly_chart(figures.digit(image, size=220), key=f"detail_image_{sample.split}", config=figures.CHART_CONFIG)
+        st.plotly_chart(
+            figures.digit(image, image_title, size=200), key=f"detail_image_{sample.split}", config=figures.CHART_CONFIG
+        )
     with right:
         st.plotly_chart(
             figures.probabilities(probs, label, pred, state.current_data().classes),
@@ -93,11 +97,8 @@ def sample_detail(sample: state.Sample | None = None) -> None:
             config=figures.CHART_CONFIG,
         )
     links = st.columns(2)
-    for column, page, title, icon in (
-        (links[0], "app_pages/feature_maps.py", "Feature maps of this digit", ":material/layers:"),
-        (links[1], "app_pages/attributions.py", "Why: attributions", ":material/insights:"),
-    ):
-        column.page_link(page, label=title, icon=icon)
+    links[0].page_link("app_pages/feature_maps.py", label="Its feature maps", icon=":material/layers:")
+    links[1].page_link("app_pages/attributions.py", label="Why: its attributions", icon=":material/insights:")
 
 
 def sample_picker(prefix: str) -> state.Sample:
@@ -157,8 +158,13 @@ def sample_picker(prefix: str) -> state.Sample:
     return state.selected_sample()
 
 
-def prediction_line(sample: state.Sample, probs: np.ndarray) -> None:
+def prediction_text(sample: state.Sample, probs: np.ndarray) -> str:
+    """'**test #8**: the network reads **5** (99.2%) — correct', as Markdown."""
     label = state.sample_label(sample)
     pred = int(np.argmax(probs))
     verdict = "" if label is None else (" — correct" if pred == label else f" — **wrong**, it is a {label}")
-    st.markdown(f"**{sample.title}**: the network reads **{pred}** ({probs[pred]:.1%}){verdict}")
+    return f"**{sample.title}**: the network reads **{pred}** ({probs[pred]:.1%}){verdict}"
+
+
+def prediction_line(sample: state.Sample, probs: np.ndarray) -> None:
+    st.markdown(prediction_text(sample, probs))

@@ -200,10 +200,10 @@ def test_drawing_a_digit_gets_a_live_prediction(browser, app_url):
         page.mouse.up()
 
     stroke([(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)])  # a seven: the bar, then the diagonal
-    page.wait_for_selector("text=The network reads", timeout=60_000)
+    page.wait_for_selector("text=the network reads", timeout=60_000)
     wait_for_app(page)
     body = page.locator('[data-testid="stMain"]').inner_text()
-    assert "The network reads" in body
+    assert "your digit: the network reads" in body
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "your_digit_drawn.png"), full_page=True)
     assert_clean(page, errors)

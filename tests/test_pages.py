@@ -223,7 +223,7 @@ def test_upload_a_digit_and_look_inside_it(reference_model, test_eval):
     at.get("file_uploader")[0].upload("my_seven.png", digit_png(0), "image/png")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert f"The network reads **{test_eval.preds[0]}**" in texts(at)
+    assert f"**your digit**: the network reads **{test_eval.preds[0]}**" in texts(at)
     at.switch_page("app_pages/feature_maps.py")
     at.run()
     assert not at.exception

@@ -1,17 +1,14 @@
 """Your own digit: draw one or upload a photo, see how the network reads it, then look inside."""
 
-import numpy as np
 import streamlit as st
 
-from core.evaluate import softmax
 from core.preprocess import ImageError, Preprocessed, preprocess_array, preprocess_bytes
-from dashboard import cache, figures, state
+from dashboard import figures, panels, state
 
 CANVAS_SIDE = 280  # 10 screen pixels per MNIST pixel
 STROKE = 22  # MNIST strokes are about 2 px wide in the 20 px box: ~2.2 px once scaled to 28
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 
-trained = state.current_model()
 st.title("Your own digit")
 st.caption(
     "Draw a digit or upload a photo of one. It is prepared the way MNIST was: grey levels, light ink on dark, "
@@ -19,29 +16,10 @@ st.caption(
 )
 
 
-def show_result(result: Preprocessed, where: str) -> None:
-    """What the model sees, its reading, and the digit made the selected sample."""
-    acts = cache.activations(trained.info.key, result.image.tobytes())
-    probs = softmax(acts["fc2"])
-    pred = int(np.argmax(probs))
+def show_result(result: Preprocessed) -> None:
+    """Make the digit the selected sample and show how the network reads it."""
     state.select_drawn(result.image)
-    st.markdown(f"### The network reads **{pred}** ({probs[pred]:.0%})")
-    left, right = st.columns([1, 2])
-    with left:
-        st.plotly_chart(
-            figures.digit(result.image, "model input", size=180),
-            key=f"{where}_seen",
-            config=figures.CHART_CONFIG,
-        )
-    with right:
-        st.plotly_chart(
-            figures.probabilities(probs, None, pred, state.current_data().classes),
-            key=f"{where}_probs",
-            config=figures.CHART_CONFIG,
-        )
-    links = st.columns(2)
-    links[0].page_link("app_pages/feature_maps.py", label="Its feature maps", icon=":material/layers:")
-    links[1].page_link("app_pages/attributions.py", label="Why: its attributions", icon=":material/insights:")
+    panels.sample_detail(image_title="what the model sees")
 
 
 draw, upload = st.tabs(["Draw", "Upload a picture"])
@@ -79,7 +57,7 @@ with draw:
                 st.info("Draw a digit on the white square: the prediction appears here as you draw.")
                 return
             try:
-                show_result(preprocess_array(pixels), "draw")
+                show_result(preprocess_array(pixels))
             except ImageError as err:
                 st.warning(str(err))
 
@@ -108,4 +86,4 @@ with upload:
                     config=figures.CHART_CONFIG,
                 )
             with shown:
-                show_result(result, "upload")
+                show_result(result)
