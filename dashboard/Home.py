@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core.data import DataError
 from dashboard import sidebar, state
 
 st.set_page_config(page_title="MNIST CNN dashboard", page_icon="🔢", layout="wide")
@@ -22,7 +23,11 @@ navigation = st.navigation(
         ],
     }
 )
-state.ensure_model()  # trains the default model once, with a progress bar, when none is cached
+try:
+    state.ensure_model()  # trains the default model once, with a progress bar, when none is cached
+except DataError as err:  # e.g. a damaged bundled file: say which, and stop cleanly
+    st.error(f"The MNIST data could not be loaded. {err}", icon=":material/database:")
+    st.stop()
 sidebar.show()
 navigation.run()
 state.sync_url()

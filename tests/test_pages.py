@@ -290,3 +290,22 @@ def test_sidebar_trains_a_new_model_and_switches_to_it(tmp_path, monkeypatch, re
     assert "seed 32" in texts(at)
     labels = at.selectbox(key="sidebar_model").options
     assert len(labels) == 2
+
+
+def test_damaged_data_is_a_message_not_a_traceback(monkeypatch, reference_model):
+    from core import data
+
+    def broken(source="bundled"):
+        raise data.DataError("core/mnist_files/t10k-images-idx3-ubyte.gz: checksum mismatch")
+
+    monkeypatch.setattr("dashboard.cache.load_mnist", broken)
+    from dashboard import cache
+
+    cache.dataset.clear()
+    try:
+        at = AppTest.from_file(HOME, default_timeout=60)
+        at.run()
+        assert not at.exception
+        assert any("checksum mismatch" in e.value for e in at.error)
+    finally:
+        cache.dataset.clear()
