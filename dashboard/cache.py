@@ -26,21 +26,26 @@ def dataset(source: str = "bundled") -> Mnist:
     return load_mnist(source)
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
-def model(key: str) -> TrainedModel:
-    """A cached model by key; raises ``CheckpointError`` when it is gone or damaged."""
-    return load_cached(key)
+@st.cache_resource(show_spinner="Loading the model…", max_entries=16)
+def model(ref: str) -> TrainedModel:
+    """Cached weights by reference: "KEY" (last epoch) or "KEY@N" (after epoch N).
+
+    Raises ``CheckpointError`` when they are gone or damaged.
+    """
+    key, _, epoch = ref.partition("@")
+    return load_cached(key, epoch=int(epoch) if epoch else None)
 
 
 @st.cache_resource(show_spinner="Running the model over the split (once per model)…", max_entries=16)
-def evaluation(key: str, split: str = "test") -> Evaluation:
-    """A model's predictions on a split, cached on disk beside it and in memory here."""
-    trained = model(key)
+def evaluation(ref: str, split: str = "test") -> Evaluation:
+    """Predictions of some weights on a split, cached on disk beside them and in memory here."""
+    trained = model(ref)
     data = dataset(trained.info.data_source).split(split)
     folder = trained.info.folder
     if not folder.is_dir():  # the cache folder was deleted while the app runs: keep it in memory
         return evaluate(trained.model, data)
-    return load_or_evaluate(trained.model, data, folder, split)
+    _, _, epoch = ref.partition("@")
+    return load_or_evaluate(trained.model, data, folder, f"{split}_epoch{int(epoch):02d}" if epoch else split)
 
 
 def cached_models() -> list[CheckpointInfo]:
@@ -67,15 +72,15 @@ def _pixels_tensor(pixels: bytes) -> torch.Tensor:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def activations(key: str, pixels: bytes) -> dict[str, np.ndarray]:
+def activations(ref: str, pixels: bytes) -> dict[str, np.ndarray]:
     """Every layer's output for one digit (given as its 784 pixel bytes), batch axis dropped."""
-    outputs = layer_outputs(model(key).model, _pixels_tensor(pixels))
+    outputs = layer_outputs(model(ref).model, _pixels_tensor(pixels))
     return {name: value[0] for name, value in outputs.items()}
 
 
 @st.cache_data(max_entries=1024, show_spinner=False)
 def attribution_map(
-    key: str,
+    ref: str,
     pixels: bytes,
     label: int | None,
     method: str,
@@ -86,7 +91,7 @@ def attribution_map(
     options: tuple[tuple[str, object], ...],
 ) -> np.ndarray:
     """One attribution map for one digit; raises ``AttributionError`` with a message for the page."""
-    trained = model(key)
+    trained = model(ref)
     images = _pixels_tensor(pixels)
     predicted = predict_logits(trained.model, images).argmax(1)
     true = None if label is None else torch.tensor([label])

@@ -172,8 +172,9 @@ def class_balance(counts: dict[str, np.ndarray], classes: tuple[str, ...]) -> go
 # ---- the model -------------------------------------------------------------------------
 
 
-def training_curves(history: list[dict]) -> go.Figure:
-    """Loss (train and test) on the left, test accuracy on the right, per epoch."""
+def training_curves(history: list[dict], selected: int | None = None) -> go.Figure:
+    """Loss (train and test) on the left, test accuracy on the right, per epoch; a dotted
+    line marks the ``selected`` epoch, whose weights are in use."""
     epochs = [r["epoch"] for r in history]
     accuracy = [r["test_accuracy"] for r in history]
     line = dict(mode="lines+markers")
@@ -183,9 +184,24 @@ def training_curves(history: list[dict]) -> go.Figure:
         go.Scatter(x=epochs, y=accuracy, name="test accuracy", xaxis="x2", yaxis="y2", **line),
     ]
     epoch_axis = dict(title="epoch", dtick=1)
+    shapes = [
+        dict(
+            type="line",
+            xref=x,
+            yref="paper",
+            x0=selected,
+            x1=selected,
+            y0=0,
+            y1=1,
+            line=dict(color="#868E96", dash="dot", width=1.5),
+        )
+        for x in ("x", "x2")
+        if selected is not None and len(epochs) > 1
+    ]
     return _figure(
         traces,
         300,
+        shapes=shapes,
         xaxis=dict(domain=[0, 0.44], **epoch_axis),
         xaxis2=dict(domain=[0.56, 1], anchor="y2", **epoch_axis),
         yaxis=dict(title="loss", rangemode="tozero"),

@@ -45,7 +45,7 @@ def tile_captions(evaluation, indices: np.ndarray, short: bool = False) -> tuple
 
 def digit_grid(split: str, indices: np.ndarray, key: str, columns: int = 10, short: bool = False) -> None:
     """A clickable grid of digits; a click makes the digit the selected sample."""
-    evaluation = cache.evaluation(state.current_model().info.key, split)
+    evaluation = cache.evaluation(state.model_ref(), split)
     images = state.current_data().split(split).images[indices]
     captions, wrong, hover = tile_captions(evaluation, indices, short)
     sample = state.selected_sample()
@@ -71,7 +71,7 @@ def digit_grid(split: str, indices: np.ndarray, key: str, columns: int = 10, sho
 
 def sample_probs(sample: state.Sample) -> np.ndarray:
     """The model's class probabilities for a sample, float32 (10,)."""
-    key = state.current_model().info.key
+    key = state.model_ref()
     if sample.split == state.DRAWN:
         return softmax(cache.activations(key, state.sample_image(sample).tobytes())["fc2"])
     return cache.evaluation(key, sample.split).probs[sample.index]
@@ -106,7 +106,7 @@ def sample_picker(prefix: str) -> state.Sample:
     one chosen on another page; returns the selected sample and shows its prediction."""
     sample = state.selected_sample()
     data = state.current_data()
-    key = state.current_model().info.key
+    key = state.model_ref()
     splits = list(state.DATA_SPLITS) + ([state.DRAWN] if state.has_drawn() else [])
     # The shared selection is the truth: put it into this page's widgets before they draw.
     st.session_state[f"{prefix}_split"] = sample.split

@@ -24,6 +24,7 @@ def show() -> None:
                 "train it again below to save it."
             )
         _switch_model(info.key)
+        _step_epochs(trained)
         _train_form()
 
 
@@ -41,6 +42,30 @@ def _switch_model(current: str) -> None:
         key="sidebar_model",
         on_change=lambda: state.use_model(st.session_state["sidebar_model"]),
     )
+
+
+def _step_epochs(trained) -> None:
+    """Step through the checkpoints saved after each epoch: every page follows."""
+    epochs = trained.info.epochs_done
+    if epochs < 2:
+        return
+    current = state.model_epoch()
+    st.session_state["sidebar_epoch"] = current
+
+    def on_change() -> None:
+        chosen = st.session_state["sidebar_epoch"]
+        state.use_model(trained.info.key, None if chosen == epochs else chosen)
+
+    st.select_slider(
+        "Weights after epoch",
+        options=list(range(1, epochs + 1)),
+        key="sidebar_epoch",
+        on_change=on_change,
+        help="Every page shows the network as it was after this epoch: see the features form as it learns.",
+    )
+    if current < epochs:
+        accuracy = trained.history[current - 1]["test_accuracy"]
+        st.caption(f"After epoch {current}: test accuracy {accuracy:.2%}")
 
 
 def _train_form() -> None:

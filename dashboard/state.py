@@ -22,7 +22,7 @@ from dashboard import cache
 
 DATA_SPLITS = ("test", "train")
 DRAWN = "drawn"  # the user's own digit, drawn or uploaded
-_SPLIT, _INDEX, _MODEL, _DRAWN_IMAGE = "sample_split", "sample_index", "model_key", "drawn_image"
+_SPLIT, _INDEX, _MODEL, _EPOCH, _DRAWN_IMAGE = "sample_split", "sample_index", "model_key", "model_epoch", "drawn_image"
 
 
 @dataclass(frozen=True)
@@ -60,31 +60,50 @@ def ensure_model() -> TrainedModel:
         trained = cache.train_with_progress(config)
     if trained.notice:
         st.warning(trained.notice)
-    st.session_state[_MODEL] = trained.info.key
+    use_model(trained.info.key)
     cache.model.clear()
     return cache.model(trained.info.key)
 
 
 def _initial_model_key() -> str | None:
-    available = [info.key for info in cache.cached_models()]
-    wanted = st.query_params.get("model")
-    if wanted in available:
-        return wanted
+    available = {info.key: info for info in cache.cached_models()}
+    wanted = st.query_params.get("model", "")
+    key, _, epoch = wanted.partition("@")
+    if key in available:
+        if epoch.isdigit() and 1 <= int(epoch) < available[key].epochs_done:
+            st.session_state[_EPOCH] = int(epoch)
+        elif epoch:
+            st.warning(f"The link asks for epoch {epoch!r}, which this model does not have; showing its last epoch.")
+        return key
     if wanted:
         st.warning(f"The model {wanted!r} from the link is not in this machine's cache; showing another one.")
     default_key = checkpoints.model_key(RECIPES["default"], cache.dataset().fingerprint)
     if default_key in available:
         return default_key
-    return available[0] if available else None
+    return next(iter(available), None)  # the newest
 
 
-def use_model(key: str) -> None:
+def use_model(key: str, epoch: int | None = None) -> None:
+    """Switch to a cached model, at its last epoch or (``epoch``) the weights after an earlier one."""
     st.session_state[_MODEL] = key
+    st.session_state[_EPOCH] = epoch
+
+
+def model_epoch() -> int:
+    """The epoch whose weights are in use."""
+    return st.session_state.get(_EPOCH) or ensure_model().info.epochs_done
+
+
+def model_ref() -> str:
+    """The weights in use as one cache key: "KEY" for the last epoch, "KEY@N" for epoch N."""
+    key = ensure_model().info.key
+    epoch = st.session_state.get(_EPOCH)
+    return key if epoch is None else f"{key}@{epoch}"
 
 
 def current_model() -> TrainedModel:
-    """The loaded model (``ensure_model`` ran in Home.py before any page)."""
-    return ensure_model()
+    """The weights in use (``ensure_model`` ran in Home.py before any page)."""
+    return cache.model(model_ref())
 
 
 def current_data() -> Mnist:
@@ -155,7 +174,7 @@ def _read_url() -> None:
 def sync_url() -> None:
     """Write the model and the selected sample to the query string (after the page ran)."""
     sample = selected_sample()
-    params = {"model": st.session_state.get(_MODEL, "")}
+    params = {"model": model_ref()}
     if sample.split in DATA_SPLITS:
         params.update(split=sample.split, index=str(sample.index))
     for name, value in params.items():

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from core import checkpoints
 from core.data import load_mnist
 from core.evaluate import evaluate
 from core.train import load_or_train
@@ -309,3 +310,26 @@ def test_damaged_data_is_a_message_not_a_traceback(monkeypatch, reference_model)
         assert any("checksum mismatch" in e.value for e in at.error)
     finally:
         cache.dataset.clear()
+
+
+def test_stepping_through_epochs(tmp_path, monkeypatch, reference_model):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    trained = load_or_train(tiny_config(epochs=2, seed=41), root=tmp_path)
+    at = open_app(model=trained.info.key)
+    assert at.select_slider(key="sidebar_epoch").value == 2
+    at.select_slider(key="sidebar_epoch").set_value(1)
+    at.run()
+    assert not at.exception
+    assert at.query_params["model"] == f"{trained.info.key}@1"  # the link reopens this epoch
+    first = evaluate(checkpoints.load_checkpoint(trained.info.folder, epoch=1), load_mnist().test)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{first.accuracy:.2%}"
+    assert "weights after epoch 1 of 2" in texts(at)
+    for page in PAGES[1:]:
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    linked = open_app(model=f"{trained.info.key}@1")
+    assert linked.select_slider(key="sidebar_epoch").value == 1
+    bad = open_app(model=f"{trained.info.key}@9")
+    assert "does not have" in texts(bad)

@@ -11,7 +11,7 @@ from dashboard import cache, figures, panels, state
 DEFAULT_METHODS = ["Saliency", "Integrated Gradients", "Input × Gradient", "Guided Backprop", "Occlusion"]
 
 trained = state.current_model()
-key = trained.info.key
+key = state.model_ref()
 st.title("Why: attributions")
 st.caption(
     "An attribution map scores every pixel (or unit) by how much it pushed the network toward the target class: "

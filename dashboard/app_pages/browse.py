@@ -8,7 +8,7 @@ from dashboard import cache, figures, panels, state
 
 ANY = "any"
 data = state.current_data()
-key = state.current_model().info.key
+key = state.model_ref()
 
 st.title("Browse digits")
 controls = st.columns([1.2, 1, 1, 1.2, 1.6])

@@ -5,7 +5,7 @@ import streamlit as st
 from dashboard import cache, figures, panels, state
 
 data = state.current_data()
-evaluation = cache.evaluation(state.current_model().info.key, "test")
+evaluation = cache.evaluation(state.model_ref(), "test")
 matrix = evaluation.confusion
 
 st.title("Where the network fails")

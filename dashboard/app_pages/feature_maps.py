@@ -18,7 +18,7 @@ st.caption(
 )
 sample = panels.sample_picker("fm")
 image = state.sample_image(sample)
-acts = cache.activations(trained.info.key, image.tobytes())
+acts = cache.activations(state.model_ref(), image.tobytes())
 panels.prediction_line(sample, softmax(acts["fc2"]))
 
 st.subheader("The path at a glance")

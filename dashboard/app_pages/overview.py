@@ -10,7 +10,7 @@ from dashboard import cache, figures, state
 trained = state.current_model()
 info = trained.info
 data = state.current_data()
-evaluation = cache.evaluation(info.key, "test")
+evaluation = cache.evaluation(state.model_ref(), "test")
 
 st.title("What this network is")
 st.markdown(
@@ -27,6 +27,8 @@ c1.metric("Test accuracy", f"{evaluation.accuracy:.2%}", help="On the 10,000 tes
 c2.metric("Mistakes", f"{len(evaluation.misclassified):,} of {len(evaluation.labels):,}")
 c3.metric("Parameters", f"{total:,}")
 c4.metric("Training", f"{info.epochs_done} epoch{'s' if info.epochs_done != 1 else ''}, {info.train_seconds:.1f} s")
+if state.model_epoch() < info.epochs_done:
+    st.info(f"Showing the weights after epoch {state.model_epoch()} of {info.epochs_done} (chosen in the sidebar).")
 
 left, right = st.columns([1, 1], gap="large")
 with left:
@@ -65,7 +67,11 @@ with right:
 left, right = st.columns([1, 1], gap="large")
 with left:
     st.subheader("Training curves")
-    st.plotly_chart(figures.training_curves(trained.history), key="overview_curves", config=figures.CHART_CONFIG)
+    st.plotly_chart(
+        figures.training_curves(trained.history, state.model_epoch()),
+        key="overview_curves",
+        config=figures.CHART_CONFIG,
+    )
 with right:
     st.subheader("Accuracy per class")
     st.plotly_chart(
