@@ -234,8 +234,15 @@ def per_class_accuracy(accuracy: np.ndarray, classes: tuple[str, ...]) -> go.Fig
     )
 
 
-def confusion(matrix: np.ndarray, show_diagonal: bool, normalise: bool, classes: tuple[str, ...]) -> go.Figure:
-    """The confusion matrix (rows true, columns predicted) as a heatmap with counts.
+def confusion(
+    matrix: np.ndarray,
+    show_diagonal: bool,
+    normalise: bool,
+    classes: tuple[str, ...],
+    selected: tuple[int, int] | None = None,
+) -> go.Figure:
+    """The confusion matrix (rows true, columns predicted) as a heatmap with counts; the
+    ``selected`` (true, predicted) cell is outlined.
 
     An invisible marker sits on every cell so a click selects it; its customdata is
     (true, predicted, count, share of the true class).
@@ -277,6 +284,18 @@ def confusion(matrix: np.ndarray, show_diagonal: bool, normalise: bool, classes:
     return _figure(
         traces,
         520,
+        shapes=[
+            dict(
+                type="rect",
+                x0=selected[1] - 0.5,
+                x1=selected[1] + 0.5,
+                y0=selected[0] - 0.5,
+                y1=selected[0] + 0.5,
+                line=dict(color="#F08C00", width=3),
+            )
+        ]
+        if selected is not None
+        else [],
         showlegend=False,
         hovermode="closest",
         xaxis=dict(title="predicted", side="top", constrain="domain", **axis),

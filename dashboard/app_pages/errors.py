@@ -44,7 +44,13 @@ with left:
         help="Each row divided by the number of digits of that class",
     )
     st.plotly_chart(
-        figures.confusion(matrix, show_diagonal, normalise, data.classes),
+        figures.confusion(
+            matrix,
+            show_diagonal,
+            normalise,
+            data.classes,
+            selected=(st.session_state["errors_true"], st.session_state["errors_pred"]),
+        ),
         key="errors_matrix",
         on_select=on_cell_click,
         selection_mode="points",
