@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -29,7 +31,7 @@ from core.config import recipe
 from core.data import load_mnist
 from core.evaluate import evaluate
 from core.model import MNIST_MEAN, MNIST_STD, MnistCNN
-from core.train import train
+from core.train import load_or_train, train
 
 
 class PilDataset(torch.utils.data.Dataset):
@@ -93,6 +95,15 @@ def main() -> None:
 
     ref_s, ref_acc = ours(data, recipe("reference"))
     print(f"ours      reference recipe (Adam 1e-3, batch 100, 1 epoch):  {ref_s:6.2f} s  accuracy {ref_acc:.2%}")
+
+    with tempfile.TemporaryDirectory() as root:
+        load_or_train(recipe("reference"), root=Path(root))
+        start = time.perf_counter()
+        cached = load_or_train(recipe("reference"), root=Path(root))
+        hit = time.perf_counter() - start
+    print(
+        f"ours      cache hit, same settings again:                    {hit:6.3f} s  (trained_now={cached.trained_now})"
+    )
 
     seeds = [0] if args.quick else [0, 1, 2]
     runs = [ours(data, recipe("default", seed=s)) for s in seeds]
