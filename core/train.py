@@ -102,7 +102,11 @@ def train(
         start = time.perf_counter()
         model.train()
         order = torch.randperm(len(labels), generator=shuffle).to(device)
-        running, count, epoch_loss = 0.0, 0, 0.0
+        # Losses are summed on the device and read every PROGRESS_EVERY batches: a .item()
+        # per batch would make a GPU wait for every step.
+        running = torch.zeros((), device=device)
+        epoch_loss = torch.zeros((), device=device)
+        count = 0
         for batch in range(1, batches + 1):
             idx = order[(batch - 1) * config.batch_size : batch * config.batch_size]
             loss = torch.nn.functional.cross_entropy(model(images[idx]), labels[idx])
@@ -111,19 +115,20 @@ def train(
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            value = loss.item()
-            running += value
-            epoch_loss += value
+            running += loss.detach()
             count += 1
             if progress is not None and (batch % PROGRESS_EVERY == 0 or batch == batches):
-                progress(Progress(epoch, config.epochs, batch, batches, running / count, test_accuracy))
-                running, count = 0.0, 0
+                progress(Progress(epoch, config.epochs, batch, batches, running.item() / count, test_accuracy))
+                epoch_loss += running
+                running.zero_()
+                count = 0
+        epoch_loss += running
         logits = predict_logits(model, test_images)
         test_loss = torch.nn.functional.cross_entropy(logits, test_labels).item()
         test_accuracy = (logits.argmax(1) == test_labels).float().mean().item()
         record = {
             "epoch": epoch,
-            "train_loss": epoch_loss / batches,
+            "train_loss": epoch_loss.item() / batches,
             "test_loss": test_loss,
             "test_accuracy": test_accuracy,
             "seconds": time.perf_counter() - start,
