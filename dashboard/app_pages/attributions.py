@@ -124,6 +124,12 @@ with by_layer:
         else:
             fig = figures.attribution_row([m for _, m in maps], [layer for layer, _ in maps], image)
         st.plotly_chart(fig, key="at_layers_row", config=figures.CHART_CONFIG)
+        blank = [layer for layer, m in maps if not np.any(m)]
+        if blank:
+            st.caption(
+                f"Blank: {', '.join(blank)}. {method} found no evidence there for this target"
+                + (" (Grad-CAM keeps only the positive part)." if method == "Grad-CAM" else ".")
+            )
     fc1 = compute(method, target, "fc1", cls=chosen) if "fc1" in METHODS[method].layers else None
     if fc1 is not None:
         st.caption("fc1 has no position: its 20 units' attributions instead.")
