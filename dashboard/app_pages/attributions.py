@@ -73,21 +73,26 @@ def compute(method: str, target_name: str, layer: str | None = None, upsample: b
         return None
 
 
+def draw_row(results: list, key: str) -> list:
+    """Maps side by side, skipping those that only produced a message; returns what was drawn."""
+    results = [(title, a) for title, a in results if a is not None]
+    if results:
+        st.plotly_chart(
+            figures.attribution_row([a for _, a in results], [t for t, _ in results], image),
+            key=key,
+            config=figures.CHART_CONFIG,
+        )
+    return results
+
+
 by_method, by_layer, by_target = st.tabs(["Compare methods", "Compare layers", "Compare targets"])
 
 with by_method:
     chosen_methods = st.multiselect("Methods", INPUT_METHODS, default=DEFAULT_METHODS, key="at_methods")
-    results = [(m, compute(m, target, cls=chosen)) for m in chosen_methods]
-    results = [(m, a) for m, a in results if a is not None]
-    if results:
-        st.plotly_chart(
-            figures.attribution_row([a for _, a in results], [m for m, _ in results], image),
-            key="at_methods_row",
-            config=figures.CHART_CONFIG,
-        )
-        for m, _ in results:
-            st.caption(f"**{m}**: {METHODS[m].description}")
-    else:
+    results = draw_row([(m, compute(m, target, cls=chosen)) for m in chosen_methods], "at_methods_row")
+    for m, _ in results:
+        st.caption(f"**{m}**: {METHODS[m].description}")
+    if not chosen_methods:
         st.info("Choose at least one method.")
 
 with by_layer:
@@ -155,10 +160,4 @@ with by_target:
     results = [(title, compute(method, t, cls=c)) for t, c, title in panels_spec]
     if len(panels_spec) == 2 and all(a is not None for _, a in results):
         results.append((f"{pred} minus {runner_up}", results[0][1] - results[1][1]))
-    results = [(t, a) for t, a in results if a is not None]
-    if results:
-        st.plotly_chart(
-            figures.attribution_row([a for _, a in results], [t for t, _ in results], image),
-            key="at_targets_row",
-            config=figures.CHART_CONFIG,
-        )
+    draw_row(results, "at_targets_row")
