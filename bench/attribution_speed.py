@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from timing import median_ms
 
 from core.attributions import METHODS, attribute
 from core.config import recipe
@@ -23,16 +23,6 @@ from core.train import load_or_train
 
 BATCH = 100
 ONE_SAMPLE_BUDGET_MS = 500
-
-
-def median_s(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -50,16 +40,16 @@ def main() -> None:
     ratios = []
     for name, method in METHODS.items():
         for layer in method.layers or (None,):
-            one = median_s(
+            one = median_ms(
                 lambda name=name, layer=layer: attribute(
                     name, model, images[:1], targets[:1], layer=layer, upsample=True
                 ),
                 5,
             )
-            batched = median_s(
+            batched = median_ms(
                 lambda name=name, layer=layer: attribute(name, model, images, targets, layer=layer, upsample=True), 3
             )
-            looped = median_s(
+            looped = median_ms(
                 lambda name=name, layer=layer: [
                     attribute(name, model, images[i : i + 1], targets[i : i + 1], layer=layer, upsample=True)
                     for i in range(BATCH)
@@ -71,16 +61,16 @@ def main() -> None:
             total_looped += looped
             ratios.append(looped / batched)
             print(
-                f"{name:<30} {layer or '':<6} {one * 1000:7.1f} ms {batched * 1000:9.1f} ms {looped * 1000:8.0f} ms "
+                f"{name:<30} {layer or '':<6} {one:7.1f} ms {batched:9.1f} ms {looped:8.0f} ms "
                 f"{looped / batched:13.1f}x"
             )
     print(
-        f"\nevery method and layer for one sample: {one_sample_total * 1000:.0f} ms "
-        f"({one_sample_total * 1000 / ONE_SAMPLE_BUDGET_MS:.2f}x the {ONE_SAMPLE_BUDGET_MS} ms budget)"
+        f"\nevery method and layer for one sample: {one_sample_total:.0f} ms "
+        f"({one_sample_total / ONE_SAMPLE_BUDGET_MS:.2f}x the {ONE_SAMPLE_BUDGET_MS} ms budget)"
     )
     print(
-        f"batched vs looped for {BATCH} images, all methods together: {total_looped:.2f} s looped / "
-        f"{total_batched:.2f} s batched = {total_looped / total_batched:.1f}x (goal >= 5x); per method: median "
+        f"batched vs looped for {BATCH} images, all methods together: {total_looped / 1000:.2f} s looped / "
+        f"{total_batched / 1000:.2f} s batched = {total_looped / total_batched:.1f}x (goal >= 5x); per method: median "
         f"{statistics.median(ratios):.1f}x, lowest {min(ratios):.1f}x"
     )
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
-import time
 
 import numpy as np
 from PIL import Image
+from timing import median_ms
 
 from core.config import recipe
 from core.data import load_mnist, to_tensor
@@ -25,16 +24,6 @@ from core.train import load_or_train
 
 BUDGET_MS = 30
 REPEATS = 50
-
-
-def median_ms(fn) -> float:
-    fn()
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -54,11 +43,11 @@ def main() -> None:
     def drawing() -> int:
         return int(predict_logits(model, to_tensor(preprocess_array(canvas).image[None])).argmax())
 
-    pre = median_ms(lambda: preprocess_array(canvas))
+    pre = median_ms(lambda: preprocess_array(canvas), REPEATS)
     image = preprocess_array(canvas).image
-    predict = median_ms(lambda: predict_logits(model, to_tensor(image[None])))
-    total = median_ms(drawing)
-    upload = median_ms(lambda: predict_logits(model, to_tensor(preprocess_bytes(photo_png).image[None])))
+    predict = median_ms(lambda: predict_logits(model, to_tensor(image[None])), REPEATS)
+    total = median_ms(drawing, REPEATS)
+    upload = median_ms(lambda: predict_logits(model, to_tensor(preprocess_bytes(photo_png).image[None])), REPEATS)
     print(f"preprocess a 280x280 drawing       {pre:6.2f} ms")
     print(f"predict one 28x28 digit            {predict:6.2f} ms")
     print(f"drawing → prediction (both)        {total:6.2f} ms   {total / BUDGET_MS:.2f}x the {BUDGET_MS} ms budget")

@@ -11,12 +11,11 @@ issue's budget. Figure builders are timed alone the same way.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
+from timing import median_ms
 
 from core.activations import TAPS, kernels, layer_outputs, strongest_channels
 from core.attributions import attribute
@@ -39,16 +38,6 @@ PAGE_BUDGET_MS = {
 }
 
 
-def median_ms(fn, repeats: int = REPEATS) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 def report(name: str, ms: float, budget: float) -> None:
     verdict = "ok" if ms <= budget else "OVER"
     print(f"{name:<52} {ms:8.1f} ms   budget {budget:5.0f} ms   {ms / budget:5.2f}x budget  {verdict}")
@@ -63,7 +52,7 @@ def page_runs(key: str) -> None:
         if not (Path(HOME).parent / path).exists():
             continue
         at.switch_page(path)
-        ms = median_ms(lambda: at.run())
+        ms = median_ms(lambda: at.run(), REPEATS)
         if at.exception:
             raise SystemExit(f"{page} raised: {at.exception[0].value}")
         report(f"page run: {page}", ms, budget)
@@ -73,14 +62,18 @@ def figure_builds(trained) -> None:
     data = load_mnist(trained.info.data_source)
     ev = evaluate(trained.model, data.test)
     matrix = ev.confusion
-    report("figure: confusion matrix", median_ms(lambda: figures.confusion(matrix, False, False, data.classes)), 50)
+    report(
+        "figure: confusion matrix",
+        median_ms(lambda: figures.confusion(matrix, False, False, data.classes), REPEATS),
+        50,
+    )
     idx = np.arange(100)
     captions = [f"{t} {c:.0%}" for t, c in zip(ev.labels[idx], ev.confidence[idx], strict=True)]
     hover = [f"#{i}" for i in idx]
     wrong = ev.labels[idx] != ev.preds[idx]
     report(
         "figure: a page of 100 digit tiles",
-        median_ms(lambda: figures.digit_grid(data.test.images[idx], idx, captions, wrong, hover)),
+        median_ms(lambda: figures.digit_grid(data.test.images[idx], idx, captions, wrong, hover), REPEATS),
         50,
     )
     image = data.test.images[0]
@@ -98,7 +91,7 @@ def figure_builds(trained) -> None:
         built += [figures.kernels(kernels(trained.model, layer), layer) for layer in CONV_LAYERS]
         return built
 
-    report("feature maps, all layers, computed + figures", median_ms(all_feature_maps), 100)
+    report("feature maps, all layers, computed + figures", median_ms(all_feature_maps, REPEATS), 100)
 
     x = to_tensor(image[None])
     target = int(ev.preds[0])
@@ -108,7 +101,7 @@ def figure_builds(trained) -> None:
         fc1 = attribute("Layer Integrated Gradients", trained.model, x, target, layer="fc1")
         return figures.attribution_row(maps, list(CONV_LAYERS), image), figures.units(fc1[0], "fc1")
 
-    report("across-layers comparison (Grad-CAM + fc1), computed + figures", median_ms(across_layers), 150)
+    report("across-layers comparison (Grad-CAM + fc1), computed + figures", median_ms(across_layers, REPEATS), 150)
 
 
 def main() -> None:
