@@ -6,17 +6,25 @@ Every method is called the same way::
 
 ``images`` are float32 (B, 1, 28, 28) in [0, 1]; ``target`` is int64 (B,) class indices.
 Input methods return float32 (B, 28, 28): one value per pixel. Layer methods take a
-``layer`` (conv1..conv4 or fc1) and return the layer's map summed over channels:
+``layer`` (conv1..conv4 or fc1) and attribute to that layer's tensor as
+``core.model.TAPS`` defines it (after the ReLU, as the Feature maps page shows it); they
+return the layer's map summed over channels:
 (B, h, w) for a conv layer, (B, 28, 28) when ``upsample=True``, or (B, units) for fc1.
 Adding a method is adding one entry to :data:`METHODS`.
 
-Each call runs on a private copy of the model: Guided Backprop and DeepLift hook its
-modules, and the dashboard shares one model between sessions.
+Each call runs on a private copy of the model: Captum's methods hook its modules, and
+the dashboard shares one model between sessions' threads. SmoothGrad draws its noise from
+a generator seeded by each image's pixels, never from torch's global generator, so the
+same digit always gets the same map, batched or alone, whatever other threads do.
+
+The dashboard asks with one :class:`AttributionRequest` (method, target, layer, options)
+through :func:`explain`.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,13 +40,17 @@ from captum.attr import (
     LayerGradCam,
     LayerGradientXActivation,
     LayerIntegratedGradients,
-    NoiseTunnel,
     Occlusion,
     Saliency,
 )
 
 from core.data import IMAGE_SIZE
-from core.model import CONV_LAYERS, MnistCNN
+from core.model import CONV_LAYERS, MnistCNN, tap_module
+
+# Captum warns on every call that inputs need gradients and that hooks are added; both
+# are expected here and would flood the app's log. Filtered once, here: a per-call
+# ``warnings.catch_warnings()`` is not thread-safe and leaves filters behind.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
 
 LAYERS = (*CONV_LAYERS, "fc1")  # the layers layer methods can explain
 BASELINES = {"black": 0.0, "mean pixel": 0.1307}  # what "absence of ink" means for IG/DeepLift
@@ -75,6 +87,8 @@ class Option:
             raise AttributionError(f"{method}: {self.label} must be a number, not {value!r}")
         if not self.low <= value <= self.high:
             raise AttributionError(f"{method}: {self.label} must lie in {self.low}..{self.high}, not {value}")
+        if isinstance(self.default, int) and value != int(value):
+            raise AttributionError(f"{method}: {self.label} must be a whole number, not {value}")
         return type(self.default)(value)
 
 
@@ -98,7 +112,14 @@ BASELINE = Option(
 )
 SAMPLES = Option("samples", "SmoothGrad samples", 16, 1, 200, help="Noisy copies averaged")
 NOISE = Option("noise", "SmoothGrad noise (std)", 0.15, 0.0, 1.0, help="Noise standard deviation, in pixel units")
-WINDOW = Option("window", "occlusion window", 4, 1, 14, help="Side of the grey square slid over the image, pixels")
+WINDOW = Option(
+    "window",
+    "occlusion window",
+    4,
+    1,
+    14,
+    help="Side of the square set to black (0) as it slides over the image, pixels",
+)
 STRIDE = Option("stride", "occlusion stride", 2, 1, 14, help="Pixels between window positions")
 
 
@@ -147,29 +168,41 @@ def _occlusion(model, images, target, layer, window, stride):
 
 
 def _smoothgrad(model, images, target, layer, samples, noise):
-    return NoiseTunnel(Saliency(model)).attribute(
-        images,
-        nt_type="smoothgrad",
-        nt_samples=samples,
-        nt_samples_batch_size=_per_pass(images),
-        stdevs=noise,
-        target=target,
-        abs=True,
+    # SmoothGrad (Smilkov et al. 2017) as Captum's NoiseTunnel(Saliency, abs=True) computes
+    # it: the mean over noisy copies of |gradient|. Written out so the noise comes from a
+    # generator seeded per image (NoiseTunnel draws from torch's global generator).
+    noisy = torch.stack(
+        [image + noise * torch.randn(samples, *image.shape, generator=_generator(image)) for image in images]
+    )  # (B, samples, 1, 28, 28)
+    flat = noisy.flatten(0, 1).contiguous(memory_format=torch.channels_last)  # (B * samples, 1, 28, 28)
+    targets = target.repeat_interleave(samples)
+    grads = torch.cat(
+        [
+            Saliency(model).attribute(flat[i : i + ROWS_PER_PASS], target=targets[i : i + ROWS_PER_PASS], abs=True)
+            for i in range(0, len(flat), ROWS_PER_PASS)
+        ]
     )
+    return grads.reshape(len(images), samples, *images.shape[1:]).mean(dim=1)  # (B, 1, 28, 28)
+
+
+def _generator(image: torch.Tensor) -> torch.Generator:
+    """A generator seeded by the image's pixels: the same digit always draws the same noise."""
+    digest = hashlib.sha256(image.detach().cpu().float().contiguous().numpy().tobytes()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 def _grad_cam(model, images, target, layer):
-    return LayerGradCam(model, getattr(model, layer)).attribute(images, target=target, relu_attributions=True)
+    return LayerGradCam(model, tap_module(model, layer)).attribute(images, target=target, relu_attributions=True)
 
 
 def _layer_integrated_gradients(model, images, target, layer, steps, baseline):
-    return LayerIntegratedGradients(model, getattr(model, layer)).attribute(
+    return LayerIntegratedGradients(model, tap_module(model, layer)).attribute(
         images, _baseline(images, baseline), target=target, n_steps=steps, internal_batch_size=ROWS_PER_PASS
     )
 
 
 def _layer_activation_x_gradient(model, images, target, layer):
-    return LayerGradientXActivation(model, getattr(model, layer)).attribute(images, target=target)
+    return LayerGradientXActivation(model, tap_module(model, layer)).attribute(images, target=target)
 
 
 METHODS: dict[str, Method] = {
@@ -276,11 +309,7 @@ def attribute(
     # convolutions run about 2x faster in that layout on the CPU.
     private = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
     images = images.contiguous(memory_format=torch.channels_last)
-    with warnings.catch_warnings():
-        # Captum warns on every call that inputs need gradients and that hooks are added;
-        # both are expected here and would flood the app's log.
-        warnings.simplefilter("ignore", UserWarning)
-        result = method.run(private, images.clone(), target, layer, **values).detach()
+    result = method.run(private, images.clone(), target, layer, **values).detach()
     if method.kind == "input":
         return result[:, 0].float().numpy()  # (B, 28, 28)
     if result.ndim == 4:
@@ -291,41 +320,61 @@ def attribute(
     return result.float().numpy()  # (B, units): fc1
 
 
-# ---- targets ---------------------------------------------------------------------------
+# ---- requests and targets ------------------------------------------------------------
 
 TARGETS = ("predicted", "true", "predicted − true", "class")
 
 
-def attribute_for(
-    name: str,
+@dataclass(frozen=True)
+class AttributionRequest:
+    """One map as the dashboard asks for it; hashable, so it can key a cache.
+
+    ``target``: "predicted" and "true" take those classes per image, "class" takes
+    ``chosen_class``, "predicted − true" subtracts the true class's map from the predicted
+    one's (the evidence that pushed a wrong answer over the right one; zero where they
+    agree). ``options``: (name, value) pairs, sorted; missing ones take their defaults.
+    """
+
+    method: str
+    target: str = "predicted"
+    chosen_class: int = 0
+    layer: str | None = None
+    upsample: bool = False
+    options: tuple[tuple[str, object], ...] = ()
+
+    @classmethod
+    def of(cls, method: str, options: dict[str, object] | None = None, **fields: object) -> AttributionRequest:
+        """A request taking from ``options`` only what ``method`` uses (so unrelated options do not split caches)."""
+        known = {o.name for o in METHODS[method].options} if method in METHODS else set()
+        chosen = tuple(sorted((k, v) for k, v in (options or {}).items() if k in known))
+        return cls(method=method, options=chosen, **fields)
+
+
+def explain(
+    request: AttributionRequest,
     model: MnistCNN,
     images: torch.Tensor,
     predicted: torch.Tensor,
     true: torch.Tensor | None,
-    target: str,
-    chosen_class: int = 0,
-    layer: str | None = None,
-    upsample: bool = False,
-    **options: object,
 ) -> np.ndarray:
-    """``attribute`` with the target named as the dashboard offers it.
+    """The map ``request`` asks for, per image (shapes as :func:`attribute`).
 
-    "predicted" and "true" take those classes per image; "class" takes ``chosen_class``;
-    "predicted − true" subtracts the true class's map from the predicted one's: the
-    evidence that pushed a wrong answer over the right one (zero where they agree).
+    ``predicted`` and ``true`` are int64 (B,) classes; ``true`` is None for a user's own digit.
     """
-    if target in ("true", "predicted − true") and true is None:
-        raise AttributionError(f"target {target!r} needs a true label; this image has none (your own digit)")
-    if target == "predicted":
-        return attribute(name, model, images, predicted, layer, upsample, **options)
-    if target == "true":
-        return attribute(name, model, images, true, layer, upsample, **options)
-    if target == "class":
-        if not 0 <= chosen_class <= 9:
-            raise AttributionError(f"the class must be 0..9, not {chosen_class}")
-        return attribute(name, model, images, int(chosen_class), layer, upsample, **options)
-    if target == "predicted − true":
+    r = request
+    options = dict(r.options)
+    if r.target in ("true", "predicted − true") and true is None:
+        raise AttributionError(f"target {r.target!r} needs a true label; this image has none (your own digit)")
+    if r.target == "predicted":
+        return attribute(r.method, model, images, predicted, r.layer, r.upsample, **options)
+    if r.target == "true":
+        return attribute(r.method, model, images, true, r.layer, r.upsample, **options)
+    if r.target == "class":
+        if not 0 <= r.chosen_class <= 9:
+            raise AttributionError(f"the class must be 0..9, not {r.chosen_class}")
+        return attribute(r.method, model, images, int(r.chosen_class), r.layer, r.upsample, **options)
+    if r.target == "predicted − true":
         both = torch.cat([images, images])
-        maps = attribute(name, model, both, torch.cat([predicted, true]), layer, upsample, **options)
+        maps = attribute(r.method, model, both, torch.cat([predicted, true]), r.layer, r.upsample, **options)
         return maps[: len(images)] - maps[len(images) :]
-    raise AttributionError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+    raise AttributionError(f"unknown target {r.target!r}: choose one of {', '.join(TARGETS)}")

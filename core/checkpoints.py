@@ -1,11 +1,13 @@
 """The on-disk model cache: one folder per trained model, keyed by what changes its weights.
 
 A model's folder holds ``epoch_NN.safetensors`` (weights after each epoch),
-``history.json`` (loss and accuracy per epoch), ``evaluation_<split>.safetensors`` (logits
-of each split, written by core.evaluate) and ``meta.json``, written last: a folder without ``meta.json`` is unfinished.
-``meta.json`` records the SHA-256 of every weights file, so a truncated or damaged file is
-caught before use. Every file is written to a temporary name and renamed, so a crash never
-leaves a half-written file under a real name. Nothing is ever unpickled.
+``history.json`` (loss and accuracy per epoch), cached evaluations (logits of a split,
+named by :func:`evaluation_file` after the epoch, the split and the data's fingerprint)
+and ``meta.json``, written last: a folder without ``meta.json`` is unfinished.
+``meta.json`` records the SHA-256 of every weights file; a file whose checksum does not
+match, or has no checksum recorded, is refused, never loaded. Every file is written to a
+temporary name, fsynced, renamed, and the folder fsynced, so a crash never leaves a
+half-written file under a real name. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -27,13 +29,45 @@ from safetensors.torch import save as save_safetensors
 from core.config import TrainConfig, cache_dir
 from core.model import MnistCNN, architecture_signature
 
+KEY_LENGTH = 16  # hexadecimal characters of a model key
 META = "meta.json"
 HISTORY = "history.json"
-FORMAT_VERSION = 1  # bump when the folder layout changes, so old folders get new keys
+FORMAT_VERSION = 2  # bump when the folder layout changes, so old folders get new keys
 
 
 class CheckpointError(RuntimeError):
     """A cached checkpoint is missing, truncated or damaged; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which weights: a cached model's key and an epoch (``None``: the last one saved).
+
+    Written as ``KEY`` or ``KEY@N`` in links; :meth:`parse` reads that back.
+    """
+
+    key: str
+    epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (len(self.key) == KEY_LENGTH and all(c in "0123456789abcdef" for c in self.key)):
+            raise ValueError(f"{self.key!r} is not a model key ({KEY_LENGTH} hexadecimal characters)")
+        if self.epoch is not None and (type(self.epoch) is not int or self.epoch < 1):
+            raise ValueError(f"epoch {self.epoch!r} is not a positive whole number")
+
+    def __str__(self) -> str:
+        return self.key if self.epoch is None else f"{self.key}@{self.epoch}"
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        """``KEY`` or ``KEY@N``; raises ValueError naming what is wrong."""
+        key, at, epoch = text.strip().partition("@")
+        if at and not epoch.isdigit():
+            raise ValueError(f"{text!r}: the epoch after '@' must be a whole number, not {epoch!r}")
+        return cls(key.lower(), int(epoch) if at else None)
+
+    def last(self) -> ModelRef:
+        return ModelRef(self.key)
 
 
 @dataclass(frozen=True)
@@ -49,6 +83,7 @@ class CheckpointInfo:
     device: str
     created: str
     data_source: str
+    data_fingerprint: str  # which data the weights were trained on; keys cached evaluations
 
     @property
     def label(self) -> str:
@@ -70,7 +105,7 @@ def model_key(config: TrainConfig, data_fingerprint: str) -> str:
         },
         sort_keys=True,
     )
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return hashlib.sha256(payload.encode()).hexdigest()[:KEY_LENGTH]
 
 
 def models_root(root: Path | None = None) -> Path:
@@ -90,6 +125,21 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename) to disk, where the platform allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open a folder
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def epoch_file(epoch: int) -> str:
@@ -104,12 +154,17 @@ def save_weights(path: Path, model: torch.nn.Module) -> str:
 
 
 def load_weights(path: Path, expected_sha256: str | None) -> MnistCNN:
-    """A model on the CPU from a safetensors file, after checking its checksum and keys."""
+    """A model on the CPU from a safetensors file, after checking its checksum and keys.
+
+    Without a recorded checksum the file cannot be verified, so it is refused.
+    """
+    if not expected_sha256:
+        raise CheckpointError(f"{path}: no checksum is recorded for it in {META}, so it cannot be trusted")
     try:
         data = path.read_bytes()
     except OSError as err:
         raise CheckpointError(f"{path}: cannot be read ({err})") from err
-    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+    if hashlib.sha256(data).hexdigest() != expected_sha256:
         raise CheckpointError(f"{path}: checksum mismatch, the file is truncated or damaged")
     try:
         state = load_safetensors(data)
@@ -148,6 +203,7 @@ def read_info(folder: Path) -> CheckpointInfo:
             device=str(meta["device"]),
             created=str(meta["created"]),
             data_source=str(meta["data_source"]),
+            data_fingerprint=str(meta["data_fingerprint"]),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{folder / META}: missing or malformed field ({err})") from err
@@ -162,6 +218,13 @@ def load_checkpoint(folder: Path, epoch: int | None = None) -> MnistCNN:
         raise CheckpointError(f"{folder}: epoch {epoch} is not saved (epochs 1..{info.epochs_done} are)")
     name = epoch_file(epoch)
     return load_weights(folder / name, meta.get("sha256", {}).get(name))
+
+
+def evaluation_file(epoch: int, split: str, data_fingerprint: str) -> str:
+    """The cached evaluation's file name inside a model's folder (the folder is the key)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
+    return f"evaluation_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
 
 
 def read_history(folder: Path) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -13,7 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from core.checkpoints import atomic_write
+from core import checkpoints
 from core.data import NUM_CLASSES, Split, to_tensor
 
 EVAL_BATCH = 2000  # big batches: inference needs no gradients, so memory is no concern
@@ -87,14 +88,16 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int = N
 
 
 def predict_logits(model: torch.nn.Module, images: torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
-    """Logits float32 (N, 10) for float32 images (N, 1, 28, 28), on the model's device."""
+    """Logits float32 (N, 10) for float32 images (N, 1, 28, 28), on the model's device.
+
+    The model is only read, never switched between train and eval mode (it has no dropout
+    or batch norm, so the mode changes nothing here), so threads may share it.
+    """
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     with torch.inference_mode():
-        out = torch.cat([model(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)])
-    model.train(was_training)
-    return out
+        return torch.cat(
+            [model(images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+        )
 
 
 def evaluate(model: torch.nn.Module, split: Split) -> Evaluation:
@@ -107,7 +110,6 @@ def evaluate_accuracy(model: torch.nn.Module, loader: Iterable[tuple[torch.Tenso
     """Accuracy over any iterable of (images (B, 1, 28, 28), labels (B,)) batches, e.g. a DataLoader."""
     device = next(model.parameters()).device
     correct = total = 0
-    model.eval()
     with torch.inference_mode():
         for images, labels in loader:
             preds = model(images.to(device)).argmax(dim=1).cpu()
@@ -116,23 +118,33 @@ def evaluate_accuracy(model: torch.nn.Module, loader: Iterable[tuple[torch.Tenso
     return correct / max(total, 1)
 
 
-def evaluation_file(split_name: str) -> str:
-    return f"evaluation_{split_name}.safetensors"
+def load_or_evaluate(
+    model: torch.nn.Module, split: Split, split_name: str, folder: Path, epoch: int, data_fingerprint: str
+) -> Evaluation:
+    """The cached evaluation of a split beside a checkpoint, or a fresh one (then cached).
 
-
-def load_or_evaluate(model: torch.nn.Module, split: Split, folder: Path, split_name: str = "test") -> Evaluation:
-    """The cached evaluation of a split beside a checkpoint, or a fresh one (then cached)."""
-    path = folder / evaluation_file(split_name)
+    The cache file is named and labelled by model key (its folder), epoch, split and the
+    data's fingerprint; a file whose labels or shape do not match is recomputed.
+    """
+    path = folder / checkpoints.evaluation_file(epoch, split_name, data_fingerprint)
+    labels = {"key": folder.name, "epoch": str(epoch), "split": split_name, "data": data_fingerprint}
     if path.is_file():
         try:
-            logits = load_safetensors(path.read_bytes())["logits"].numpy()
-            if logits.shape == (len(split), NUM_CLASSES):
+            data = path.read_bytes()
+            logits = load_safetensors(data)["logits"].numpy()
+            if _metadata(data) == labels and logits.shape == (len(split), NUM_CLASSES):
                 return Evaluation(logits=logits, labels=split.labels)
         except (OSError, SafetensorError, KeyError, ValueError):
             pass  # damaged cache: recompute below and overwrite it
     evaluation = evaluate(model, split)
-    atomic_write(path, save_safetensors({"logits": torch.from_numpy(evaluation.logits)}))
+    checkpoints.atomic_write(path, save_safetensors({"logits": torch.from_numpy(evaluation.logits)}, metadata=labels))
     return evaluation
+
+
+def _metadata(data: bytes) -> dict:
+    """The ``__metadata__`` of a safetensors file's header (8-byte length, then JSON)."""
+    size = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + size]).get("__metadata__") or {}
 
 
 SORT_ORDERS = ("index", "confidence, lowest first", "confidence, highest first", "loss, highest first")

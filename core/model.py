@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 from dataclasses import dataclass
 
 import torch
@@ -16,9 +19,24 @@ MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 FLATTEN_SIZE = 32 * 4 * 4  # conv4's 32 channels on a 4x4 grid after the second pool = 512
 
-# Layer names in forward order, as hooks and the dashboard refer to them.
-LAYER_NAMES = ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "fc1", "fc2")
+# What each layer name means, defined once for every page and method: the name of the
+# module whose output is that layer's tensor. Conv layers and fc1 are read after their
+# ReLU (what the next layer sees, and what "this channel fired" means); fc2 is the logits.
+# Feature maps read these tensors from ``MnistCNN.taps``; layer attribution methods hook
+# exactly these modules (see ``tap_module``), so "conv2" is one tensor everywhere.
+TAPS = {
+    "conv1": "relu1",
+    "conv2": "relu2",
+    "pool1": "pool1",
+    "conv3": "relu3",
+    "conv4": "relu4",
+    "pool2": "pool2",
+    "fc1": "relu5",
+    "fc2": "fc2",
+}
+LAYER_NAMES = tuple(TAPS)  # forward order
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4")
+AFTER_RELU = ("conv1", "conv2", "conv3", "conv4", "fc1")  # said once in the UI: these are post-ReLU
 
 
 class MnistCNN(nn.Module):
@@ -43,16 +61,34 @@ class MnistCNN(nn.Module):
         # which override module hooks, see every nonlinearity.
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw logits float32 (B, 10): cross-entropy takes logits."""
+        return self.taps(x)["fc2"]
+
+    def taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every named layer's output (see ``TAPS``) from one forward pass, in forward order.
+
+        The model itself returns its intermediate tensors, so reading them needs no hook:
+        hooks on a model shared by many threads would hand one caller another's tensors.
+        """
+        out: dict[str, torch.Tensor] = {}
         x = (x - MNIST_MEAN) / MNIST_STD  # (B, 1, 28, 28)
-        x = self.relu1(self.conv1(x))  # (B, 4, 26, 26)
-        x = self.relu2(self.conv2(x))  # (B, 8, 24, 24)
-        x = self.pool1(x)  # (B, 8, 12, 12)
-        x = self.relu3(self.conv3(x))  # (B, 16, 10, 10)
-        x = self.relu4(self.conv4(x))  # (B, 32, 8, 8)
-        x = self.pool2(x)  # (B, 32, 4, 4)
+        x = out["conv1"] = self.relu1(self.conv1(x))  # (B, 4, 26, 26)
+        x = out["conv2"] = self.relu2(self.conv2(x))  # (B, 8, 24, 24)
+        x = out["pool1"] = self.pool1(x)  # (B, 8, 12, 12)
+        x = out["conv3"] = self.relu3(self.conv3(x))  # (B, 16, 10, 10)
+        x = out["conv4"] = self.relu4(self.conv4(x))  # (B, 32, 8, 8)
+        x = out["pool2"] = self.pool2(x)  # (B, 32, 4, 4)
         x = torch.flatten(x, 1)  # (B, 512)
-        x = self.relu5(self.fc1(x))  # (B, 20)
-        return self.fc2(x)  # (B, 10) raw logits: cross-entropy takes logits
+        x = out["fc1"] = self.relu5(self.fc1(x))  # (B, 20)
+        out["fc2"] = self.fc2(x)  # (B, 10) raw logits
+        return out
+
+
+def tap_module(model: nn.Module, layer: str) -> nn.Module:
+    """The module whose output is ``layer``'s tensor (``TAPS``): where layer methods attach."""
+    if layer not in TAPS:
+        raise ValueError(f"unknown layer {layer!r}: choose one of {', '.join(TAPS)}")
+    return getattr(model, TAPS[layer])
 
 
 @dataclass(frozen=True)
@@ -63,23 +99,16 @@ class LayerRow:
     parameters: int
 
 
-def layer_table(model: nn.Module | None = None) -> list[LayerRow]:
-    """One row per named layer (conv, pool, linear): type, output shape, parameter count."""
+def layer_table(model: MnistCNN | None = None) -> list[LayerRow]:
+    """One row per named layer (conv, pool, linear): type, output shape, parameter count.
+
+    Reads shapes from ``model.taps`` (no hooks), so the model may be shared between threads.
+    """
     model = model or MnistCNN()
     rows: list[LayerRow] = []
-    shapes: dict[str, tuple[int, ...]] = {}
-    hooks = [
-        getattr(model, name).register_forward_hook(
-            lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))
-        )
-        for name in LAYER_NAMES
-    ]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE, device=next(model.parameters()).device))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with torch.inference_mode():
+        outputs = model.taps(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE, device=next(model.parameters()).device))
+    shapes = {name: tuple(out.shape[1:]) for name, out in outputs.items()}
     for name in LAYER_NAMES:
         module = getattr(model, name)
         rows.append(
@@ -103,6 +132,21 @@ def format_layer_table(rows: list[LayerRow]) -> str:
     return "\n".join(lines)
 
 
-def architecture_signature() -> str:
-    """A string that changes whenever the architecture does: part of the cache key."""
-    return repr(MnistCNN())
+def architecture_signature(cls: type[nn.Module] = MnistCNN) -> str:
+    """A hash that changes whenever the model's code does: part of the cache key.
+
+    It covers the class's source (``forward`` and ``taps`` included), the layer
+    definitions (``repr``), what each layer name means (``TAPS``), the normalisation
+    constants and every parameter's name and shape. ``repr`` alone misses a changed ``forward``.
+    """
+    model = cls()
+    shapes = {name: list(p.shape) for name, p in model.state_dict().items()}
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):  # no source (e.g. frozen): the rest still identifies the layers
+        source = ""
+    constants = {"mean": MNIST_MEAN, "std": MNIST_STD, "flatten": FLATTEN_SIZE}  # used by taps(), not in its source
+    payload = json.dumps(
+        {"source": source, "repr": repr(model), "taps": TAPS, "shapes": shapes, "constants": constants}, sort_keys=True
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()

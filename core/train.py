@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from core import checkpoints
 from core.checkpoints import CheckpointError, CheckpointInfo
@@ -144,28 +144,39 @@ def load_or_train(
     progress: ProgressCallback | None = None,
     device: str = "auto",
     root: Path | None = None,
+    waiting: Callable[[], None] | None = None,
 ) -> TrainedModel:
     """The cached model for ``config``, training it first if no valid one exists.
 
     A file lock makes two processes asking at once produce one checkpoint: the second
-    waits, then loads what the first wrote. A damaged checkpoint is reported (in the log
-    and in ``TrainedModel.notice``), discarded and retrained; it is never used.
+    waits (calling ``waiting`` once, so it can say so), then loads what the first wrote.
+    A damaged or unverifiable checkpoint is reported (in the log and in
+    ``TrainedModel.notice``), discarded and retrained; it is never used.
     """
     data = load_mnist(config.data_source)
     key = checkpoints.model_key(config, data.fingerprint)
     folder = checkpoints.models_root(root) / key
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock", timeout=LOCK_TIMEOUT_S):
+    lock = FileLock(str(folder) + ".lock", timeout=LOCK_TIMEOUT_S)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:  # another process is training this model: wait for it, then load
+        if waiting is not None:
+            waiting()
+        lock.acquire()
+    try:
         notice = None
         if (folder / checkpoints.META).exists():
             try:
                 return _load_cached(folder)
             except CheckpointError as err:
-                notice = f"The cached model was damaged and has been retrained: {err}"
+                notice = f"The cached model could not be verified and has been retrained: {err}"
                 log.warning(notice)
         checkpoints.discard(folder)  # an unfinished or damaged folder starts afresh
         trained = _train_into(folder, config, data, choose_device(device), progress)
         return dataclasses.replace(trained, notice=notice)
+    finally:
+        lock.release()
 
 
 def load_cached(key: str, root: Path | None = None, epoch: int | None = None) -> TrainedModel:

@@ -1,11 +1,21 @@
-"""The dashboard's entry point: ``streamlit run dashboard/Home.py``. Page setup and navigation only."""
+"""The dashboard's entry point: ``streamlit run dashboard/Home.py``.
+
+Page setup and navigation, then the one place a run's view is resolved: which model, the
+data, the selected digit (``dashboard.state.resolve``). Each page file receives that view
+(``state.page_view()``) and draws it. Warnings about the link or the model go at the top.
+"""
 
 import streamlit as st
+import torch
 
 from core.data import DataError
 from dashboard import sidebar, state
 
 st.set_page_config(page_title="MNIST CNN dashboard", page_icon="🔢", layout="wide")
+# One intra-op thread for this session's thread: a page's tensors are tiny, and many
+# sessions each asking for every core would oversubscribe a classroom server's CPUs.
+# (OpenMP's setting is per thread; the background trainer sets its own.)
+torch.set_num_threads(1)
 
 navigation = st.navigation(
     {
@@ -24,10 +34,12 @@ navigation = st.navigation(
     }
 )
 try:
-    state.ensure_model()  # trains the default model once, with a progress bar, when none is cached
+    view, warnings = state.resolve()
 except DataError as err:  # e.g. a damaged bundled file: say which, and stop cleanly
     st.error(f"The MNIST data could not be loaded. {err}", icon=":material/database:")
     st.stop()
-sidebar.show()
+for warning in warnings:
+    st.warning(warning, icon=":material/link_off:")
+sidebar.show(view)
 navigation.run()
 state.sync_url()

@@ -460,3 +460,39 @@ def attribution_row(maps: list[np.ndarray], titles: list[str], image: np.ndarray
         _labels_trace(corners, titles, (28, 28)),
     ]
     return _figure(traces, 300, image=True, showlegend=False)
+
+
+def layer_maps(maps: list[np.ndarray], titles: list[str]) -> go.Figure:
+    """Layer maps side by side, each at its own resolution on its own axes (a 26×26 conv1
+    map and an 8×8 conv4 map both fill their panel), each on its own scale centred on zero.
+
+    Every value drawn is finite: a map with no evidence is drawn white, not as NaN padding.
+    """
+    n = len(maps)
+    gap = 0.04
+    width = (1 - gap * (n - 1)) / n
+    traces, layout, labels = [], {}, []
+    for i, (m, title) in enumerate(zip(maps, titles, strict=True)):
+        m = np.nan_to_num(np.asarray(m, dtype=np.float32))
+        suffix = "" if i == 0 else str(i + 1)
+        traces.append(
+            go.Heatmap(
+                z=m / (float(np.abs(m).max()) or 1.0),
+                customdata=m,
+                xaxis=f"x{suffix}",
+                yaxis=f"y{suffix}",
+                colorscale=DIVERGING,
+                zmin=-1,
+                zmax=1,
+                showscale=i == n - 1,
+                colorbar=dict(thickness=10, tickvals=[-1, 0, 1], ticktext=["against", "0", "for"]),
+                hovertemplate=f"{title}<br>row %{{y}}, col %{{x}}: %{{customdata:.4f}}<extra></extra>",
+            )
+        )
+        left = i * (width + gap)
+        layout[f"xaxis{suffix}"] = dict(visible=False, domain=[left, left + width], constrain="domain")
+        layout[f"yaxis{suffix}"] = dict(visible=False, autorange="reversed", scaleanchor=f"x{suffix}")
+        labels.append(
+            dict(text=title, x=left + width / 2, y=1.0, xref="paper", yref="paper", showarrow=False, yanchor="bottom")
+        )
+    return _figure(traces, 300, annotations=labels, top=40, **layout)

@@ -6,9 +6,12 @@ import numpy as np
 import streamlit as st
 
 from core.evaluate import softmax
+from core.jobs import CANCELLED, DONE, FAILED, QUEUED, WAITING, JobStatus
 from dashboard import cache, figures, state
+from dashboard.view import DATA_SPLITS, DRAWN, Sample, View
 
 PAGE_SIZE = 100  # tiles per page: one mosaic of 10 x 10
+POLL_S = 1.0  # how often a page waiting for a training job looks at it
 
 
 def clicked(chart_key: str) -> list | None:
@@ -43,15 +46,20 @@ def tile_captions(evaluation, indices: np.ndarray, short: bool = False) -> tuple
     return captions, wrong, hover
 
 
-def digit_grid(split: str, indices: np.ndarray, key: str, columns: int = 10, short: bool = False) -> None:
-    """A clickable grid of digits; a click makes the digit the selected sample."""
-    evaluation = cache.evaluation(state.model_ref(), split)
-    images = state.current_data().split(split).images[indices]
-    captions, wrong, hover = tile_captions(evaluation, indices, short)
-    sample = state.selected_sample()
+def digit_grid(view: View, split: str, indices: np.ndarray, key: str, columns: int = 10, short: bool = False) -> None:
+    """A clickable grid of digits; a click makes the digit the selected sample. Before a
+    model is trained the captions give the true labels only."""
+    images = view.data.split(split).images[indices]
+    if view.trained is not None:
+        captions, wrong, hover = tile_captions(cache.evaluation(view.trained, view.epoch, split), indices, short)
+    else:
+        labels = view.data.split(split).labels[indices]
+        captions = [str(t) for t in labels]
+        wrong = np.zeros(len(indices), dtype=bool)
+        hover = [f"#{i:,} · label {t}" for i, t in zip(indices, labels, strict=True)]
     selected = None
-    if sample.split == split:
-        hits = np.flatnonzero(indices == sample.index)
+    if view.sample.split == split:
+        hits = np.flatnonzero(indices == view.sample.index)
         selected = int(hits[0]) if len(hits) else None
 
     def on_click() -> None:
@@ -69,22 +77,19 @@ def digit_grid(split: str, indices: np.ndarray, key: str, columns: int = 10, sho
     )
 
 
-def sample_probs(sample: state.Sample) -> np.ndarray:
+def sample_probs(view: View, sample: Sample, image: np.ndarray) -> np.ndarray:
     """The model's class probabilities for a sample, float32 (10,)."""
-    key = state.model_ref()
-    if sample.split == state.DRAWN:
-        return softmax(cache.activations(key, state.sample_image(sample).tobytes())["fc2"])
-    return cache.evaluation(key, sample.split).probs[sample.index]
+    if sample.split == DRAWN:
+        return softmax(cache.activations(view.ref, image.tobytes())["fc2"])
+    return cache.evaluation(view.trained, view.epoch, sample.split).probs[sample.index]
 
 
-def sample_detail(sample: state.Sample | None = None, image_title: str = "") -> None:
+def sample_detail(view: View, sample: Sample, image: np.ndarray, image_title: str = "") -> None:
     """A digit large, its probabilities, and links to look inside the network."""
-    sample = sample or state.selected_sample()
-    image = state.sample_image(sample)
-    label = state.sample_label(sample)
-    probs = sample_probs(sample)
+    label = None if sample.split == DRAWN else view.label(sample)
+    probs = sample_probs(view, sample, image)
     pred = int(np.argmax(probs))
-    st.markdown("#### " + prediction_text(sample, probs))
+    st.markdown("#### " + prediction_text(sample, label, probs))
     left, right = st.columns([2, 3])
     with left:
         st.plotly_chart(
@@ -92,7 +97,7 @@ def sample_detail(sample: state.Sample | None = None, image_title: str = "") -> 
         )
     with right:
         st.plotly_chart(
-            figures.probabilities(probs, label, pred, state.current_data().classes),
+            figures.probabilities(probs, label, pred, view.data.classes),
             key=f"detail_probs_{sample.split}",
             config=figures.CHART_CONFIG,
         )
@@ -101,13 +106,12 @@ def sample_detail(sample: state.Sample | None = None, image_title: str = "") -> 
     links[1].page_link("app_pages/attributions.py", label="Why: its attributions", icon=":material/insights:")
 
 
-def sample_picker(prefix: str) -> state.Sample:
+def sample_picker(view: View, prefix: str) -> Sample:
     """Pick the sample here (split and index, random, or a misclassified one), or keep the
-    one chosen on another page; returns the selected sample and shows its prediction."""
-    sample = state.selected_sample()
-    data = state.current_data()
-    key = state.model_ref()
-    splits = list(state.DATA_SPLITS) + ([state.DRAWN] if state.has_drawn() else [])
+    one chosen on another page; returns the sample to draw."""
+    sample = view.sample
+    data = view.data
+    splits = list(DATA_SPLITS) + ([DRAWN] if view.drawn is not None else [])
     # The shared selection is the truth: put it into this page's widgets before they draw.
     st.session_state[f"{prefix}_split"] = sample.split
     st.session_state[f"{prefix}_index"] = sample.index
@@ -120,7 +124,7 @@ def sample_picker(prefix: str) -> state.Sample:
         state.select(st.session_state[f"{prefix}_split"], st.session_state[f"{prefix}_index"])
 
     def on_random() -> None:
-        split = sample.split if sample.split in state.DATA_SPLITS else "test"
+        split = sample.split if sample.split in DATA_SPLITS else "test"
         state.select(split, int(np.random.default_rng().integers(len(data.split(split)))))
 
     def on_mistake() -> None:
@@ -129,7 +133,7 @@ def sample_picker(prefix: str) -> state.Sample:
             state.select("test", picked)
         st.session_state[f"{prefix}_mistake"] = None
 
-    evaluation = cache.evaluation(key, "test")
+    evaluation = cache.evaluation(view.trained, view.epoch, "test")
     wrong = evaluation.misclassified
     cols = st.columns([1, 1, 0.6, 2.2])
     cols[0].selectbox(
@@ -137,9 +141,9 @@ def sample_picker(prefix: str) -> state.Sample:
         splits,
         key=f"{prefix}_split",
         on_change=on_split,
-        format_func=lambda s: "your digit" if s == state.DRAWN else s,
+        format_func=lambda s: "your digit" if s == DRAWN else s,
     )
-    if sample.split == state.DRAWN:
+    if sample.split == DRAWN:
         cols[1].text_input("Index", "—", disabled=True, key=f"{prefix}_index_drawn")
     else:
         cols[1].number_input("Index", 0, len(data.split(sample.split)) - 1, key=f"{prefix}_index", on_change=on_index)
@@ -155,16 +159,56 @@ def sample_picker(prefix: str) -> state.Sample:
             f"#{i}: a {evaluation.labels[i]} read as {evaluation.preds[i]} ({evaluation.confidence[i]:.0%})"
         ),
     )
-    return state.selected_sample()
+    return sample
 
 
-def prediction_text(sample: state.Sample, probs: np.ndarray) -> str:
+def picked_digit(view: View, prefix: str) -> tuple[Sample, np.ndarray, dict[str, np.ndarray]]:
+    """The head of a page about one digit: the picker, then how the network reads the digit.
+    Returns the sample, its pixels and every layer's output for it."""
+    sample = sample_picker(view, prefix)
+    image = view.image(sample)
+    acts = cache.activations(view.ref, image.tobytes())
+    st.markdown(prediction_text(sample, view.label(sample), softmax(acts["fc2"])))
+    return sample, image, acts
+
+
+def prediction_text(sample: Sample, label: int | None, probs: np.ndarray) -> str:
     """'**test #8**: the network reads **5** (99.2%) — correct', as Markdown."""
-    label = state.sample_label(sample)
     pred = int(np.argmax(probs))
     verdict = "" if label is None else (" — correct" if pred == label else f" — **wrong**, it is a {label}")
     return f"**{sample.title}**: the network reads **{pred}** ({probs[pred]:.1%}){verdict}"
 
 
-def prediction_line(sample: state.Sample, probs: np.ndarray) -> None:
-    st.markdown(prediction_text(sample, probs))
+def training_status(key: str, title: str) -> None:
+    """A training job's live progress, polled once a second (only this fragment reruns);
+    the whole page reruns, and fills in, when the job ends. A failure gets a retry button."""
+
+    @st.fragment(run_every=POLL_S)
+    def watch() -> None:
+        jobs = cache.training_jobs()
+        status = jobs.status(key)
+        if status is None or status.state in (DONE, CANCELLED):
+            st.rerun()  # the whole app: the page can now draw the model
+        with st.container(border=True):
+            st.markdown(f"**{title}**")
+            if status.state == FAILED:
+                st.error(status.message, icon=":material/error:")
+                st.button("Retry", key=f"retry_{key}", on_click=jobs.retry, args=(key,), icon=":material/refresh:")
+                return
+            st.progress(*job_progress(status))
+
+    watch()
+
+
+def job_progress(status: JobStatus) -> tuple[float, str]:
+    """A progress bar's fraction and text for a job: queued, waiting, or epoch, loss and accuracy."""
+    eta = f" · about {status.estimate_s:.0f} s left" if status.estimate_s is not None else ""
+    if status.state == QUEUED:
+        return 0.0, f"Queued: place {status.position} in line{eta}"
+    if status.state == WAITING:
+        return 0.0, status.message
+    p = status.progress
+    if p is None:
+        return 0.0, "Preparing to train…"
+    accuracy = f" · test accuracy so far {p.test_accuracy:.2%}" if p.test_accuracy is not None else ""
+    return p.fraction, f"Training: epoch {p.epoch}/{p.epochs} · loss {p.loss:.3f}{accuracy}{eta}"

@@ -1,60 +1,77 @@
-"""The sidebar on every page: which model is loaded, switch to another, or train a new one."""
+"""The sidebar on every page: which model is loaded, switch to another, step through its
+epochs, or train a new one in the background."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from core.checkpoints import ModelRef
 from core.config import RECIPES, recipe
-from dashboard import cache, state
+from core.jobs import DONE, FAILED, QUEUED
+from core.model import AFTER_RELU
+from dashboard import cache, panels, state
+from dashboard.view import View
+
+_TRAINING = "sidebar_job"  # the key of a model this session asked the sidebar to train
 
 
-def show() -> None:
-    trained = state.current_model()
-    info = trained.info
+def show(view: View) -> None:
     with st.sidebar:
-        st.markdown(f"**Model:** {info.config.recipe} recipe")
+        if view.trained is None:
+            st.markdown("**Model:** the default recipe, training now")
+        else:
+            _model_card(view)
+            _switch_model(view)
+            _step_epochs(view)
+        _train_form(view)
         st.caption(
-            f"{info.epochs_done} epoch{'s' if info.epochs_done != 1 else ''} · seed {info.config.seed} · "
-            f"trained in {info.train_seconds:.1f} s on {info.device}  \n"
-            f"test accuracy **{info.test_accuracy:.2%}**"
+            f"Layer names mean one tensor everywhere: {', '.join(AFTER_RELU)} are read after their ReLU; "
+            "fc2 is the raw scores (logits)."
         )
-        if not info.folder.is_dir():
-            st.warning(
-                "This model's files were deleted from the cache folder. It stays loaded for now; "
-                "train it again below to save it."
-            )
-        _switch_model(info.key)
-        _step_epochs(trained)
-        _train_form()
 
 
-def _switch_model(current: str) -> None:
+def _model_card(view: View) -> None:
+    info = view.trained.info
+    st.markdown(f"**Model:** {info.config.recipe} recipe")
+    st.caption(
+        f"{info.epochs_done} epoch{'s' if info.epochs_done != 1 else ''} · seed {info.config.seed} · "
+        f"trained in {info.train_seconds:.1f} s on {info.device}  \n"
+        f"test accuracy **{info.test_accuracy:.2%}**"
+    )
+    if not info.folder.is_dir():
+        st.warning(
+            "This model's files were deleted from the cache folder. It stays loaded for now; "
+            "train it again below to save it."
+        )
+
+
+def _switch_model(view: View) -> None:
     infos = {i.key: i for i in cache.cached_models()}
-    if current not in infos:
-        infos[current] = state.current_model().info
+    current = view.trained.info
+    infos.setdefault(current.key, current)
     if len(infos) < 2:
         return
-    st.session_state["sidebar_model"] = current
+    st.session_state["sidebar_model"] = current.key
     st.selectbox(
         "Cached models",
         options=list(infos),
         format_func=lambda key: infos[key].label,
         key="sidebar_model",
-        on_change=lambda: state.use_model(st.session_state["sidebar_model"]),
+        on_change=lambda: state.use_model(ModelRef(st.session_state["sidebar_model"])),
     )
 
 
-def _step_epochs(trained) -> None:
+def _step_epochs(view: View) -> None:
     """Step through the checkpoints saved after each epoch: every page follows."""
+    trained = view.trained
     epochs = trained.info.epochs_done
     if epochs < 2:
         return
-    current = state.model_epoch()
-    st.session_state["sidebar_epoch"] = current
+    st.session_state["sidebar_epoch"] = view.epoch
 
     def on_change() -> None:
         chosen = st.session_state["sidebar_epoch"]
-        state.use_model(trained.info.key, None if chosen == epochs else chosen)
+        state.use_model(ModelRef(trained.info.key, None if chosen == epochs else chosen))
 
     st.select_slider(
         "Weights after epoch",
@@ -63,12 +80,31 @@ def _step_epochs(trained) -> None:
         on_change=on_change,
         help="Every page shows the network as it was after this epoch: see the features form as it learns.",
     )
-    if current < epochs:
-        accuracy = trained.history[current - 1]["test_accuracy"]
-        st.caption(f"After epoch {current}: test accuracy {accuracy:.2%}")
+    if view.epoch < epochs:
+        accuracy = trained.history[view.epoch - 1]["test_accuracy"]
+        st.caption(f"After epoch {view.epoch}: test accuracy {accuracy:.2%}")
 
 
-def _train_form() -> None:
+def _train_form(view: View) -> None:
+    jobs = cache.training_jobs()
+    waiting = st.session_state.get(_TRAINING)
+    if waiting is not None:
+        status = jobs.status(waiting)
+        if status is not None and status.state == DONE:
+            del st.session_state[_TRAINING]
+            state.use_model(ModelRef(waiting))
+            st.toast(f"Model ready: {status.result.info.label}")
+            st.rerun()
+        if status is not None and (status.active or status.state == FAILED):
+            panels.training_status(waiting, "Training your model in the background")
+            if status.state == QUEUED and st.button("Cancel my request", key="sidebar_cancel"):
+                jobs.cancel(waiting)
+                del st.session_state[_TRAINING]
+                st.rerun()
+            return
+        del st.session_state[_TRAINING]
+    if view.trained is None:
+        return
     with st.expander("Train a new model"):
         name = st.selectbox("Recipe", options=list(RECIPES), key="train_recipe")
         base = RECIPES[name]
@@ -85,8 +121,5 @@ def _train_form() -> None:
         if not st.form_submit_button("Train", type="primary"):
             return
     config = recipe(name, epochs=epochs, batch_size=batch, lr=lr, seed=seed)
-    with st.sidebar:
-        trained = cache.train_with_progress(config)
-    state.use_model(trained.info.key)
-    st.toast(f"Model ready: {trained.info.label}")
+    st.session_state[_TRAINING] = jobs.request(config)
     st.rerun()

@@ -1,182 +1,133 @@
-"""What the whole app shares: the loaded model and the selected sample, mirrored in the URL.
+"""A session's choices (model, digit) in ``st.session_state``, resolved once per run into a View.
 
-The selected sample is a split and an index (``test``/``train``), or the user's own digit
-(split ``drawn``). Every page reads it with :func:`selected_sample` and sets it with
-:func:`select`; :func:`sync_url` writes it to the query string so a view can be shared.
+``dashboard/Home.py`` calls :func:`resolve` at the start of every run and hands the
+:class:`~dashboard.view.View` to the page (:func:`page_view` is how a page file receives
+it). Widgets change the choices only through :func:`select`, :func:`select_drawn` and
+:func:`use_model`; :func:`sync_url` writes them to the query string after the page ran.
+Nothing here trains or loads behind a caller's back: :func:`resolve` is the one place that
+asks for a model, and a model still training is a background job (``core.jobs``).
 """
 
 from __future__ import annotations
-
-import contextlib
-from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
 from core import checkpoints
-from core.checkpoints import CheckpointError
+from core.checkpoints import CheckpointError, ModelRef
 from core.config import RECIPES
-from core.data import Mnist
-from core.train import TrainedModel
+from core.jobs import DONE
 from dashboard import cache
+from dashboard.view import DRAWN, FIRST, Sample, View, check_epoch, check_sample, from_query, to_query
 
-DATA_SPLITS = ("test", "train")
-DRAWN = "drawn"  # the user's own digit, drawn or uploaded
-_SPLIT, _INDEX, _MODEL, _EPOCH, _DRAWN_IMAGE = "sample_split", "sample_index", "model_key", "model_epoch", "drawn_image"
-
-
-@dataclass(frozen=True)
-class Sample:
-    split: str  # "test", "train" or "drawn"
-    index: int
-
-    @property
-    def title(self) -> str:
-        return "your digit" if self.split == DRAWN else f"{self.split} #{self.index:,}"
+_REF, _SAMPLE, _DRAWN, _WAIT, _VIEW = "view_ref", "view_sample", "drawn_image", "view_job", "view_resolved"
 
 
-# ---- the model -------------------------------------------------------------------------
-
-
-def ensure_model() -> TrainedModel:
-    """The model this session uses: from the URL, else the default recipe, else the newest
-    cached one; trains the default recipe (with a progress bar) when none is cached."""
-    key = st.session_state.get(_MODEL)
-    if key is None:
-        key = _initial_model_key()
-    config = RECIPES["default"]
-    if key is not None:
+def resolve() -> tuple[View, list[str]]:
+    """This run's view, and warnings to show at the top of the page (a bad link, a model
+    that had to be retrained). When no model is cached, the default one is requested
+    from the background trainer and the view has ``trained=None`` until it is done."""
+    warnings: list[str] = []
+    models = {info.key: info for info in cache.cached_models()}
+    if _REF not in st.session_state:  # a new session: take the model and digit from the link
+        ref, sample, warnings = from_query(st.query_params.to_dict(), models)
+        st.session_state[_REF] = ref
+        st.session_state[_SAMPLE] = sample
+    ref: ModelRef | None = st.session_state[_REF]
+    if ref is None:
+        ref = _default_ref(models)
+    trained = job = None
+    if ref is not None:
         try:
-            trained = cache.model(key)
-            st.session_state[_MODEL] = key
-            return trained
+            trained = cache.model(ref)
         except CheckpointError as err:
-            with contextlib.suppress(CheckpointError):  # retrain the same settings if meta.json still says
-                config = checkpoints.read_info(checkpoints.models_root() / key).config
-            st.warning(f"The cached model could not be loaded ({err}). Training it again.")
-    with st.container(border=True):
-        if key is None:
-            st.info("No trained model is cached yet: training the default recipe once (about 15 s on a laptop CPU).")
-        trained = cache.train_with_progress(config)
-    if trained.notice:
-        st.warning(trained.notice)
-    use_model(trained.info.key)
-    cache.model.clear()
-    return cache.model(trained.info.key)
+            warnings.append(f"The cached model could not be loaded ({err}). Training it again.")
+            config = models[ref.key].config if ref.key in models else _config_in(ref.key)
+            st.session_state[_WAIT] = cache.training_jobs().request(config)
+            ref = None
+        else:
+            if ref.epoch is not None:
+                ref, problem = check_epoch(ref, trained.info)
+                warnings += problem
+                trained = cache.model(ref)
+    if trained is None:
+        job = _waited_job()
+        if job.state == DONE and job.result is not None:
+            ref = ModelRef(job.key)
+            trained = cache.model(ref)
+            if job.message:
+                warnings.append(job.message)
+            del st.session_state[_WAIT]
+    st.session_state[_REF] = ref
+    data = cache.dataset(trained.info.data_source if trained else RECIPES["default"].data_source)
+    drawn = st.session_state.get(_DRAWN)
+    sample, problem = check_sample(st.session_state[_SAMPLE], data, drawn is not None)
+    st.session_state[_SAMPLE] = sample
+    view = View(ref=ref, trained=trained, data=data, sample=sample, drawn=drawn, job=job if trained is None else None)
+    st.session_state[_VIEW] = view
+    return view, warnings + problem
 
 
-def _initial_model_key() -> str | None:
-    available = {info.key: info for info in cache.cached_models()}
-    wanted = st.query_params.get("model", "")
-    key, _, epoch = wanted.partition("@")
-    if key in available:
-        if epoch.isdigit() and 1 <= int(epoch) < available[key].epochs_done:
-            st.session_state[_EPOCH] = int(epoch)
-        elif epoch:
-            st.warning(f"The link asks for epoch {epoch!r}, which this model does not have; showing its last epoch.")
-        return key
-    if wanted:
-        st.warning(f"The model {wanted!r} from the link is not in this machine's cache; showing another one.")
-    default_key = checkpoints.model_key(RECIPES["default"], cache.dataset().fingerprint)
-    if default_key in available:
-        return default_key
-    return next(iter(available), None)  # the newest
+def page_view() -> View:
+    """The view Home.py resolved for this run: how a page file receives what it draws."""
+    return st.session_state[_VIEW]
 
 
-def use_model(key: str, epoch: int | None = None) -> None:
-    """Switch to a cached model, at its last epoch or (``epoch``) the weights after an earlier one."""
-    st.session_state[_MODEL] = key
-    st.session_state[_EPOCH] = epoch
+def _default_ref(models: dict) -> ModelRef | None:
+    """The default recipe's model if cached, else the newest cached one, else None."""
+    default_key = cache.training_jobs().key(RECIPES["default"])
+    if default_key in models:
+        return ModelRef(default_key)
+    return ModelRef(next(iter(models))) if models else None
 
 
-def model_epoch() -> int:
-    """The epoch whose weights are in use."""
-    return st.session_state.get(_EPOCH) or ensure_model().info.epochs_done
+def _waited_job():
+    """The training job this session waits for (the default model's, unless another was asked)."""
+    jobs = cache.training_jobs()
+    key = st.session_state.get(_WAIT) or jobs.request(RECIPES["default"])
+    st.session_state[_WAIT] = key
+    status = jobs.status(key)
+    return status if status is not None else jobs.status(jobs.request(RECIPES["default"]))
 
 
-def model_ref() -> str:
-    """The weights in use as one cache key: "KEY" for the last epoch, "KEY@N" for epoch N."""
-    key = ensure_model().info.key
-    epoch = st.session_state.get(_EPOCH)
-    return key if epoch is None else f"{key}@{epoch}"
+def _config_in(key: str):
+    """The settings a damaged model folder's meta.json still records, else the default recipe."""
+    try:
+        return checkpoints.read_info(checkpoints.models_root() / key).config
+    except CheckpointError:
+        return RECIPES["default"]
 
 
-def current_model() -> TrainedModel:
-    """The weights in use (``ensure_model`` ran in Home.py before any page)."""
-    return cache.model(model_ref())
-
-
-def current_data() -> Mnist:
-    return cache.dataset(current_model().info.data_source)
-
-
-# ---- the selected sample ---------------------------------------------------------------
-
-
-def selected_sample() -> Sample:
-    if _SPLIT not in st.session_state:
-        _read_url()
-    return Sample(st.session_state[_SPLIT], st.session_state[_INDEX])
+# ---- changing the choices (from widget callbacks) -------------------------------------
 
 
 def select(split: str, index: int) -> None:
     """Make (split, index) the selected sample for every page."""
-    st.session_state[_SPLIT] = split
-    st.session_state[_INDEX] = int(index)
+    st.session_state[_SAMPLE] = Sample(split, int(index))
 
 
 def select_drawn(image: np.ndarray) -> None:
     """Make the user's own 28x28 uint8 digit the selected sample."""
-    st.session_state[_DRAWN_IMAGE] = image
-    select(DRAWN, 0)
+    st.session_state[_DRAWN] = image
+    st.session_state[_SAMPLE] = Sample(DRAWN, 0)
 
 
-def has_drawn() -> bool:
-    return _DRAWN_IMAGE in st.session_state
+def use_model(ref: ModelRef) -> None:
+    """Switch to other weights; the sample is checked against their data on the next run."""
+    st.session_state[_REF] = ref
 
 
-def sample_image(sample: Sample) -> np.ndarray:
-    """uint8 (28, 28) pixels of a sample."""
-    if sample.split == DRAWN:
-        return st.session_state[_DRAWN_IMAGE]
-    return current_data().split(sample.split).images[sample.index]
-
-
-def sample_label(sample: Sample) -> int | None:
-    """The true label, or None for the user's own digit."""
-    if sample.split == DRAWN:
-        return None
-    return int(current_data().split(sample.split).labels[sample.index])
-
-
-def _read_url() -> None:
-    """Take the selection from the query string once per session, checking it."""
-    split = st.query_params.get("split", "test")
-    raw_index = st.query_params.get("index", "0")
-    select("test", 0)
-    if split not in DATA_SPLITS:
-        st.warning(f"The link names split {split!r}; only 'test' and 'train' exist. Showing test #0.")
-        return
-    size = len(current_data().split(split))
-    try:
-        index = int(raw_index)
-    except ValueError:
-        st.warning(f"The link's index {raw_index!r} is not a number. Showing {split} #0.")
-        index = 0
-    if not 0 <= index < size:
-        st.warning(
-            f"The link's index {index:,} is out of range: the {split} split has 0 to {size - 1:,}. Showing {split} #0."
-        )
-        index = 0
-    select(split, index)
+def selected() -> Sample:
+    """The selection as it stands now (a callback earlier in this run may have changed it)."""
+    return st.session_state.get(_SAMPLE, FIRST)
 
 
 def sync_url() -> None:
     """Write the model and the selected sample to the query string (after the page ran)."""
-    sample = selected_sample()
-    params = {"model": model_ref()}
-    if sample.split in DATA_SPLITS:
-        params.update(split=sample.split, index=str(sample.index))
+    params = to_query(st.session_state.get(_REF), selected())
     for name, value in params.items():
         if st.query_params.get(name) != value:
             st.query_params[name] = value
+    for name in set(st.query_params) - set(params):
+        if name in ("model", "split", "index"):
+            del st.query_params[name]

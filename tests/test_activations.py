@@ -1,9 +1,12 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
 
 from core.activations import kernels, layer_outputs, strongest_channels
-from core.model import MnistCNN
+from core.evaluate import predict_logits
+from core.model import LAYER_NAMES, TAPS, MnistCNN, layer_table
 
 
 def test_every_layer_with_its_shape():
@@ -61,3 +64,56 @@ def test_kernels_and_strongest_channels():
     act[3] = 2.0
     act[1] = 1.0
     assert strongest_channels(act, 2).tolist() == [3, 1]
+
+
+def test_layer_outputs_are_the_models_taps():
+    torch.manual_seed(2)
+    model = MnistCNN().eval()
+    x = torch.rand(4, 1, 28, 28)
+    outputs = layer_outputs(model, x)
+    with torch.no_grad():
+        taps = model.taps(x)
+    assert list(outputs) == list(taps) == list(TAPS) == list(LAYER_NAMES)  # same names, forward order
+    for name, value in taps.items():
+        assert np.array_equal(outputs[name], value.numpy()), name
+
+
+def _forbid_hooks(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a hook was registered")
+
+    for name in ("register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook"):
+        monkeypatch.setattr(torch.nn.Module, name, refuse)
+    for name in ("register_module_forward_hook", "register_module_forward_pre_hook"):
+        monkeypatch.setattr(torch.nn.modules.module, name, refuse)
+
+
+def test_reading_layers_registers_no_hook(monkeypatch):
+    """Hooks on a model shared by threads would hand one caller another's tensors."""
+    torch.manual_seed(3)
+    model = MnistCNN().eval()
+    x = torch.rand(2, 1, 28, 28)
+    _forbid_hooks(monkeypatch)
+    with pytest.raises(AssertionError, match="a hook was registered"):  # the trap works
+        model.conv1.register_forward_hook(lambda *a: None)
+
+    outputs = layer_outputs(model, x)
+    rows = layer_table(model)
+    logits = predict_logits(model, x)
+    assert [r.name for r in rows] == list(LAYER_NAMES)
+    assert {r.name: r.output_shape for r in rows} == {n: v.shape[1:] for n, v in outputs.items()}
+    assert np.array_equal(logits.numpy(), outputs["fc2"])
+    assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules())
+
+
+def test_layer_outputs_from_many_threads_at_once():
+    """Each caller gets its own images' tensors from one shared model."""
+    torch.manual_seed(4)
+    model = MnistCNN().eval()
+    inputs = [torch.rand(1, 1, 28, 28) for _ in range(8)]
+    expected = [layer_outputs(model, x)["conv3"] for x in inputs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(5):
+            results = list(pool.map(lambda x: layer_outputs(model, x)["conv3"], inputs))
+            for got, want in zip(results, expected, strict=True):
+                np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
 ]
 PAGES = ["", "browse", "errors", "feature_maps", "attributions", "your_digit"]
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _need_browser():
@@ -47,12 +47,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(reference_model, model_cache, tmp_path_factory):
+def start_server(cache: Path, log: Path):
+    """``streamlit run dashboard/Home.py`` on a free port with ``cache`` as its model cache;
+    returns the process and its URL once it answers."""
     _need_browser()
     port = _free_port()
-    env = {**os.environ, "MNIST_CNN_CACHE": str(model_cache)}
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"  # a file, not a pipe nobody reads
+    env = {**os.environ, "MNIST_CNN_CACHE": str(cache)}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -85,6 +85,13 @@ def app_url(reference_model, model_cache, tmp_path_factory):
     else:
         proc.kill()
         pytest.fail(f"streamlit did not start: {log.read_text()[-2000:]}")
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def app_url(reference_model, model_cache, tmp_path_factory):
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"  # a file, not a pipe nobody reads
+    proc, url = start_server(model_cache, log)
     yield url
     proc.terminate()
     proc.wait(timeout=10)
@@ -116,28 +123,41 @@ def wait_for_app(page, charts: bool = True) -> None:
 
 def open_page(browser, url: str, path: str):
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    errors = watch_errors(page, url)
+    page.goto(f"{url}/{path}")
+    wait_for_app(page, charts=path != "your_digit")
+    return page, errors
+
+
+def _expected_probe(url: str, base: str) -> bool:
+    """Opened at a page's own URL, Streamlit's frontend first probes
+    ``<page>/_stcore/health`` and ``<page>/_stcore/host-config``, gets 404 and falls back to
+    the root. Those two requests, and only they, are expected to fail."""
+    path = url.removeprefix(base).split("?")[0]
+    parts = path.strip("/").split("/")
+    return len(parts) == 3 and parts[0] in PAGES and parts[1] == "_stcore" and parts[2] in ("health", "host-config")
+
+
+def watch_errors(page, base: str) -> list[str]:
+    """Every console error, page error and failed request, except the expected probes."""
     errors: list[str] = []
-    # Opened at a page's own URL, Streamlit's frontend first probes <page>/_stcore/health
-    # and host-config, gets 404 and falls back to the root: expected, so not counted.
-    # Every other failed response or console error is.
     page.on(
         "console",
         lambda m: (
-            errors.append(m.text)
-            if m.type == "error"
-            and not m.text.startswith("Failed to load resource: the server responded with a status of 404")
+            errors.append(f"{m.text} ({m.location.get('url', '')})")
+            if m.type == "error" and not _expected_probe(m.location.get("url", ""), base)
             else None
         ),
     )
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on(
         "response",
-        lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 and "/_stcore/" not in r.url else None,
+        lambda r: (
+            errors.append(f"{r.status} {r.url}") if r.status >= 400 and not _expected_probe(r.url, base) else None
+        ),
     )
     page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
-    page.goto(f"{url}/{path}")
-    wait_for_app(page, charts=path != "your_digit")
-    return page, errors
+    return errors
 
 
 def assert_clean(page, errors: list[str]) -> None:
@@ -208,3 +228,58 @@ def test_drawing_a_digit_gets_a_live_prediction(browser, app_url):
     page.screenshot(path=str(SHOTS / "your_digit_drawn.png"), full_page=True)
     assert_clean(page, errors)
     page.close()
+
+
+def test_several_sessions_at_once_each_see_their_own_digit(browser, app_url):
+    """Four sessions (separate browser contexts: separate cookies) open Feature maps for four
+    different digits at the same moment; each shows its own digit's prediction and the
+    link of each keeps its own index."""
+    indices = [3, 8, 13, 21]
+    contexts = [browser.new_context(viewport={"width": 1300, "height": 900}) for _ in indices]
+    try:
+        pages = [ctx.new_page() for ctx in contexts]
+        errors = [watch_errors(p, app_url) for p in pages]
+        for page, index in zip(pages, indices, strict=True):  # all requests in flight together
+            page.goto(f"{app_url}/feature_maps?split=test&index={index}", wait_until="commit")
+        for page, index, errs in zip(pages, indices, errors, strict=True):
+            wait_for_app(page)
+            page.wait_for_selector(f"text=test #{index}: the network reads", timeout=60_000)
+            assert f"index={index}" in page.url
+            assert_clean(page, errs)
+    finally:
+        for ctx in contexts:
+            ctx.close()
+
+
+def test_navigating_during_a_first_start_trains_once(browser, tmp_path):
+    """An empty cache: the first page shows the architecture and a progress bar at once;
+    switching pages while the default model trains neither restarts nor cancels it."""
+    log = tmp_path / "server.log"
+    cache = tmp_path / "cache"
+    proc, url = start_server(cache, log)
+    try:
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        errors = watch_errors(page, url)
+        page.goto(url)
+        page.wait_for_selector("text=Architecture", timeout=30_000)
+        page.wait_for_selector('[data-testid="stProgress"]', timeout=30_000)
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / "first_start.png"), full_page=True)
+        first_epoch = None
+        for path in ("errors", "browse", ""):
+            page.get_by_role("link", name={"errors": "Errors", "browse": "Browse digits", "": "Overview"}[path]).click()
+            page.wait_for_timeout(2500)
+            saved = list((cache / "models").glob("*/epoch_01.safetensors"))
+            if saved and first_epoch is None:
+                first_epoch = (saved[0], saved[0].stat().st_ino)
+        page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)  # the model card: trained
+        folders = [f for f in (cache / "models").iterdir() if f.is_dir()]
+        assert len(folders) == 1
+        if first_epoch is not None:  # the epoch-1 file seen mid-training was never rewritten
+            assert first_epoch[0].stat().st_ino == first_epoch[1]
+        assert page.locator('[data-testid="stProgress"]').count() == 0  # the progress bar is gone
+        assert_clean(page, errors)
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -4,12 +4,55 @@ import torch
 from core.config import CACHE_ENV, RECIPES, cache_dir, choose_device, recipe
 
 
-def test_auto_device_prefers_accelerators():
-    device = choose_device("auto")
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    if not torch.cuda.is_available() and torch.backends.mps.is_available():
-        expected = "mps"
-    assert device.type == expected
+def _fake_accelerators(monkeypatch, cuda: bool, mps: bool) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    _fake_accelerators(monkeypatch, cuda, mps)
+    assert choose_device("auto") == torch.device(expected)
+    assert choose_device() == torch.device(expected)  # auto is the default
+
+
+def test_auto_device_without_an_mps_backend(monkeypatch):
+    """A torch build without torch.backends.mps falls back to the CPU instead of failing."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delattr(torch.backends, "mps")
+    assert choose_device("auto") == torch.device("cpu")
+
+
+@pytest.mark.parametrize(("cuda", "mps"), [(True, True), (False, False), (True, False), (False, True)])
+def test_explicit_cpu_ignores_accelerators(monkeypatch, cuda, mps):
+    _fake_accelerators(monkeypatch, cuda, mps)
+    assert choose_device("cpu") == torch.device("cpu")
+
+
+def test_explicit_accelerators_when_present(monkeypatch):
+    _fake_accelerators(monkeypatch, True, True)
+    assert choose_device("cuda") == torch.device("cuda")
+    assert choose_device("cuda:1") == torch.device("cuda", 1)
+    assert choose_device("mps") == torch.device("mps")
+
+
+def test_explicit_accelerators_when_absent_are_clear_errors(monkeypatch):
+    _fake_accelerators(monkeypatch, False, False)
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        choose_device("cuda")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        choose_device("cuda:0")
+    with pytest.raises(ValueError, match="MPS is not available"):
+        choose_device("mps")
+
+
+@pytest.mark.parametrize("name", ["tpu", "gpu", "", "xla:0"])
+def test_unknown_device_names(name):
+    with pytest.raises(ValueError, match="unknown device"):
+        choose_device(name)
 
 
 def test_explicit_cpu():

@@ -1,8 +1,13 @@
 import numpy as np
+import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save as save_safetensors
 
-from core.data import MnistDataset, Split
+from core import checkpoints
+from core.data import MnistDataset, Split, load_mnist
 from core.evaluate import Evaluation, confusion_matrix, evaluate, evaluate_accuracy, load_or_evaluate
+from core.model import MnistCNN
 
 
 def test_confusion_matrix_by_hand():
@@ -25,9 +30,8 @@ def test_evaluation_derivatives():
     assert ev.loss[0] < ev.loss[2]
 
 
+@pytest.mark.slow
 def test_evaluate_on_trained_model(reference_model):
-    from core.data import load_mnist
-
     split = load_mnist().test
     ev = evaluate(reference_model.model, split)
     assert ev.logits.shape == (10000, 10) and ev.logits.dtype == np.float32
@@ -39,14 +43,119 @@ def test_evaluate_on_trained_model(reference_model):
     assert abs(evaluate_accuracy(reference_model.model, loader) - (ev.preds[:500] == split.labels[:500]).mean()) < 1e-9
 
 
-def test_evaluation_is_cached_beside_the_checkpoint(tmp_path, reference_model):
-    from core.data import load_mnist
+KEY = "0123456789abcdef"
+FINGERPRINT = load_mnist().fingerprint
 
-    split = load_mnist().test
-    first = load_or_evaluate(reference_model.model, split, tmp_path)
-    assert (tmp_path / "evaluation_test.safetensors").is_file()
-    second = load_or_evaluate(torch.nn.Identity(), split, tmp_path)  # would fail if it recomputed
+
+class MustNotRun(torch.nn.Module):
+    """A model that fails if it is ever asked to evaluate: proves a cache hit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        raise AssertionError("recomputed instead of reading the cached evaluation")
+
+
+@pytest.fixture(scope="module")
+def small_split() -> Split:
+    test = load_mnist().test
+    return Split(test.images[:300], test.labels[:300])
+
+
+@pytest.fixture(scope="module")
+def net() -> MnistCNN:
+    torch.manual_seed(0)
+    return MnistCNN().eval()
+
+
+def _read(path):
+    """The cached logits and the labels in the file's header."""
+    with safe_open(path, "pt") as f:
+        return f.get_tensor("logits").numpy(), f.metadata()
+
+
+def test_evaluation_is_cached_beside_the_checkpoint(tmp_path, net, small_split):
+    folder = tmp_path / KEY
+    first = load_or_evaluate(net, small_split, "test", folder, 2, FINGERPRINT)
+    path = folder / checkpoints.evaluation_file(2, "test", FINGERPRINT)
+    assert [p.name for p in folder.iterdir()] == [path.name]
+    logits, metadata = _read(path)
+    assert metadata == {"key": KEY, "epoch": "2", "split": "test", "data": FINGERPRINT}
+    assert np.array_equal(logits, first.logits)
+    assert first.logits.shape == (300, 10) and np.array_equal(first.labels, small_split.labels)
+    assert np.array_equal(first.logits, evaluate(net, small_split).logits)
+
+    second = load_or_evaluate(MustNotRun(), small_split, "test", folder, 2, FINGERPRINT)
     assert np.array_equal(first.logits, second.logits)
-    (tmp_path / "evaluation_test.safetensors").write_bytes(b"junk")
-    third = load_or_evaluate(reference_model.model, split, tmp_path)
-    assert np.array_equal(first.logits, third.logits)
+    assert np.array_equal(second.labels, small_split.labels)
+
+
+def test_epoch_split_and_data_each_get_their_own_file(tmp_path, net, small_split):
+    folder = tmp_path / KEY
+    other_fp = "f" * 64
+    variants = [("test", 1, FINGERPRINT), ("test", 2, FINGERPRINT), ("train", 1, FINGERPRINT), ("test", 1, other_fp)]
+    for split_name, epoch, fp in variants:
+        load_or_evaluate(net, small_split, split_name, folder, epoch, fp)
+    names = {checkpoints.evaluation_file(epoch, split_name, fp) for split_name, epoch, fp in variants}
+    assert len(names) == 4 and {p.name for p in folder.iterdir()} == names
+    for split_name, epoch, fp in variants:
+        _, metadata = _read(folder / checkpoints.evaluation_file(epoch, split_name, fp))
+        assert metadata == {"key": KEY, "epoch": str(epoch), "split": split_name, "data": fp}
+        # ... and each is now a cache hit.
+        load_or_evaluate(MustNotRun(), small_split, split_name, folder, epoch, fp)
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"key": "fedcba9876543210"},  # copied from another model's folder
+        {"epoch": "1"},
+        {"split": "train"},
+        {"data": "f" * 64},
+        {"extra": "label"},
+        "no metadata",
+    ],
+)
+def test_a_file_with_wrong_labels_is_recomputed(tmp_path, net, small_split, wrong):
+    folder = tmp_path / KEY
+    folder.mkdir()
+    path = folder / checkpoints.evaluation_file(2, "test", FINGERPRINT)
+    labels = {"key": KEY, "epoch": "2", "split": "test", "data": FINGERPRINT}
+    metadata = None if wrong == "no metadata" else {**labels, **wrong}
+    path.write_bytes(save_safetensors({"logits": torch.zeros(300, 10)}, metadata=metadata))
+
+    result = load_or_evaluate(net, small_split, "test", folder, 2, FINGERPRINT)
+    expected = evaluate(net, small_split).logits
+    assert np.array_equal(result.logits, expected)
+    logits, written = _read(path)  # overwritten with the right evaluation and labels
+    assert written == labels and np.array_equal(logits, expected)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"logits": torch.zeros(299, 10)},  # saved with the right labels
+        {"logits": torch.zeros(300, 9)},
+        {"other": torch.zeros(300, 10)},
+        b"junk",
+        b"",
+    ],
+    ids=["rows", "columns", "no-logits", "junk", "empty"],
+)
+def test_a_file_with_the_wrong_shape_or_damaged_is_recomputed(tmp_path, net, small_split, content):
+    folder = tmp_path / KEY
+    folder.mkdir()
+    path = folder / checkpoints.evaluation_file(2, "test", FINGERPRINT)
+    labels = {"key": KEY, "epoch": "2", "split": "test", "data": FINGERPRINT}
+    path.write_bytes(content if isinstance(content, bytes) else save_safetensors(content, metadata=labels))
+    result = load_or_evaluate(net, small_split, "test", folder, 2, FINGERPRINT)
+    logits, written = _read(path)
+    assert np.array_equal(result.logits, evaluate(net, small_split).logits)
+    assert written == labels and np.array_equal(logits, result.logits)
+
+
+def test_unknown_split_name_is_refused(tmp_path, net, small_split):
+    with pytest.raises(ValueError, match="unknown split"):
+        load_or_evaluate(net, small_split, "validation", tmp_path / KEY, 1, FINGERPRINT)

@@ -1,6 +1,12 @@
-import torch
+import importlib.util
+import sys
+from pathlib import Path
 
-from core.model import MnistCNN, format_layer_table, layer_table
+import torch
+from torch import nn
+
+from core import model as model_module
+from core.model import MNIST_MEAN, MNIST_STD, MnistCNN, architecture_signature, format_layer_table, layer_table
 
 
 def test_parameter_counts_match_the_seed():
@@ -40,3 +46,98 @@ def test_returns_raw_logits_not_probabilities():
 
 def test_table_text_has_the_total():
     assert "16,614" in format_layer_table(layer_table())
+
+
+# ---- architecture_signature ----------------------------------------------------------------
+
+
+class SameLayersOtherForward(MnistCNN):
+    """Identical layers and parameters; only what forward computes differs."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.taps(x)["fc2"] * 2
+
+
+class SameLayersOtherTaps(MnistCNN):
+    """Identical layers and parameters; taps skips the input normalisation."""
+
+    def taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return super().taps(x * MNIST_STD + MNIST_MEAN)
+
+
+class WiderConv1(MnistCNN):
+    """Other parameter shapes: conv1 has 6 channels (conv2 follows)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, kernel_size=3)
+        self.conv2 = nn.Conv2d(6, 8, kernel_size=3)
+
+
+VARIANT_SOURCE = """
+import torch
+from core.model import MnistCNN
+
+
+class Variant(MnistCNN):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return {body}
+"""
+
+
+def _import_variant(tmp_path: Path, monkeypatch, module: str, body: str) -> type[MnistCNN]:
+    """A class named ``Variant`` from its own file, so two variants differ only in ``forward``'s body."""
+    path = tmp_path / f"{module}.py"
+    path.write_text(VARIANT_SOURCE.format(body=body))
+    spec = importlib.util.spec_from_file_location(module, path)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, module, mod)  # inspect.getsource finds the file through it
+    spec.loader.exec_module(mod)
+    return mod.Variant
+
+
+def test_signature_is_stable_for_the_same_class():
+    a = architecture_signature()
+    assert a == architecture_signature(MnistCNN) == architecture_signature()
+    assert len(a) == 64 and int(a, 16) >= 0
+    assert architecture_signature(SameLayersOtherForward) == architecture_signature(SameLayersOtherForward)
+
+
+def test_signature_changes_with_forward_or_taps_even_with_the_same_layers():
+    for cls in (SameLayersOtherForward, SameLayersOtherTaps):
+        layers = repr(cls()).split("\n", 1)[1]  # the layer lines, without the class name
+        assert layers == repr(MnistCNN()).split("\n", 1)[1]  # the layers alone cannot tell them apart
+        assert {k: v.shape for k, v in cls().state_dict().items()} == {
+            k: v.shape for k, v in MnistCNN().state_dict().items()
+        }
+    signatures = {architecture_signature(c) for c in (MnistCNN, SameLayersOtherForward, SameLayersOtherTaps)}
+    assert len(signatures) == 3
+
+
+def test_signature_changes_with_the_body_of_forward_alone(tmp_path, monkeypatch):
+    """Same class name, same layers, same module layout: only one expression in forward differs."""
+    first = _import_variant(tmp_path, monkeypatch, "variant_first", 'self.taps(x)["fc2"]')
+    copy = _import_variant(tmp_path, monkeypatch, "variant_copy", 'self.taps(x)["fc2"]')
+    changed = _import_variant(tmp_path, monkeypatch, "variant_changed", '-self.taps(x)["fc2"]')
+    assert architecture_signature(first) == architecture_signature(copy)
+    assert architecture_signature(first) != architecture_signature(changed)
+
+
+def test_signature_changes_with_parameter_shapes():
+    assert architecture_signature(WiderConv1) != architecture_signature(MnistCNN)
+    assert WiderConv1()(torch.rand(1, 1, 28, 28)).shape == (1, 10)  # a working model, just another one
+
+
+def test_signature_changes_with_the_meaning_of_a_layer_name(monkeypatch):
+    base = architecture_signature()
+    monkeypatch.setitem(model_module.TAPS, "conv1", "conv1")  # conv1 read before its ReLU
+    assert architecture_signature() != base
+
+
+def test_signature_changes_with_the_input_normalisation(monkeypatch):
+    torch.manual_seed(0)
+    model, x = MnistCNN(), torch.rand(2, 1, 28, 28)
+    base, before = architecture_signature(), model(x)
+    monkeypatch.setattr(model_module, "MNIST_MEAN", 0.5)
+    assert not torch.allclose(model(x), before)  # the same weights now compute something else
+    assert architecture_signature() != base

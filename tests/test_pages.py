@@ -47,6 +47,20 @@ def open_app(page: str | None = None, **query: str) -> AppTest:
     return at
 
 
+def finish_training(root: Path) -> None:
+    """Wait for every background training job of the app's trainer for ``root``."""
+    from dashboard import cache
+
+    jobs = cache._training_jobs(str(root))
+    for status in jobs.all():
+        assert jobs.wait(status.key, timeout=120).state == "done", status
+
+
+def progress_texts(at: AppTest) -> list[str]:
+    """The text of every progress bar on the page."""
+    return [p.proto.text for p in at.get("progress")]
+
+
 def chart_specs(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
@@ -189,6 +203,21 @@ def test_attribution_options_out_of_range_give_a_message(reference_model):
     assert any("stride (5) larger than the window (2)" in e.value for e in at.error)
 
 
+def test_raw_layer_resolution_draws_every_layer(reference_model):
+    """Compare layers at the layers' own resolution: four finite maps, each on its own grid."""
+    at = open_app("app_pages/attributions.py")
+    for method in ("Grad-CAM", "Layer Integrated Gradients", "Layer Activation × Gradient"):
+        at.selectbox(key="at_layer_method").set_value(method)
+        at.toggle(key="at_layer_raw").set_value(True)
+        at.run()
+        assert not at.exception
+        spec = next(s for s in chart_specs(at) if any(t.get("xaxis") == "x4" for t in s["data"]))
+        heatmaps = [t for t in spec["data"] if t["type"] == "heatmap"]
+        shapes = [array(t["z"]).reshape(-1).size for t in heatmaps]
+        assert shapes == [26 * 26, 24 * 24, 10 * 10, 8 * 8], (method, shapes)
+        assert all(np.isfinite(array(t["z"]).astype(float)).all() for t in heatmaps), method
+
+
 def test_gradcam_on_fc1_is_explained_not_a_traceback(reference_model):
     at = open_app("app_pages/attributions.py")
     at.selectbox(key="at_layer_method").set_value("Grad-CAM")
@@ -260,23 +289,55 @@ def test_damaged_checkpoint_is_retrained_with_a_message(tmp_path, monkeypatch, r
     weights = trained.info.folder / "epoch_01.safetensors"
     weights.write_bytes(weights.read_bytes()[:500])
     at = open_app(model=trained.info.key)
-    assert "could not be loaded" in texts(at)
+    assert "could not be loaded" in texts(at) and "checksum mismatch" in texts(at)
+    finish_training(tmp_path)
+    at.run()
+    assert not at.exception
     assert "seed 11" in texts(at)  # the same settings were trained again
     assert len(weights.read_bytes()) > 500
 
 
-def test_first_start_trains_with_a_progress_bar(tmp_path, monkeypatch, reference_model):
-    """An empty cache: the app trains the default recipe (made tiny here) and carries on."""
+def test_unverifiable_checkpoint_is_retrained_with_a_message(tmp_path, monkeypatch, reference_model):
+    """A checkpoint whose checksum entry is missing from meta.json is not trusted."""
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    trained = load_or_train(tiny_config(seed=12), root=tmp_path)
+    meta_path = trained.info.folder / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["sha256"]["epoch_01.safetensors"]
+    meta_path.write_text(json.dumps(meta))
+    at = open_app(model=trained.info.key)
+    assert "no checksum is recorded" in texts(at)
+    finish_training(tmp_path)
+    at.run()
+    assert "seed 12" in texts(at)
+    assert "epoch_01.safetensors" in json.loads(meta_path.read_text())["sha256"]
+
+
+def test_first_start_shows_content_and_progress_then_the_model(tmp_path, monkeypatch, reference_model):
+    """An empty cache: the architecture and the data show at once beside the training job's
+    progress bar; when the job ends the page fills in with the trained default model."""
     from core import config
 
     monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
-    monkeypatch.setitem(config.RECIPES, "default", tiny_config(recipe="default", seed=21))
+    monkeypatch.setitem(config.RECIPES, "default", tiny_config(recipe="default", seed=21, epochs=2))
     at = open_app()
-    assert "No trained model is cached yet" in texts(at)
+    assert list(at.dataframe[0].value["parameters"]) == [40, 296, 0, 1168, 4640, 0, 10260, 210, 16614]
+    assert "10,000 test digits" in texts(at)
+    bars = progress_texts(at)
+    assert bars and any(t.startswith(("Queued", "Preparing", "Training: epoch")) for t in bars), bars
+    for page in PAGES[1:]:  # every page draws something useful or the progress, never an error
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert progress_texts(at), page
+    finish_training(tmp_path)
+    at.switch_page(PAGES[0])
+    at.run()
+    assert not progress_texts(at)
     assert "default recipe" in texts(at) and "seed 21" in texts(at)
-    assert [f.name for f in (tmp_path / "models").iterdir() if f.is_dir()]
+    assert len([f for f in (tmp_path / "models").iterdir() if f.is_dir()]) == 1  # one training run
     again = open_app()  # a later start loads it instead of training
-    assert "No trained model is cached yet" not in texts(again)
+    assert not progress_texts(again) and "seed 21" in texts(again)
 
 
 def test_sidebar_trains_a_new_model_and_switches_to_it(tmp_path, monkeypatch, reference_model):
@@ -286,6 +347,10 @@ def test_sidebar_trains_a_new_model_and_switches_to_it(tmp_path, monkeypatch, re
     at.selectbox(key="train_recipe").set_value("reference")
     at.number_input(key="train_seed").set_value(32)
     next(b for b in at.button if b.label == "Train").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "seed 31" in texts(at)  # the current model stays in use while the new one trains
+    finish_training(tmp_path)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert "seed 32" in texts(at)
@@ -331,5 +396,7 @@ def test_stepping_through_epochs(tmp_path, monkeypatch, reference_model):
         assert not at.exception, (page, [e.value for e in at.exception])
     linked = open_app(model=f"{trained.info.key}@1")
     assert linked.select_slider(key="sidebar_epoch").value == 1
+    last = open_app(model=f"{trained.info.key}@2")  # the last epoch, as a copied link may name it
+    assert not last.warning and last.select_slider(key="sidebar_epoch").value == 2
     bad = open_app(model=f"{trained.info.key}@9")
-    assert "does not have" in texts(bad)
+    assert "saved epochs 1 to 2" in texts(bad)

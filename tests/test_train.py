@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -8,18 +9,37 @@ import torch
 
 from core import checkpoints
 from core.checkpoints import CheckpointError
-from core.data import load_mnist
+from core.config import TrainConfig
+from core.data import load_mnist, to_tensor
+from core.evaluate import predict_logits
 from core.train import load_or_train, main, train
 from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_reference_recipe_reaches_97_percent(reference_model):
-    """The original run: one epoch, Adam 1e-3, batch 100, on the real data (97.39% then)."""
-    assert reference_model.info.test_accuracy >= 0.970
+    """The original run: one epoch, Adam 1e-3, batch 100, on the real data.
+
+    97.39% in the original project, 97.17-97.20% measured here; the band catches a
+    regression of a few tenths of a point, and a recipe that silently became another one.
+    """
+    accuracy = reference_model.info.test_accuracy
+    assert 0.9705 <= accuracy <= 0.980
     assert len(reference_model.history) == 1
-    assert reference_model.history[0]["test_accuracy"] == reference_model.info.test_accuracy
+    record = reference_model.history[0]
+    assert record["test_accuracy"] == accuracy
+    assert record["epoch"] == 1 and record["train_loss"] < 0.5 and record["test_loss"] < 0.12
+
+    # The recorded numbers are those of the weights on disk, evaluated afresh.
+    split = load_mnist().test
+    loaded = checkpoints.load_checkpoint(reference_model.info.folder)
+    logits = predict_logits(loaded, to_tensor(split.images))
+    labels = torch.from_numpy(split.labels)
+    fresh_accuracy = (logits.argmax(1) == labels).double().mean().item()
+    assert abs(fresh_accuracy - accuracy) < 1e-6  # the same count of correct digits out of 10,000
+    assert torch.nn.functional.cross_entropy(logits, labels).item() == pytest.approx(record["test_loss"], rel=1e-4)
 
 
 def test_second_call_loads_from_cache(tmp_path, monkeypatch):
@@ -36,13 +56,36 @@ def test_second_call_loads_from_cache(tmp_path, monkeypatch):
         assert torch.equal(a, b)
 
 
+def _changed(value: object) -> object:
+    """Another value of the same type."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 2 + 0.5
+    if isinstance(value, str):
+        return value + "-other"
+    raise TypeError(f"add a changed value for {type(value).__name__} to this test")
+
+
 def test_cache_key_changes_with_every_setting():
     fingerprint = load_mnist().fingerprint
-    base = checkpoints.model_key(tiny_config(), fingerprint)
-    assert checkpoints.model_key(tiny_config(seed=1), fingerprint) != base
-    assert checkpoints.model_key(tiny_config(lr=0.002), fingerprint) != base
-    assert checkpoints.model_key(tiny_config(), "other data") != base
-    assert checkpoints.model_key(tiny_config(), fingerprint) == base
+    config = tiny_config()
+    base = checkpoints.model_key(config, fingerprint)
+    keys = {"base": base}
+    for field in dataclasses.fields(TrainConfig):
+        changed = config.replace(**{field.name: _changed(getattr(config, field.name))})
+        assert getattr(changed, field.name) != getattr(config, field.name)
+        keys[field.name] = checkpoints.model_key(changed, fingerprint)
+    keys["data"] = checkpoints.model_key(config, "0" * 64)
+    assert len(keys) == len(dataclasses.fields(TrainConfig)) + 2
+    assert len(set(keys.values())) == len(keys), keys  # every setting, and the data, gives its own key
+
+    # Same settings, same data: same key, also from an equal but separate config object.
+    assert checkpoints.model_key(config, fingerprint) == base
+    assert checkpoints.model_key(TrainConfig(**dataclasses.asdict(config)), fingerprint) == base
+    assert len(base) == checkpoints.KEY_LENGTH
 
 
 def test_checkpoint_per_epoch_and_history(tmp_path):
@@ -92,6 +135,7 @@ def test_same_seed_same_weights(tmp_path):
     assert not torch.equal(a.fc2.weight, c.fc2.weight)
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_checkpoint(tmp_path):
     script = (
         "import json, sys; from core.train import load_or_train; from tests.conftest import tiny_config; "

@@ -3,90 +3,98 @@
 import streamlit as st
 
 from dashboard import cache, figures, panels, state
-
-data = state.current_data()
-evaluation = cache.evaluation(state.model_ref(), "test")
-matrix = evaluation.confusion
-
-st.title("Where the network fails")
-st.markdown(
-    f"**{len(evaluation.misclassified):,}** of {len(evaluation.labels):,} test digits are misread. "
-    "Rows are the true digit, columns what the network answered. Click a square to see its digits."
-)
-
-if "errors_true" not in st.session_state:  # start on the most frequent confusion
-    off_diagonal = matrix.copy()
-    off_diagonal[range(10), range(10)] = -1
-    t, p = divmod(int(off_diagonal.argmax()), 10)
-    st.session_state["errors_true"], st.session_state["errors_pred"] = t, p
+from dashboard.view import View
 
 
-def on_cell_click() -> None:
-    clicked = panels.clicked("errors_matrix")
-    if clicked:
-        true, pred = clicked[:2]  # customdata: (true, predicted, count, rate)
-        st.session_state["errors_true"], st.session_state["errors_pred"] = int(true), int(pred)
-
-
-left, right = st.columns([1, 1], gap="large")
-with left:
-    toggles = st.columns(2)
-    show_diagonal = toggles[0].toggle(
-        "Show the diagonal",
-        value=False,
-        key="errors_diagonal",
-        help="Hidden, the colour scale spreads over the mistakes alone",
-    )
-    normalise = toggles[1].toggle(
-        "Rates per true class",
-        value=False,
-        key="errors_normalise",
-        help="Each row divided by the number of digits of that class",
-    )
-    st.plotly_chart(
-        figures.confusion(
-            matrix,
-            show_diagonal,
-            normalise,
-            data.classes,
-            selected=(st.session_state["errors_true"], st.session_state["errors_pred"]),
-        ),
-        key="errors_matrix",
-        on_select=on_cell_click,
-        selection_mode="points",
-        config=figures.CHART_CONFIG,
-        width="content",
-    )
-    st.subheader("Most frequent confusions")
-    totals = matrix.sum(axis=1)
-    pairs = sorted(
-        ((matrix[t, p], t, p) for t in range(10) for p in range(10) if t != p and matrix[t, p]), reverse=True
-    )
-    st.dataframe(
-        [
-            {"true → predicted": f"{t} → {p}", "count": int(c), "share of class": c / totals[t]}
-            for c, t, p in pairs[:15]
-        ],
-        hide_index=True,
-        column_config={"share of class": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=0.1)},
+def render(view: View) -> None:
+    st.title("Where the network fails")
+    if view.trained is None:
+        panels.training_status(view.job.key, "The confusion matrix appears when the model is trained")
+        return
+    data = view.data
+    evaluation = cache.evaluation(view.trained, view.epoch, "test")
+    matrix = evaluation.confusion
+    st.markdown(
+        f"**{len(evaluation.misclassified):,}** of {len(evaluation.labels):,} test digits are misread. "
+        "Rows are the true digit, columns what the network answered. Click a square to see its digits."
     )
 
-with right:
-    picks = st.columns(2)
-    true = picks[0].selectbox("True class", range(10), key="errors_true")
-    pred = picks[1].selectbox("Predicted class", range(10), key="errors_pred")
-    cell = evaluation.cell(true, pred)
-    kind = "correct" if true == pred else "mistakes"
-    st.markdown(f"**{len(cell):,}** {kind}: true **{true}**, predicted **{pred}**, most confident first")
-    if len(cell) == 0:
-        st.info(f"The network never read a {true} as a {pred}. Pick another cell.")
-    else:
-        panels.digit_grid("test", cell[: panels.PAGE_SIZE], key="errors_cell_grid", columns=8, short=True)
-        st.caption("Under each digit: the network's confidence in its answer.")
-        if len(cell) > panels.PAGE_SIZE:
-            st.caption(f"The {panels.PAGE_SIZE} most confident of {len(cell):,}.")
-    sample = state.selected_sample()
-    if sample.split == "test" and sample.index in set(cell.tolist()):
-        panels.sample_detail(sample)
-    else:
-        st.caption("Click a digit to see its probabilities and look inside the network.")
+    if "errors_true" not in st.session_state:  # start on the most frequent confusion
+        off_diagonal = matrix.copy()
+        off_diagonal[range(10), range(10)] = -1
+        t, p = divmod(int(off_diagonal.argmax()), 10)
+        st.session_state["errors_true"], st.session_state["errors_pred"] = t, p
+
+    def on_cell_click() -> None:
+        clicked = panels.clicked("errors_matrix")
+        if clicked:
+            true, pred = clicked[:2]  # customdata: (true, predicted, count, rate)
+            st.session_state["errors_true"], st.session_state["errors_pred"] = int(true), int(pred)
+
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        toggles = st.columns(2)
+        show_diagonal = toggles[0].toggle(
+            "Show the diagonal",
+            value=False,
+            key="errors_diagonal",
+            help="Hidden, the colour scale spreads over the mistakes alone",
+        )
+        normalise = toggles[1].toggle(
+            "Rates per true class",
+            value=False,
+            key="errors_normalise",
+            help="Each row divided by the number of digits of that class",
+        )
+        st.plotly_chart(
+            figures.confusion(
+                matrix,
+                show_diagonal,
+                normalise,
+                data.classes,
+                selected=(st.session_state["errors_true"], st.session_state["errors_pred"]),
+            ),
+            key="errors_matrix",
+            on_select=on_cell_click,
+            selection_mode="points",
+            config=figures.CHART_CONFIG,
+            width="content",
+        )
+        st.subheader("Most frequent confusions")
+        totals = matrix.sum(axis=1)
+        pairs = sorted(
+            ((matrix[t, p], t, p) for t in range(10) for p in range(10) if t != p and matrix[t, p]), reverse=True
+        )
+        st.dataframe(
+            [
+                {"true → predicted": f"{t} → {p}", "count": int(c), "share of class": c / totals[t]}
+                for c, t, p in pairs[:15]
+            ],
+            hide_index=True,
+            column_config={
+                "share of class": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=0.1)
+            },
+        )
+
+    with right:
+        picks = st.columns(2)
+        true = picks[0].selectbox("True class", range(10), key="errors_true")
+        pred = picks[1].selectbox("Predicted class", range(10), key="errors_pred")
+        cell = evaluation.cell(true, pred)
+        kind = "correct" if true == pred else "mistakes"
+        st.markdown(f"**{len(cell):,}** {kind}: true **{true}**, predicted **{pred}**, most confident first")
+        if len(cell) == 0:
+            st.info(f"The network never read a {true} as a {pred}. Pick another cell.")
+        else:
+            panels.digit_grid(view, "test", cell[: panels.PAGE_SIZE], key="errors_cell_grid", columns=8, short=True)
+            st.caption("Under each digit: the network's confidence in its answer.")
+            if len(cell) > panels.PAGE_SIZE:
+                st.caption(f"The {panels.PAGE_SIZE} most confident of {len(cell):,}.")
+        sample = view.sample
+        if sample.split == "test" and sample.index in set(cell.tolist()):
+            panels.sample_detail(view, sample, view.image(sample))
+        else:
+            st.caption("Click a digit to see its probabilities and look inside the network.")
+
+
+render(state.page_view())

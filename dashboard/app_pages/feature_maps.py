@@ -2,62 +2,67 @@
 
 import streamlit as st
 
-from core.activations import TAPS, kernels, strongest_channels
-from core.evaluate import softmax
-from core.model import CONV_LAYERS
-from dashboard import cache, figures, panels, state
+from core.activations import kernels, strongest_channels
+from core.model import CONV_LAYERS, LAYER_NAMES
+from dashboard import figures, panels, state
+from dashboard.view import View
 
 FLOW_LAYERS = ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2")
 FLOW_TOP = 4  # strongest channels shown per layer in the flow view
 
-trained = state.current_model()
-st.title("Feature maps")
-st.caption(
-    "Each conv layer slides its 3×3 kernels over the layer before and keeps the positive part (ReLU): bright "
-    "means the pattern the channel looks for is there. Pools keep the strongest value of each 2×2 block."
-)
-sample = panels.sample_picker("fm")
-image = state.sample_image(sample)
-acts = cache.activations(state.model_ref(), image.tobytes())
-panels.prediction_line(sample, softmax(acts["fc2"]))
 
-st.subheader("The path at a glance")
-st.caption(f"The input, then each layer's {FLOW_TOP} most active channels (by mean activation), left to right.")
-stages = []
-for layer in FLOW_LAYERS:
-    top = strongest_channels(acts[layer], FLOW_TOP)
-    stages.append((layer, acts[layer][top], top))
-st.plotly_chart(figures.flow(image, stages), key="fm_flow", config=figures.CHART_CONFIG)
+def render(view: View) -> None:
+    st.title("Feature maps")
+    st.caption(
+        "Each conv layer slides its 3×3 kernels over the layer before and keeps the positive part (ReLU): bright "
+        "means the pattern the channel looks for is there. Pools keep the strongest value of each 2×2 block. "
+        "A layer's name means its output after the ReLU, here and on the Attributions page."
+    )
+    if view.trained is None:
+        panels.training_status(view.job.key, "Feature maps appear when the model is trained")
+        return
+    _, image, acts = panels.picked_digit(view, "fm")
 
-st.subheader("Every channel, layer by layer")
-shared = st.toggle(
-    "One colour scale per layer",
-    value=True,
-    key="fm_shared",
-    help="On: compare how strongly channels fire. Off: each channel scaled to its own maximum, to see its pattern.",
-)
-for tab, layer in zip(st.tabs(list(TAPS)), TAPS, strict=True):
-    with tab:
-        values = acts[layer]
-        if values.ndim == 3:
-            st.caption(f"{layer}: {values.shape[0]} channels of {values.shape[1]}×{values.shape[2]}. Hover for values.")
-            st.plotly_chart(
-                figures.feature_maps(values, layer, shared), key=f"fm_maps_{layer}", config=figures.CHART_CONFIG
-            )
-        elif layer == "fc2":
-            st.caption("fc2: the ten output scores (logits); softmax turns them into the probabilities.")
-            st.plotly_chart(
-                figures.units(values, layer, state.current_data().classes),
-                key="fm_units_fc2",
-                config=figures.CHART_CONFIG,
-            )
-        else:
-            st.caption(f"{layer}: {values.shape[0]} units after ReLU, the features fc2 weighs into a decision.")
-            st.plotly_chart(figures.units(values, layer), key=f"fm_units_{layer}", config=figures.CHART_CONFIG)
-        if layer in CONV_LAYERS:
-            with st.expander(f"{layer}'s kernels (weights)"):
-                st.plotly_chart(
-                    figures.kernels(kernels(trained.model, layer), layer),
-                    key=f"fm_kernels_{layer}",
-                    config=figures.CHART_CONFIG,
+    st.subheader("The path at a glance")
+    st.caption(f"The input, then each layer's {FLOW_TOP} most active channels (by mean activation), left to right.")
+    stages = []
+    for layer in FLOW_LAYERS:
+        top = strongest_channels(acts[layer], FLOW_TOP)
+        stages.append((layer, acts[layer][top], top))
+    st.plotly_chart(figures.flow(image, stages), key="fm_flow", config=figures.CHART_CONFIG)
+
+    st.subheader("Every channel, layer by layer")
+    shared = st.toggle(
+        "One colour scale per layer",
+        value=True,
+        key="fm_shared",
+        help="On: compare how strongly channels fire. Off: each channel scaled to its own maximum, to see its pattern.",
+    )
+    for tab, layer in zip(st.tabs(list(LAYER_NAMES)), LAYER_NAMES, strict=True):
+        with tab:
+            values = acts[layer]
+            if values.ndim == 3:
+                st.caption(
+                    f"{layer}: {values.shape[0]} channels of {values.shape[1]}×{values.shape[2]}. Hover for values."
                 )
+                st.plotly_chart(
+                    figures.feature_maps(values, layer, shared), key=f"fm_maps_{layer}", config=figures.CHART_CONFIG
+                )
+            elif layer == "fc2":
+                st.caption("fc2: the ten output scores (logits); softmax turns them into the probabilities.")
+                st.plotly_chart(
+                    figures.units(values, layer, view.data.classes), key="fm_units_fc2", config=figures.CHART_CONFIG
+                )
+            else:
+                st.caption(f"{layer}: {values.shape[0]} units after ReLU, the features fc2 weighs into a decision.")
+                st.plotly_chart(figures.units(values, layer), key=f"fm_units_{layer}", config=figures.CHART_CONFIG)
+            if layer in CONV_LAYERS:
+                with st.expander(f"{layer}'s kernels (weights)"):
+                    st.plotly_chart(
+                        figures.kernels(kernels(view.trained.model, layer), layer),
+                        key=f"fm_kernels_{layer}",
+                        config=figures.CHART_CONFIG,
+                    )
+
+
+render(state.page_view())

@@ -1,37 +1,86 @@
-"""Overview: the model card and its training curves."""
+"""Overview: the model card and its training curves. The architecture and the data need
+no trained model, so they show at once on a first start while the model trains."""
 
 import dataclasses
 
+import numpy as np
 import streamlit as st
 
 from core.model import layer_table
-from dashboard import cache, figures, state
+from dashboard import cache, figures, panels, state
+from dashboard.view import View
 
-trained = state.current_model()
-info = trained.info
-data = state.current_data()
-evaluation = cache.evaluation(state.model_ref(), "test")
 
-st.title("What this network is")
-st.markdown(
-    "A small convolutional network reads a 28×28 handwritten digit and outputs ten scores, one per digit. "
-    "Four 3×3 convolutions find strokes and then shapes, two max-pools shrink the picture, and two "
-    "fully connected layers turn what was found into a decision. Open **Browse digits** to see its "
-    "predictions, **Errors** to see where it fails."
-)
+def render(view: View) -> None:
+    st.title("What this network is")
+    st.markdown(
+        "A small convolutional network reads a 28×28 handwritten digit and outputs ten scores, one per digit. "
+        "Four 3×3 convolutions find strokes and then shapes, two max-pools shrink the picture, and two "
+        "fully connected layers turn what was found into a decision. Open **Browse digits** to see its "
+        "predictions, **Errors** to see where it fails."
+    )
+    if view.trained is None:
+        panels.training_status(view.job.key, "Training the default model (once; later starts load it)")
+        rows = layer_table()
+        _architecture(rows)
+        data = view.data
+        st.subheader("The data")
+        st.markdown(f"{len(data.train):,} training and {len(data.test):,} test digits ({data.source}).")
+        counts = {name: np.bincount(data.split(name).labels, minlength=10) for name in ("train", "test")}
+        st.plotly_chart(
+            figures.class_balance(counts, data.classes), key="overview_balance", config=figures.CHART_CONFIG
+        )
+        return
 
-rows = layer_table(trained.model)
-total = sum(r.parameters for r in rows)
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("Test accuracy", f"{evaluation.accuracy:.2%}", help="On the 10,000 test images the model never saw")
-c2.metric("Mistakes", f"{len(evaluation.misclassified):,} of {len(evaluation.labels):,}")
-c3.metric("Parameters", f"{total:,}")
-c4.metric("Training", f"{info.epochs_done} epoch{'s' if info.epochs_done != 1 else ''}, {info.train_seconds:.1f} s")
-if state.model_epoch() < info.epochs_done:
-    st.info(f"Showing the weights after epoch {state.model_epoch()} of {info.epochs_done} (chosen in the sidebar).")
+    trained, info, data = view.trained, view.trained.info, view.data
+    evaluation = cache.evaluation(trained, view.epoch, "test")
+    rows = layer_table(trained.model)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Test accuracy", f"{evaluation.accuracy:.2%}", help="On the 10,000 test images the model never saw")
+    c2.metric("Mistakes", f"{len(evaluation.misclassified):,} of {len(evaluation.labels):,}")
+    c3.metric("Parameters", f"{sum(r.parameters for r in rows):,}")
+    c4.metric("Training", f"{info.epochs_done} epoch{'s' if info.epochs_done != 1 else ''}, {info.train_seconds:.1f} s")
+    if view.epoch < info.epochs_done:
+        st.info(f"Showing the weights after epoch {view.epoch} of {info.epochs_done} (chosen in the sidebar).")
 
-left, right = st.columns([1, 1], gap="large")
-with left:
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        _architecture(rows)
+    with right:
+        st.subheader("Recipe")
+        config = dataclasses.asdict(info.config)
+        st.dataframe(
+            [{"setting": k, "value": str(v)} for k, v in config.items()]
+            + [
+                {"setting": "device", "value": info.device},
+                {
+                    "setting": "data",
+                    "value": f"{info.data_source} ({len(data.train):,} train / {len(data.test):,} test)",
+                },
+                {"setting": "cache key", "value": info.key},
+            ],
+            hide_index=True,
+            width="stretch",
+            height="content",
+        )
+
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        st.subheader("Training curves")
+        st.plotly_chart(
+            figures.training_curves(trained.history, view.epoch), key="overview_curves", config=figures.CHART_CONFIG
+        )
+    with right:
+        st.subheader("Accuracy per class")
+        st.plotly_chart(
+            figures.per_class_accuracy(evaluation.per_class_accuracy(), data.classes),
+            key="overview_per_class",
+            config=figures.CHART_CONFIG,
+        )
+
+
+def _architecture(rows) -> None:
+    total = sum(r.parameters for r in rows)
     st.subheader("Architecture")
     st.dataframe(
         [
@@ -49,33 +98,6 @@ with left:
         column_config={"parameters": st.column_config.NumberColumn(format="localized")},
     )
     st.caption("Each conv layer is followed by a ReLU; fc2 outputs raw logits (softmax gives the probabilities).")
-with right:
-    st.subheader("Recipe")
-    config = dataclasses.asdict(info.config)
-    st.dataframe(
-        [{"setting": k, "value": str(v)} for k, v in config.items()]
-        + [
-            {"setting": "device", "value": info.device},
-            {"setting": "data", "value": f"{info.data_source} ({len(data.train):,} train / {len(data.test):,} test)"},
-            {"setting": "cache key", "value": info.key},
-        ],
-        hide_index=True,
-        width="stretch",
-        height="content",
-    )
 
-left, right = st.columns([1, 1], gap="large")
-with left:
-    st.subheader("Training curves")
-    st.plotly_chart(
-        figures.training_curves(trained.history, state.model_epoch()),
-        key="overview_curves",
-        config=figures.CHART_CONFIG,
-    )
-with right:
-    st.subheader("Accuracy per class")
-    st.plotly_chart(
-        figures.per_class_accuracy(evaluation.per_class_accuracy(), data.classes),
-        key="overview_per_class",
-        config=figures.CHART_CONFIG,
-    )
+
+render(state.page_view())

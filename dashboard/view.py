@@ -1,0 +1,147 @@
+"""What a page draws, as typed values, and how it is written to and read from a link.
+
+A :class:`View` is resolved once per script run (``dashboard/Home.py`` does it through
+``dashboard.state``) and handed to the page. :func:`to_query` writes a view's model and
+sample to the query string; :func:`from_query` reads them back with the warnings a bad
+link deserves; :func:`check_sample` checks a sample against the data it indexes. Every
+view the app can produce round-trips. No Streamlit here: this is plain logic, tested alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.checkpoints import CheckpointInfo, ModelRef
+from core.data import Mnist
+from core.jobs import JobStatus
+from core.train import TrainedModel
+
+DATA_SPLITS = ("test", "train")
+DRAWN = "drawn"  # the user's own digit, drawn or uploaded: not in any split, not in links
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A digit: an index into a data split, or the user's own (``split == DRAWN``, index 0)."""
+
+    split: str
+    index: int
+
+    @property
+    def title(self) -> str:
+        return "your digit" if self.split == DRAWN else f"{self.split} #{self.index:,}"
+
+
+FIRST = Sample("test", 0)
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything a page draws from: which weights, the model itself, the data, the digit.
+
+    ``trained`` is None only while the first model is still training (``job`` then says
+    how far it is); pages draw what needs no model and show the job's progress.
+    """
+
+    ref: ModelRef | None
+    trained: TrainedModel | None
+    data: Mnist
+    sample: Sample
+    drawn: np.ndarray | None = None  # the user's own digit, uint8 (28, 28)
+    job: JobStatus | None = None
+
+    @property
+    def epoch(self) -> int:
+        """The epoch whose weights are in use."""
+        assert self.trained is not None and self.ref is not None
+        return self.ref.epoch or self.trained.info.epochs_done
+
+    def image(self, sample: Sample | None = None) -> np.ndarray:
+        """uint8 (28, 28) pixels of ``sample`` (default: the selected one)."""
+        sample = sample or self.sample
+        if sample.split == DRAWN:
+            if self.drawn is None:
+                raise LookupError("no digit has been drawn or uploaded in this session")
+            return self.drawn
+        return self.data.split(sample.split).images[sample.index]
+
+    def label(self, sample: Sample | None = None) -> int | None:
+        """The true label, or None for the user's own digit."""
+        sample = sample or self.sample
+        if sample.split == DRAWN:
+            return None
+        return int(self.data.split(sample.split).labels[sample.index])
+
+
+def to_query(ref: ModelRef | None, sample: Sample) -> dict[str, str]:
+    """The query string's parameters for a model and a sample (the user's own digit has none)."""
+    params = {} if ref is None else {"model": str(ref)}
+    if sample.split in DATA_SPLITS:
+        params.update(split=sample.split, index=str(sample.index))
+    return params
+
+
+def from_query(
+    params: Mapping[str, str], models: Mapping[str, CheckpointInfo]
+) -> tuple[ModelRef | None, Sample, list[str]]:
+    """The model and sample a link names, and a warning per thing that could not be honoured.
+
+    ``models``: the cached models by key. A missing or unusable ``model`` gives None (the
+    caller picks the default); the sample's index is checked later, by
+    :func:`check_sample`, against the data of the model finally chosen.
+    """
+    warnings: list[str] = []
+    ref = None
+    wanted = params.get("model", "")
+    if wanted:
+        try:
+            ref = ModelRef.parse(wanted)
+        except ValueError as err:
+            warnings.append(f"The link's model {wanted!r} cannot be read ({err}); showing the default model.")
+        if ref is not None and ref.key not in models:
+            warnings.append(f"The model {ref.key!r} from the link is not in this machine's cache; showing another one.")
+            ref = None
+        if ref is not None:
+            ref, problem = check_epoch(ref, models[ref.key])
+            warnings += problem
+    split = params.get("split", "test")
+    raw_index = params.get("index", "0")
+    if split not in DATA_SPLITS:
+        warnings.append(f"The link names split {split!r}; only 'test' and 'train' exist. Showing test #0.")
+        return ref, FIRST, warnings
+    try:
+        index = int(raw_index)
+    except ValueError:
+        warnings.append(f"The link's index {raw_index!r} is not a number. Showing {split} #0.")
+        index = 0
+    return ref, Sample(split, index), warnings
+
+
+def check_epoch(ref: ModelRef, info: CheckpointInfo) -> tuple[ModelRef, list[str]]:
+    """``ref`` with its epoch checked against what is saved; the last epoch is written as no epoch."""
+    if ref.epoch is None or ref.epoch == info.epochs_done:
+        return ref.last(), []
+    if 1 <= ref.epoch < info.epochs_done:
+        return ref, []
+    return ref.last(), [
+        f"The link asks for epoch {ref.epoch}, but this model saved epochs 1 to {info.epochs_done}; "
+        f"showing epoch {info.epochs_done}."
+    ]
+
+
+def check_sample(sample: Sample, data: Mnist, has_drawn: bool) -> tuple[Sample, list[str]]:
+    """``sample`` if ``data`` has it, else the first test digit with a warning saying why."""
+    if sample.split == DRAWN:
+        return (sample, []) if has_drawn else (FIRST, [])
+    if sample.split not in DATA_SPLITS:
+        return FIRST, [f"Split {sample.split!r} does not exist; only 'test' and 'train' do. Showing test #0."]
+    size = len(data.split(sample.split))
+    if not 0 <= sample.index < size:
+        return Sample(sample.split, 0), [
+            f"Index {sample.index:,} is out of range: the {sample.split} split has 0 to {size - 1:,}. "
+            f"Showing {sample.split} #0."
+        ]
+    return sample, []

@@ -1,0 +1,99 @@
+"""Links: every view the app can produce round-trips through the query string, and a bad
+link gives a warning that names what was wrong."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from core.checkpoints import CheckpointInfo, ModelRef
+from core.config import TrainConfig
+from dashboard.view import DRAWN, Sample, check_epoch, check_sample, from_query, to_query
+
+KEY = "0123456789abcdef"
+OTHER = "fedcba9876543210"
+
+
+def info(key: str, epochs: int) -> CheckpointInfo:
+    return CheckpointInfo(
+        key=key,
+        folder=None,
+        config=TrainConfig(epochs=epochs),
+        epochs_done=epochs,
+        test_accuracy=0.99,
+        train_seconds=1.0,
+        device="cpu",
+        created="2026-01-01T00:00:00+00:00",
+        data_source="bundled",
+        data_fingerprint="f" * 64,
+    )
+
+
+MODELS = {KEY: info(KEY, 3), OTHER: info(OTHER, 1)}
+REFS = [ModelRef(KEY), ModelRef(KEY, 1), ModelRef(KEY, 2), ModelRef(OTHER), None]
+SAMPLES = [Sample("test", 0), Sample("test", 9999), Sample("train", 59999), Sample("train", 123)]
+
+
+@pytest.mark.parametrize("ref", REFS, ids=str)
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.title)
+def test_every_view_round_trips(ref, sample):
+    assert from_query(to_query(ref, sample), MODELS) == (ref, sample, [])
+
+
+def test_the_users_own_digit_is_not_written_to_links():
+    assert to_query(ModelRef(KEY), Sample(DRAWN, 0)) == {"model": KEY}
+
+
+def test_a_link_to_the_last_epoch_is_the_model_itself():
+    """A 3-epoch model's link may name its last epoch: that is no warning, and the same view."""
+    ref, sample, warnings = from_query({"model": f"{KEY}@3", "split": "test", "index": "5"}, MODELS)
+    assert (ref, sample, warnings) == (ModelRef(KEY), Sample("test", 5), [])
+
+
+@pytest.mark.parametrize(
+    ("params", "expected_ref", "message"),
+    [
+        ({"model": f"{KEY}@9"}, ModelRef(KEY), "saved epochs 1 to 3"),
+        ({"model": f"{KEY}@0"}, None, "not a positive whole number"),
+        ({"model": f"{KEY}@x"}, None, "must be a whole number"),
+        ({"model": "nonsense"}, None, "is not a model key"),
+        ({"model": "aaaaaaaaaaaaaaaa"}, None, "not in this machine's cache"),
+    ],
+)
+def test_bad_models_in_links_are_named(params, expected_ref, message):
+    ref, _, warnings = from_query(params, MODELS)
+    assert ref == expected_ref
+    assert len(warnings) == 1 and message in warnings[0], warnings
+
+
+@pytest.mark.parametrize(
+    ("params", "expected", "message"),
+    [
+        ({"split": "validation", "index": "4"}, Sample("test", 0), "only 'test' and 'train' exist"),
+        ({"split": "train", "index": "x"}, Sample("train", 0), "is not a number"),
+    ],
+)
+def test_bad_samples_in_links_are_named(params, expected, message):
+    _, sample, warnings = from_query(params, MODELS)
+    assert sample == expected and message in warnings[0]
+
+
+def test_sample_is_checked_against_the_data(reference_model):
+    from core.data import load_mnist
+
+    data = load_mnist()
+    assert check_sample(Sample("test", 9999), data, False) == (Sample("test", 9999), [])
+    sample, warnings = check_sample(Sample("test", 10000), data, False)
+    assert sample == Sample("test", 0) and "out of range" in warnings[0] and "0 to 9,999" in warnings[0]
+    # a smaller data set (another model's data) makes a valid index invalid
+    small = dataclasses.replace(data, test=dataclasses.replace(data.test, labels=data.test.labels[:100]))
+    assert check_sample(Sample("test", 500), small, False)[0] == Sample("test", 0)
+    assert check_sample(Sample(DRAWN, 0), data, False) == (Sample("test", 0), [])  # nothing drawn here
+    assert check_sample(Sample(DRAWN, 0), data, True) == (Sample(DRAWN, 0), [])
+
+
+def test_check_epoch():
+    assert check_epoch(ModelRef(KEY, 2), MODELS[KEY]) == (ModelRef(KEY, 2), [])
+    assert check_epoch(ModelRef(KEY, 3), MODELS[KEY]) == (ModelRef(KEY), [])
+    assert check_epoch(ModelRef(KEY, 4), MODELS[KEY])[0] == ModelRef(KEY)
