@@ -17,12 +17,12 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 from timing import median_ms
 
-from core.activations import TAPS, kernels, layer_outputs, strongest_channels
+from core.activations import kernels, layer_outputs, strongest_channels
 from core.attributions import attribute
 from core.config import recipe
 from core.data import load_mnist, to_tensor
 from core.evaluate import evaluate
-from core.model import CONV_LAYERS
+from core.model import CONV_LAYERS, TAPS
 from core.train import load_or_train
 from dashboard import figures
 
