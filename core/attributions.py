@@ -378,3 +378,26 @@ def explain(
         maps = attribute(r.method, model, both, torch.cat([predicted, true]), r.layer, r.upsample, **options)
         return maps[: len(images)] - maps[len(images) :]
     raise AttributionError(f"unknown target {r.target!r}: choose one of {', '.join(TARGETS)}")
+
+
+def explainer(request: AttributionRequest) -> Callable[[MnistCNN, torch.Tensor, torch.Tensor], np.ndarray]:
+    """``request``'s method and options as a function (model, images, targets) -> (B, 28, 28)
+    maps, as the explanation checks take it; a layer map is upsampled to the input grid."""
+    options = dict(request.options)
+
+    def run(model: MnistCNN, images: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+        upsample = request.layer is not None
+        return attribute(request.method, model, images, targets, request.layer, upsample, **options)
+
+    return run
+
+
+def target_class(request: AttributionRequest, predicted: int, true: int | None) -> int | None:
+    """The one class a request explains, or None for the contrast of two classes."""
+    if request.target == "predicted":
+        return predicted
+    if request.target == "true":
+        return true
+    if request.target == "class":
+        return request.chosen_class
+    return None

@@ -15,9 +15,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core import checkpoints
+from core import checkpoints, explanation_checks
 from core.activations import layer_outputs
-from core.attributions import AttributionRequest, explain
+from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointInfo, ModelRef
 from core.config import cache_dir
 from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
@@ -104,3 +104,70 @@ def _attribution_map(
     predicted = predict_logits(trained.model, images).argmax(1)
     true = None if label is None else torch.tensor([label])
     return explain(request, trained.model, images, predicted, true)[0]
+
+
+def verdict(
+    ref: ModelRef, pixels: bytes, label: int | None, request: AttributionRequest
+) -> explanation_checks.Verdict | None:
+    """The trust badge's checks for one map (None for a contrast of two classes)."""
+    return _verdict(str(cache_dir()), ref.key, ref.epoch, pixels, label, request)
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _verdict(
+    root: str, key: str, epoch: int | None, pixels: bytes, label: int | None, request: AttributionRequest
+) -> explanation_checks.Verdict | None:
+    model = _model(root, key, epoch).model
+    images, target = _checked_target(model, pixels, label, request)
+    if target is None:
+        return None
+    seed = explanation_checks.digit_seed(images[0])
+    return explanation_checks.verdicts(explainer(request), model, images, target, seed)[0]
+
+
+def randomisation_detail(ref: ModelRef, pixels: bytes, label: int | None, request: AttributionRequest) -> dict | None:
+    """A map's detail: the cascade's maps with their similarity, and the deletion and
+    insertion curves for the map and its baselines (None for a contrast of two classes)."""
+    return _randomisation_detail(str(cache_dir()), ref.key, ref.epoch, pixels, label, request)
+
+
+@st.cache_data(max_entries=128, show_spinner="Randomising the network layer by layer…")
+def _randomisation_detail(
+    root: str, key: str, epoch: int | None, pixels: bytes, label: int | None, request: AttributionRequest
+) -> dict | None:
+    checks = explanation_checks
+    model = _model(root, key, epoch).model
+    images, target = _checked_target(model, pixels, label, request)
+    if target is None:
+        return None
+    seed = checks.digit_seed(images[0])
+    run = explainer(request)
+    original, steps = checks.cascade(run, model, images, target, seed)
+    floor = checks.floor(run, model, images, target, seed)[0]
+    rng = np.random.default_rng(seed)
+    orders = {
+        "this map": checks.pixel_order(original, seed),
+        "random order": checks.pixel_order(rng.random(original.shape), seed),
+        "brightest first": checks.pixel_order(images[:, 0].numpy(), seed),
+        "random network's map": checks.pixel_order(steps[-1].maps, seed),
+    }
+    curves = {
+        kind: {name: fn(model, images, target, order) for name, order in orders.items()}
+        for kind, fn in (("deletion", checks.deletion), ("insertion", checks.insertion))
+    }
+    return {
+        "original": original[0],
+        "steps": [(s.layers, s.maps[0], s.similarity[0]) for s in steps],
+        "floor": floor,
+        "curves": {
+            kind: {name: (c.fractions, c.probs[0], float(c.area[0])) for name, c in by.items()}
+            for kind, by in curves.items()
+        },
+    }
+
+
+def _checked_target(model, pixels: bytes, label: int | None, request: AttributionRequest):
+    images = _pixels_tensor(pixels)
+    predicted = int(predict_logits(model, images).argmax(1)[0])
+    target = target_class(request, predicted, label)
+    return images, None if target is None else torch.tensor([target])

@@ -496,3 +496,43 @@ def layer_maps(maps: list[np.ndarray], titles: list[str]) -> go.Figure:
             dict(text=title, x=left + width / 2, y=1.0, xref="paper", yref="paper", showarrow=False, yanchor="bottom")
         )
     return _figure(traces, 300, annotations=labels, top=40, **layout)
+
+
+CURVE_COLORS = {
+    "this map": "#C92A2A",
+    "random order": "#868E96",
+    "brightest first": "#F08C00",
+    "random network's map": "#4C6EF5",
+}
+
+
+def faithfulness_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray, float]]]) -> go.Figure:
+    """Deletion (left) and insertion (right) curves: the class probability as the digit's ink
+    is removed or added, in the map's order and in the baselines' orders (area in the legend)."""
+    traces = []
+    for column, (kind, by_order) in enumerate(curves.items()):
+        axis = "" if column == 0 else "2"
+        for name, (x, y, area) in by_order.items():
+            traces.append(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    xaxis=f"x{axis}",
+                    yaxis=f"y{axis}",
+                    mode="lines+markers",
+                    name=f"{kind}: {name} (area {area:.2f})",
+                    line=dict(color=CURVE_COLORS.get(name), width=3 if name == "this map" else 1.5),
+                    hovertemplate=f"{name}<br>%{{x:.0%}} of the ink {'removed' if column == 0 else 'added'}: "
+                    "%{y:.1%}<extra></extra>",
+                )
+            )
+    ink = dict(tickformat=".0%", range=[0, 1])
+    return _figure(
+        traces,
+        340,
+        xaxis=dict(domain=[0, 0.45], title="ink removed (deletion: lower area is better)", **ink),
+        xaxis2=dict(domain=[0.55, 1], anchor="y2", title="ink added to black (insertion: higher is better)", **ink),
+        yaxis=dict(title="class probability", range=[0, 1.02], tickformat=".0%"),
+        yaxis2=dict(anchor="x2", range=[0, 1.02], tickformat=".0%"),
+        legend=dict(orientation="h", y=-0.35, font=dict(size=10)),
+    )

@@ -162,13 +162,23 @@ def sample_picker(view: View, prefix: str) -> Sample:
     return sample
 
 
+OTHER_PAGE = {  # a page about one digit links to the other one about it
+    "fm": ("app_pages/attributions.py", "Why: its attributions", ":material/insights:"),
+    "at": ("app_pages/feature_maps.py", "Its feature maps", ":material/layers:"),
+}
+
+
 def picked_digit(view: View, prefix: str) -> tuple[Sample, np.ndarray, dict[str, np.ndarray]]:
-    """The head of a page about one digit: the picker, then how the network reads the digit.
-    Returns the sample, its pixels and every layer's output for it."""
+    """The head of a page about one digit: the picker, then how the network reads the digit
+    and a link to the other page about it. Returns the sample, its pixels and every layer's
+    output for it."""
     sample = sample_picker(view, prefix)
     image = view.image(sample)
     acts = cache.activations(view.ref, image.tobytes())
-    st.markdown(prediction_text(sample, view.label(sample), softmax(acts["fc2"])))
+    text, link = st.columns([3, 1], vertical_alignment="center")
+    text.markdown(prediction_text(sample, view.label(sample), softmax(acts["fc2"])))
+    page, label, icon = OTHER_PAGE[prefix]
+    link.page_link(page, label=label, icon=icon)
     return sample, image, acts
 
 
@@ -212,3 +222,49 @@ def job_progress(status: JobStatus) -> tuple[float, str]:
         return 0.0, "Preparing to train…"
     accuracy = f" · test accuracy so far {p.test_accuracy:.2%}" if p.test_accuracy is not None else ""
     return p.fraction, f"Training: epoch {p.epoch}/{p.epochs} · loss {p.loss:.3f}{accuracy}{eta}"
+
+
+def trust_badges(view: View, pixels: bytes, label: int | None, requests: list, key: str) -> None:
+    """Under a row of maps, one badge per map: a short verdict, the numbers on hover, and a
+    click that opens the detail (the cascade of randomised layers and the faithfulness curves)."""
+    columns = st.columns(len(requests))
+    for i, (column, (title, request)) in enumerate(zip(columns, requests, strict=True)):
+        verdict = cache.verdict(view.ref, pixels, label, request)
+        with column:
+            if verdict is None:
+                st.caption(f"{title}: a difference of two classes' maps; checked maps are single-class ones.")
+                continue
+            icon = ":material/verified:" if verdict.good else ":material/warning:"
+            box = st.popover(
+                verdict.text, icon=icon, help=verdict.hover, key=f"{key}_{i}", on_change="rerun", width="stretch"
+            )
+            if box.open:
+                with box:
+                    _trust_detail(view, pixels, label, title, request, verdict)
+
+
+def _trust_detail(view: View, pixels: bytes, label: int | None, title: str, request, verdict) -> None:
+    detail = cache.randomisation_detail(view.ref, pixels, label, request)
+    st.markdown(f"**{title}: can this map be trusted?**")
+    st.markdown(verdict.hover)
+    floor = detail["floor"].spearman_abs_ink
+    titles = ["trained"] + [f"+{layers[-1]} random · {sim.spearman_abs_ink:.2f}" for layers, _, sim in detail["steps"]]
+    maps = [detail["original"]] + [m for _, m, _ in detail["steps"]]
+    st.caption(
+        "The map as the layers get random weights, top down (fc2 first). The number is how alike its ink pixels "
+        f"still rank (|map|, Spearman; 1 = unchanged); two random networks rank {floor:.2f} alike. A map that "
+        "stays alike after the top layers are random shows the digit, not what the network learned."
+    )
+    st.plotly_chart(
+        figures.attribution_row(maps, titles, np.frombuffer(pixels, np.uint8).reshape(28, 28)),
+        key=f"trust_strip_{title}",
+        config=figures.CHART_CONFIG,
+    )
+    st.caption(
+        "Deletion removes the digit's ink in each order, insertion adds it to a black image (which the network "
+        "already reads as some class, so it does not start from zero). A faithful map drops the probability "
+        "sooner than random order, and sooner than a random network's map."
+    )
+    st.plotly_chart(
+        figures.faithfulness_curves(detail["curves"]), key=f"trust_curves_{title}", config=figures.CHART_CONFIG
+    )

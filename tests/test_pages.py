@@ -182,7 +182,15 @@ def test_feature_maps_follow_the_selected_sample(reference_model, test_eval):
     at.run()
     assert f"**test #8**: the network reads **{test_eval.preds[8]}**" in texts(at)
     mosaics = [s for s in chart_specs(at) if s["data"][0].get("type") == "heatmap"]
-    assert len(mosaics) >= 1 + 6 + 4  # flow, six layer mosaics, four kernel grids
+    assert len(mosaics) == 2  # the flow and the open tab's layer (conv1): closed tabs send nothing
+    for layer in ("conv2", "pool1", "conv3", "conv4", "pool2"):
+        at.session_state["fm_layer"] = layer
+        at.session_state[f"fm_kernels_open_{layer}"] = True  # kernels too, where the layer has any
+        at.run()
+        assert not at.exception
+        hovers = [s["data"][0].get("hovertemplate", "") for s in chart_specs(at)]
+        assert any(h.startswith(f"{layer} channel") for h in hovers), (layer, hovers)
+        assert any(h.startswith(f"{layer} out") for h in hovers) == layer.startswith("conv"), layer
 
 
 def test_mistake_picker_selects_a_misclassified_digit(reference_model, test_eval):
@@ -191,6 +199,8 @@ def test_mistake_picker_selects_a_misclassified_digit(reference_model, test_eval
     at.selectbox(key="at_mistake").set_value(first)
     at.run()
     assert f"test #{first:,}" in texts(at) and "**wrong**" in texts(at)
+    at.session_state["at_tab"] = "Compare targets"
+    at.run()
     assert "A mistake" in texts(at)  # the compare-targets tab explains true, predicted and contrast
 
 
@@ -206,6 +216,8 @@ def test_attribution_options_out_of_range_give_a_message(reference_model):
 def test_raw_layer_resolution_draws_every_layer(reference_model):
     """Compare layers at the layers' own resolution: four finite maps, each on its own grid."""
     at = open_app("app_pages/attributions.py")
+    at.session_state["at_tab"] = "Compare layers"
+    at.run()
     for method in ("Grad-CAM", "Layer Integrated Gradients", "Layer Activation × Gradient"):
         at.selectbox(key="at_layer_method").set_value(method)
         at.toggle(key="at_layer_raw").set_value(True)
@@ -218,8 +230,40 @@ def test_raw_layer_resolution_draws_every_layer(reference_model):
         assert all(np.isfinite(array(t["z"]).astype(float)).all() for t in heatmaps), method
 
 
+def test_every_map_has_a_trust_badge_with_its_detail(reference_model, test_eval):
+    """Under each compared map, a badge whose words are core's verdict for that map; a click
+    opens the cascade strip and the deletion/insertion curves."""
+    import torch
+
+    from core import explanation_checks
+    from core.attributions import AttributionRequest, explainer
+
+    at = open_app("app_pages/attributions.py")
+    badges = [p.proto.popover for p in at.get("popover")]
+    assert len(badges) == 5  # the five default methods
+    image = load_mnist().test.images[0]
+    x = torch.from_numpy(image[None, None].astype(np.float32) / 255)
+    target = torch.tensor([int(test_eval.preds[0])])
+    request = AttributionRequest.of("Guided Backprop", {}, target="predicted", upsample=True)
+    verdict = explanation_checks.verdicts(
+        explainer(request), reference_model.model, x, target, explanation_checks.digit_seed(x[0])
+    )[0]
+    assert badges[3].label == verdict.text
+    assert "lower is better" in badges[3].help
+    at.session_state["at_methods_row_trust_3"] = True  # open Guided Backprop's detail
+    at.run()
+    assert not at.exception
+    specs = chart_specs(at)
+    strip = next(s for s in specs if any("random" in str(t.get("text", "")) for t in s["data"]))
+    assert "+conv1 random" in str(strip)  # the whole cascade, down to conv1
+    curves = next(s for s in specs if any("deletion: this map" in t.get("name", "") for t in s["data"]))
+    assert len(curves["data"]) == 8  # deletion and insertion, four orders each
+
+
 def test_gradcam_on_fc1_is_explained_not_a_traceback(reference_model):
     at = open_app("app_pages/attributions.py")
+    at.session_state["at_tab"] = "Compare layers"
+    at.run()
     at.selectbox(key="at_layer_method").set_value("Grad-CAM")
     at.run()
     assert not at.exception

@@ -51,98 +51,118 @@ def render(view: View) -> None:
     chosen = cols[1].number_input("Class", 0, 9, value=pred, key="at_class", disabled=target != "class")
     options = _method_options()
 
-    def compute(method: str, target_name: str, layer: str | None = None, upsample: bool = True, cls: int = 0):
-        """A map, or None after showing a clear message."""
-        request = AttributionRequest.of(
+    def ask(method: str, target_name: str, layer: str | None = None, upsample: bool = True, cls: int = 0):
+        return AttributionRequest.of(
             method, options, target=target_name, chosen_class=int(cls), layer=layer, upsample=upsample
         )
+
+    def compute(request: AttributionRequest):
+        """A map, or None after showing a clear message."""
         try:
             return cache.attribution_map(view.ref, pixels, label, request)
         except AttributionError as err:
             st.error(str(err), icon=":material/block:")
             return None
 
-    def draw_row(results: list, key: str) -> list:
-        """Maps side by side, skipping those that only produced a message; returns what was drawn."""
-        results = [(title, a) for title, a in results if a is not None]
+    def draw_row(asked: list[tuple[str, AttributionRequest]], key: str) -> list:
+        """Maps side by side with a trust badge under each, skipping those that only produced
+        a message; returns the (title, map) pairs drawn."""
+        results = [(title, request, compute(request)) for title, request in asked]
+        results = [(title, request, a) for title, request, a in results if a is not None]
         if results:
             st.plotly_chart(
-                figures.attribution_row([a for _, a in results], [t for t, _ in results], image),
+                figures.attribution_row([a for *_, a in results], [t for t, *_ in results], image),
                 key=key,
                 config=figures.CHART_CONFIG,
             )
-        return results
+            panels.trust_badges(view, pixels, label, [(t, r) for t, r, _ in results], f"{key}_trust")
+        return [(title, a) for title, _, a in results]
 
-    by_method, by_layer, by_target = st.tabs(["Compare methods", "Compare layers", "Compare targets"])
+    # Lazy tabs: only the open one computes and sends its maps (each tab costs server and
+    # browser time, which a full classroom shares).
+    by_method, by_layer, by_target = st.tabs(
+        ["Compare methods", "Compare layers", "Compare targets"], key="at_tab", on_change="rerun"
+    )
 
-    with by_method:
-        chosen_methods = st.multiselect("Methods", INPUT_METHODS, default=DEFAULT_METHODS, key="at_methods")
-        results = draw_row([(m, compute(m, target, cls=chosen)) for m in chosen_methods], "at_methods_row")
-        for m, _ in results:
-            st.caption(f"**{m}**: {METHODS[m].description}")
-        if not chosen_methods:
-            st.info("Choose at least one method.")
+    if by_method.open:
+        with by_method:
+            chosen_methods = st.multiselect("Methods", INPUT_METHODS, default=DEFAULT_METHODS, key="at_methods")
+            results = draw_row([(m, ask(m, target, cls=chosen)) for m in chosen_methods], "at_methods_row")
+            for m, _ in results:
+                st.caption(f"**{m}**: {METHODS[m].description}")
+            if not chosen_methods:
+                st.info("Choose at least one method.")
 
-    with by_layer:
-        cols = st.columns([1.4, 1])
-        method = cols[0].selectbox(
-            "Layer method",
-            LAYER_METHODS,
-            key="at_layer_method",
-            help="\n\n".join(f"**{m}**: {METHODS[m].description}" for m in LAYER_METHODS),
-        )
-        raw = cols[1].toggle(
-            "Raw layer resolution",
-            value=False,
-            key="at_layer_raw",
-            help="Off: each map upsampled to the 28×28 input grid. On: the layer's own grid.",
-        )
-        st.caption("Each layer's map explains its output after the ReLU: the tensor the Feature maps page shows.")
-        maps = []
-        for layer in (layer for layer in LAYERS if layer != "fc1"):
-            result = compute(method, target, layer, upsample=not raw, cls=chosen)
-            if result is not None:
-                maps.append((layer, result))
-        if maps:
-            if raw:
-                fig = figures.layer_maps(
-                    [m for _, m in maps], [f"{layer} ({m.shape[0]}×{m.shape[1]})" for layer, m in maps]
-                )
+    if by_layer.open:
+        with by_layer:
+            cols = st.columns([1.4, 1])
+            method = cols[0].selectbox(
+                "Layer method",
+                LAYER_METHODS,
+                key="at_layer_method",
+                help="\n\n".join(f"**{m}**: {METHODS[m].description}" for m in LAYER_METHODS),
+            )
+            raw = cols[1].toggle(
+                "Raw layer resolution",
+                value=False,
+                key="at_layer_raw",
+                help="Off: each map upsampled to the 28×28 input grid. On: the layer's own grid.",
+            )
+            st.caption("Each layer's map explains its output after the ReLU: the tensor the Feature maps page shows.")
+            maps = []
+            for layer in (layer for layer in LAYERS if layer != "fc1"):
+                result = compute(ask(method, target, layer, upsample=not raw, cls=chosen))
+                if result is not None:
+                    maps.append((layer, result))
+            if maps:
+                if raw:
+                    fig = figures.layer_maps(
+                        [m for _, m in maps], [f"{layer} ({m.shape[0]}×{m.shape[1]})" for layer, m in maps]
+                    )
+                else:
+                    fig = figures.attribution_row([m for _, m in maps], [layer for layer, _ in maps], image)
+                st.plotly_chart(fig, key="at_layers_row", config=figures.CHART_CONFIG)
+                # The checks use each layer's map on the input grid (upsampled), whichever is drawn.
+                checked = [(layer, ask(method, target, layer, upsample=True, cls=chosen)) for layer, _ in maps]
+                panels.trust_badges(view, pixels, label, checked, "at_layers_trust")
+                blank = [layer for layer, m in maps if not np.any(m)]
+                if blank:
+                    st.caption(
+                        f"Blank: {', '.join(blank)}. {method} found no evidence there for this target"
+                        + (" (Grad-CAM keeps only the positive part)." if method == "Grad-CAM" else ".")
+                    )
+            fc1 = compute(ask(method, target, "fc1", cls=chosen)) if "fc1" in METHODS[method].layers else None
+            if fc1 is not None:
+                st.caption("fc1 has no position: its 20 units' attributions instead.")
+                st.plotly_chart(figures.units(fc1, "fc1"), key="at_layers_fc1", config=figures.CHART_CONFIG)
+            elif "fc1" not in METHODS[method].layers:
+                st.caption(f"fc1 is left out: {METHODS[method].not_applicable}.")
+
+    if by_target.open:
+        with by_target:
+            method = st.selectbox(
+                "Method", INPUT_METHODS, index=INPUT_METHODS.index("Integrated Gradients"), key="at_target_method"
+            )
+            if label is not None and label != pred:
+                specs = [
+                    ("true", label, f"true class {label}"),
+                    ("predicted", pred, f"predicted {pred}"),
+                    ("predicted − true", 0, f"{pred} minus {label}"),
+                ]
+                st.caption("A mistake: what speaks for the right answer, for the wrong one, and what tipped it.")
             else:
-                fig = figures.attribution_row([m for _, m in maps], [layer for layer, _ in maps], image)
-            st.plotly_chart(fig, key="at_layers_row", config=figures.CHART_CONFIG)
-            blank = [layer for layer, m in maps if not np.any(m)]
-            if blank:
+                runner_up = int(np.argsort(-probs)[1])
+                specs = [("class", pred, f"predicted {pred}"), ("class", runner_up, f"runner-up {runner_up}")]
                 st.caption(
-                    f"Blank: {', '.join(blank)}. {method} found no evidence there for this target"
-                    + (" (Grad-CAM keeps only the positive part)." if method == "Grad-CAM" else ".")
+                    f"Read correctly: the evidence for {pred} beside the evidence for the runner-up, {runner_up}."
                 )
-        fc1 = compute(method, target, "fc1", cls=chosen) if "fc1" in METHODS[method].layers else None
-        if fc1 is not None:
-            st.caption("fc1 has no position: its 20 units' attributions instead.")
-            st.plotly_chart(figures.units(fc1, "fc1"), key="at_layers_fc1", config=figures.CHART_CONFIG)
-        elif "fc1" not in METHODS[method].layers:
-            st.caption(f"fc1 is left out: {METHODS[method].not_applicable}.")
-
-    with by_target:
-        method = st.selectbox(
-            "Method", INPUT_METHODS, index=INPUT_METHODS.index("Integrated Gradients"), key="at_target_method"
-        )
-        if label is not None and label != pred:
-            specs = [
-                ("true", label, f"true class {label}"),
-                ("predicted", pred, f"predicted {pred}"),
-                ("predicted − true", 0, f"{pred} minus {label}"),
-            ]
-            st.caption("A mistake: what speaks for the right answer, for the wrong one, and what tipped it.")
-        else:
-            runner_up = int(np.argsort(-probs)[1])
-            specs = [("class", pred, f"predicted {pred}"), ("class", runner_up, f"runner-up {runner_up}")]
-            st.caption(f"Read correctly: the evidence for {pred} beside the evidence for the runner-up, {runner_up}.")
-        results = [(title, compute(method, t, cls=c)) for t, c, title in specs]
-        if len(specs) == 2 and all(a is not None for _, a in results):
-            results.append((f"{pred} minus {runner_up}", results[0][1] - results[1][1]))
-        draw_row(results, "at_targets_row")
+            results = draw_row([(title, ask(method, t, cls=c)) for t, c, title in specs], "at_targets_row")
+            if len(specs) == 2 and len(results) == 2:
+                st.plotly_chart(
+                    figures.attribution_row([results[0][1] - results[1][1]], [f"{pred} minus {runner_up}"], image),
+                    key="at_targets_contrast",
+                    config=figures.CHART_CONFIG,
+                )
 
 
 def _method_options() -> dict[str, object]:

@@ -15,8 +15,7 @@ def render(view: View) -> None:
     st.title("Feature maps")
     st.caption(
         "Each conv layer slides its 3×3 kernels over the layer before and keeps the positive part (ReLU): bright "
-        "means the pattern the channel looks for is there. Pools keep the strongest value of each 2×2 block. "
-        "A layer's name means its output after the ReLU, here and on the Attributions page."
+        "means the pattern the channel looks for is there. Pools keep the strongest value of each 2×2 block."
     )
     if view.trained is None:
         panels.training_status(view.job.key, "Feature maps appear when the model is trained")
@@ -38,31 +37,39 @@ def render(view: View) -> None:
         key="fm_shared",
         help="On: compare how strongly channels fire. Off: each channel scaled to its own maximum, to see its pattern.",
     )
-    for tab, layer in zip(st.tabs(list(LAYER_NAMES)), LAYER_NAMES, strict=True):
-        with tab:
-            values = acts[layer]
-            if values.ndim == 3:
-                st.caption(
-                    f"{layer}: {values.shape[0]} channels of {values.shape[1]}×{values.shape[2]}. Hover for values."
-                )
+    # Lazy tabs and expander: only the open layer's mosaic (and kernels, when asked) is
+    # built and sent, not all eight (one page, many sessions, two cores).
+    tabs = st.tabs(list(LAYER_NAMES), key="fm_layer", on_change="rerun")
+    for tab, layer in zip(tabs, LAYER_NAMES, strict=True):
+        if tab.open:
+            with tab:
+                _layer(view, layer, acts[layer], shared)
+
+
+def _layer(view: View, layer: str, values, shared: bool) -> None:
+    """One layer's outputs for the digit, and a conv layer's kernels on request."""
+    if values.ndim == 3:
+        st.caption(f"{layer}: {values.shape[0]} channels of {values.shape[1]}×{values.shape[2]}. Hover for values.")
+        st.plotly_chart(
+            figures.feature_maps(values, layer, shared), key=f"fm_maps_{layer}", config=figures.CHART_CONFIG
+        )
+    elif layer == "fc2":
+        st.caption("fc2: the ten output scores (logits); softmax turns them into the probabilities.")
+        st.plotly_chart(
+            figures.units(values, layer, view.data.classes), key="fm_units_fc2", config=figures.CHART_CONFIG
+        )
+    else:
+        st.caption(f"{layer}: {values.shape[0]} units after ReLU, the features fc2 weighs into a decision.")
+        st.plotly_chart(figures.units(values, layer), key=f"fm_units_{layer}", config=figures.CHART_CONFIG)
+    if layer in CONV_LAYERS:
+        kernels_box = st.expander(f"{layer}'s kernels (weights)", key=f"fm_kernels_open_{layer}", on_change="rerun")
+        if kernels_box.open:
+            with kernels_box:
                 st.plotly_chart(
-                    figures.feature_maps(values, layer, shared), key=f"fm_maps_{layer}", config=figures.CHART_CONFIG
+                    figures.kernels(kernels(view.trained.model, layer), layer),
+                    key=f"fm_kernels_{layer}",
+                    config=figures.CHART_CONFIG,
                 )
-            elif layer == "fc2":
-                st.caption("fc2: the ten output scores (logits); softmax turns them into the probabilities.")
-                st.plotly_chart(
-                    figures.units(values, layer, view.data.classes), key="fm_units_fc2", config=figures.CHART_CONFIG
-                )
-            else:
-                st.caption(f"{layer}: {values.shape[0]} units after ReLU, the features fc2 weighs into a decision.")
-                st.plotly_chart(figures.units(values, layer), key=f"fm_units_{layer}", config=figures.CHART_CONFIG)
-            if layer in CONV_LAYERS:
-                with st.expander(f"{layer}'s kernels (weights)"):
-                    st.plotly_chart(
-                        figures.kernels(kernels(view.trained.model, layer), layer),
-                        key=f"fm_kernels_{layer}",
-                        config=figures.CHART_CONFIG,
-                    )
 
 
 render(state.page_view())

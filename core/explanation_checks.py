@@ -1,0 +1,417 @@
+"""Can this map be trusted? Sanity checks and faithfulness scores for attribution maps.
+
+Every check takes the same things: an ``Explainer`` (model, images, targets -> maps), the
+model, float32 images (B, 1, 28, 28) in [0, 1] and int64 targets (B,); all are batched.
+
+- Model-parameter randomisation (Adebayo et al. 2018): re-initialise the layers top down
+  (``CASCADE``: fc2, then also fc1, conv4 ... conv1) or one at a time, and compare each
+  map with the trained network's. A map that stays the same without the learned weights
+  shows the input, not what the network learned. Similarity is Spearman rank correlation
+  (signed and of |map|, over the whole image and over the inked pixels alone) and SSIM of
+  |map|. The whole-image |map| score of a method with a black baseline (Integrated
+  Gradients, DeepLift, Input × Gradient, Occlusion) is dominated by the digit's outline,
+  since those maps are exactly 0 on every black pixel: the verdict uses ink pixels only.
+  The *floor* is the same similarity between two independently randomised networks.
+- Faithfulness: deletion and insertion curves (Petsiuk et al. 2018). Pixels are removed
+  from the digit (set to black) or added to a black image in the map's order, in
+  ``STEPS`` steps of a tenth of the digit's own ink-pixel count, and the target class's
+  probability is read after each step; the curve's area (x from 0 to 1) sums it up.
+  Lower deletion area and higher insertion area are better. The same curves for three
+  other orders give the baselines: random, ink intensity (brightest first) and the map of
+  the fully randomised network.
+- Robustness: max-sensitivity (Yeh et al. 2019) via ``captum.metrics.sensitivity_max``,
+  with seeded uniform noise. Complexity: the Gini index of |map| (sparseness).
+
+Random draws (weights, orders, noise) come from generators seeded by the caller's
+``seed``, never from torch's or numpy's global state: the same request gives the same
+numbers in any thread. A constant map (all zero, as Grad-CAM at conv4 often is) is
+reported as uninformative, never scored as a pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from captum.metrics import sensitivity_max
+from scipy.stats import spearmanr
+from skimage.metrics import structural_similarity
+
+from core.model import MnistCNN
+
+Explainer = Callable[[MnistCNN, torch.Tensor, torch.Tensor], np.ndarray]  # -> float32 (B, 28, 28)
+
+CASCADE = ("fc2", "fc1", "conv4", "conv3", "conv2", "conv1")  # re-initialised top down
+TOP_THREE = 3  # the cascade step after which fc2, fc1 and conv4 are random: the verdict's check
+STEPS = 10  # deletion/insertion steps, each a tenth of the digit's inked pixels
+INK = 0.0  # a pixel is ink when brighter than this
+PASS_SIMILARITY = 0.5  # ink-only rank similarity to the top-three-random map at or under which a map passes
+BEATS_MARGIN = 0.02  # an area difference smaller than this is "no better"
+SENSITIVITY_RADIUS = 0.02  # max-sensitivity noise: uniform in +-2% of the pixel range
+SENSITIVITY_SAMPLES = 8
+
+
+# ---- randomised models ------------------------------------------------------------------
+
+
+def randomized(model: MnistCNN, layers: tuple[str, ...], seed: int) -> MnistCNN:
+    """A copy of ``model`` with ``layers`` re-initialised as PyTorch initialises them
+    (Kaiming-uniform weights, uniform biases), from a generator seeded by ``seed``."""
+    private = copy.deepcopy(model).eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name in layers:
+            layer = getattr(private, name)
+            torch.nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            bound = 1 / math.sqrt(layer.weight[0].numel())  # 1 / sqrt(fan_in), as nn.Conv2d/nn.Linear do
+            layer.bias.uniform_(-bound, bound, generator=generator)
+    return private
+
+
+# ---- similarity -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """How alike two maps are; NaN where a map is constant (no ranking to compare)."""
+
+    spearman: float  # signed values, whole image
+    spearman_abs: float  # |values|, whole image (black-baseline maps: mostly the outline)
+    spearman_ink: float  # signed values, inked pixels only
+    spearman_abs_ink: float  # |values|, inked pixels only: the verdict's measure
+    ssim_abs: float  # SSIM of |values|, each map scaled to its own maximum
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Spearman's rank correlation of two maps over all pixels, or those where ``mask``."""
+    a, b = np.ravel(a), np.ravel(b)
+    if mask is not None:
+        a, b = a[np.ravel(mask)], b[np.ravel(mask)]
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    return float(spearmanr(a, b).statistic)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two non-negative maps, each scaled to [0, 1] by its own maximum."""
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    a, b = a / a.max(), b / b.max()
+    return float(structural_similarity(a, b, data_range=1.0, win_size=7))
+
+
+def similarity(a: np.ndarray, b: np.ndarray, image: np.ndarray) -> Similarity:
+    """Every similarity of two (28, 28) maps of one image (pixels in [0, 1])."""
+    ink = image > INK
+    return Similarity(
+        spearman=rank_correlation(a, b),
+        spearman_abs=rank_correlation(np.abs(a), np.abs(b)),
+        spearman_ink=rank_correlation(a, b, ink),
+        spearman_abs_ink=rank_correlation(np.abs(a), np.abs(b), ink),
+        ssim_abs=ssim(np.abs(a), np.abs(b)),
+    )
+
+
+def uninformative(maps: np.ndarray) -> np.ndarray:
+    """bool (B,): maps with one value everywhere (all zero included): nothing to rank or trust."""
+    flat = maps.reshape(len(maps), -1)
+    return flat.max(axis=1) == flat.min(axis=1)
+
+
+# ---- model-parameter randomisation ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RandomisationStep:
+    layers: tuple[str, ...]  # the layers with random weights at this step
+    maps: np.ndarray  # float32 (B, 28, 28) from that network
+    similarity: list[Similarity]  # per image, to the trained network's map
+
+
+def cascade(
+    explain: Explainer, model: MnistCNN, images: torch.Tensor, targets: torch.Tensor, seed: int = 0, steps: int = 6
+) -> tuple[np.ndarray, list[RandomisationStep]]:
+    """The trained maps, then the first ``steps`` cascade steps (fc2; fc2+fc1; ...)."""
+    original = explain(model, images, targets)
+    pixels = images[:, 0].numpy()
+    result = []
+    for k in range(1, steps + 1):
+        layers = CASCADE[:k]
+        maps = explain(randomized(model, layers, seed), images, targets)
+        result.append(
+            RandomisationStep(
+                layers, maps, [similarity(o, m, p) for o, m, p in zip(original, maps, pixels, strict=True)]
+            )
+        )
+    return original, result
+
+
+def independent(
+    explain: Explainer, model: MnistCNN, images: torch.Tensor, targets: torch.Tensor, seed: int = 0
+) -> list[RandomisationStep]:
+    """Each layer re-initialised alone, compared with the trained network's map."""
+    original = explain(model, images, targets)
+    pixels = images[:, 0].numpy()
+    result = []
+    for name in CASCADE:
+        maps = explain(randomized(model, (name,), seed), images, targets)
+        result.append(
+            RandomisationStep(
+                (name,), maps, [similarity(o, m, p) for o, m, p in zip(original, maps, pixels, strict=True)]
+            )
+        )
+    return result
+
+
+def floor(
+    explain: Explainer, model: MnistCNN, images: torch.Tensor, targets: torch.Tensor, seed: int = 0
+) -> list[Similarity]:
+    """Per image, the similarity of the maps of two independently randomised networks: what
+    the input's own structure makes alike when nothing learned is left."""
+    first = explain(randomized(model, CASCADE, seed), images, targets)
+    second = explain(randomized(model, CASCADE, seed + 1), images, targets)
+    return [similarity(a, b, p) for a, b, p in zip(first, second, images[:, 0].numpy(), strict=True)]
+
+
+# ---- deletion and insertion -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Curve:
+    fractions: np.ndarray  # float (STEPS + 1,): 0, 0.1, ..., 1 of the digit's ink-pixel count
+    probs: np.ndarray  # float32 (B, STEPS + 1): the target class's probability after each step
+    area: np.ndarray  # float (B,): trapezoid area under ``probs`` over ``fractions``
+
+
+def pixel_order(scores: np.ndarray, seed: int) -> np.ndarray:
+    """int64 (B, 784): pixels from highest to lowest score, ties broken at random (seeded);
+    a plain argsort would break them in reading order and bias the curve."""
+    flat = scores.reshape(len(scores), -1)
+    tie_break = np.random.default_rng(seed).random(flat.shape)
+    return np.lexsort((tie_break, -flat), axis=1)
+
+
+def _curve(model: MnistCNN, images: torch.Tensor, targets: torch.Tensor, order: np.ndarray, insert: bool) -> Curve:
+    """Deletion (``insert=False``) or insertion curves for pixel orders (B, 784)."""
+    flat = images.reshape(len(images), -1)  # (B, 784)
+    ink_counts = (flat > INK).sum(dim=1).numpy()  # (B,)
+    fractions = np.linspace(0.0, 1.0, STEPS + 1)
+    batch = []
+    for f in fractions:
+        step = flat.clone() if not insert else torch.zeros_like(flat)
+        for i, (row, n) in enumerate(zip(order, ink_counts, strict=True)):
+            chosen = torch.from_numpy(row[: round(f * n)])
+            if insert:
+                step[i, chosen] = flat[i, chosen]
+            else:
+                step[i, chosen] = 0.0
+        batch.append(step)
+    stacked = torch.stack(batch, dim=1).reshape(-1, *images.shape[1:])  # (B * (STEPS+1), 1, 28, 28)
+    with torch.inference_mode():
+        probs = torch.softmax(model(stacked), dim=1).reshape(len(images), STEPS + 1, -1)
+    target_probs = probs[torch.arange(len(images)), :, targets].numpy()  # (B, STEPS + 1)
+    return Curve(fractions, target_probs, np.trapezoid(target_probs, fractions, axis=1))
+
+
+def deletion(model: MnistCNN, images: torch.Tensor, targets: torch.Tensor, order: np.ndarray) -> Curve:
+    """Set pixels to black in ``order``; the probability should fall fast (low area is good)."""
+    return _curve(model, images, targets, order, insert=False)
+
+
+def insertion(model: MnistCNN, images: torch.Tensor, targets: torch.Tensor, order: np.ndarray) -> Curve:
+    """Add pixels to a black image in ``order``; the probability should rise fast (high area is
+    good). The all-black start is not neutral for this network: it reads it as some class."""
+    return _curve(model, images, targets, order, insert=True)
+
+
+# ---- robustness and complexity ----------------------------------------------------------
+
+
+def max_sensitivity(
+    explain: Explainer,
+    model: MnistCNN,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    seed: int = 0,
+    radius: float = SENSITIVITY_RADIUS,
+    samples: int = SENSITIVITY_SAMPLES,
+) -> np.ndarray:
+    """float (B,): the largest relative change ||map(x + d) - map(x)|| / ||map(x)|| over
+    ``samples`` uniform perturbations d in [-radius, radius] (Captum's sensitivity_max; lower
+    is steadier). The noise comes from a generator seeded by ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def perturb(inputs: torch.Tensor, perturb_radius: float) -> torch.Tensor:
+        noise = torch.rand(inputs.shape, generator=generator) * 2 * perturb_radius - perturb_radius
+        return (inputs + noise).clamp(0.0, 1.0)
+
+    def explanation(inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(explain(model, inputs, target))
+
+    scores = sensitivity_max(
+        explanation,
+        images,
+        perturb_func=perturb,
+        perturb_radius=radius,
+        n_perturb_samples=samples,
+        max_examples_per_batch=len(images) * samples,
+        target=targets,
+    )
+    return scores.double().numpy()
+
+
+def gini(maps: np.ndarray) -> np.ndarray:
+    """float (B,): the Gini index of |map| (Chalasani et al. 2020): 0 when every pixel has the
+    same weight, near 1 when one pixel carries it all; NaN for an all-zero map."""
+    flat = np.sort(np.abs(maps.reshape(len(maps), -1)).astype(np.float64), axis=1)
+    n = flat.shape[1]
+    weights = 2 * np.arange(1, n + 1) - n - 1
+    total = flat.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (flat * weights).sum(axis=1) / (n * total), np.nan)
+
+
+# ---- the verdict on one map -------------------------------------------------------------
+
+RANDOM_DRAWS = 3  # random networks per verdict: one is too noisy for a single digit
+PASS_EXCESS = 0.3  # similarity after the top three layers are random may exceed the floor by this much
+RANDOM_NET_MARGIN = 0.1  # a random network's map deleting within this area of the map's "deletes as well"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a badge says about one map, with the numbers behind it. NaN where not computable."""
+
+    informative: bool
+    similarity_top: float  # ink-only |rank| similarity to the map with fc2, fc1, conv4 random
+    floor: float  # the same similarity between two randomised networks' maps
+    deletion: float  # area under the deletion curve in the map's order (lower is better)
+    deletion_random: float  # ... in random order
+    deletion_ink: float  # ... brightest pixels first
+    deletion_random_net: float  # ... in the order of the fully randomised network's map
+    insertion: float  # area under the insertion curve (higher is better)
+    insertion_random: float
+    gini: float  # sparseness of |map|, 0..1
+
+    @property
+    def passes_randomisation(self) -> bool | None:
+        if not self.informative or math.isnan(self.similarity_top):
+            return None
+        floor = 0.0 if math.isnan(self.floor) else self.floor
+        return self.similarity_top - floor <= PASS_EXCESS
+
+    @property
+    def shape_only(self) -> bool:
+        """A random network's map deletes (nearly) as well: the map shows the digit's shape."""
+        return self.deletion_random_net - self.deletion < RANDOM_NET_MARGIN
+
+    @property
+    def text(self) -> str:
+        """The badge, in a few words."""
+        if not self.informative:
+            return "uninformative: the map is blank"
+        randomisation = {True: "passes randomisation", False: "fails randomisation", None: "randomisation n/a"}[
+            self.passes_randomisation
+        ]
+        gain = self.deletion_random - self.deletion
+        deletion = f"deletion beats random by {gain:.2f}" if gain > BEATS_MARGIN else "deletes no better than random"
+        if self.shape_only:
+            deletion += " · a random net's map deletes as well"
+        return f"{randomisation} · {deletion}"
+
+    @property
+    def good(self) -> bool:
+        return (
+            bool(self.passes_randomisation)
+            and not self.shape_only
+            and self.deletion_random - self.deletion > BEATS_MARGIN
+        )
+
+    @property
+    def hover(self) -> str:
+        """The numbers, with which way is better, in plain words."""
+        if not self.informative:
+            return (
+                "The map has one value everywhere (often all zero): it ranks no pixel, "
+                "so it cannot be checked or trusted."
+            )
+        return "\n\n".join(
+            [
+                f"**Randomisation** (lower is better): after fc2, fc1 and conv4 get random weights "
+                f"the map's ink pixels still rank {self.similarity_top:.2f} alike (Spearman of |map|); "
+                f"two random networks' maps rank "
+                f"{self.floor:.2f} alike. It passes when the first is at most {PASS_EXCESS} above the second.",
+                f"**Deletion** (area under the class probability as ink is removed; lower is better): "
+                f"this map {self.deletion:.2f} · random order {self.deletion_random:.2f} · brightest first "
+                f"{self.deletion_ink:.2f} · a random network's map {self.deletion_random_net:.2f}.",
+                f"**Insertion** (area as ink is added to a black image; higher is better): this map "
+                f"{self.insertion:.2f} · random order {self.insertion_random:.2f}. The black image is not neutral: "
+                "the network reads it as some class.",
+                f"**Sparseness** (Gini of |map|, 0 = spread evenly, 1 = one pixel): {self.gini:.2f}.",
+            ]
+        )
+
+
+def digit_seed(image: torch.Tensor) -> int:
+    """A seed from a digit's pixels: the same digit always gets the same random draws."""
+    digest = hashlib.sha256(image.detach().float().contiguous().numpy().tobytes()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def verdicts(
+    explain: Explainer,
+    model: MnistCNN,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    seed: int = 0,
+    draws: int = RANDOM_DRAWS,
+) -> list[Verdict]:
+    """The badge's checks for each image's map: randomisation of the top three layers against
+    the floor, deletion and insertion against their baselines, sparseness. One random network
+    is noisy for one digit, so similarities are means over ``draws`` random networks (and
+    over as many pairs for the floor): 1 + 2 x ``draws`` batched calls of ``explain``."""
+    original = explain(model, images, targets)
+    tops = [explain(randomized(model, CASCADE[:TOP_THREE], seed + k), images, targets) for k in range(draws)]
+    randoms = [explain(randomized(model, CASCADE, seed + k), images, targets) for k in range(draws)]
+    pixels = images[:, 0].numpy()
+    rng = np.random.default_rng(seed)
+    orders = {
+        "map": pixel_order(original, seed),
+        "random": pixel_order(rng.random(original.shape), seed),
+        "ink": pixel_order(pixels, seed),
+        "random_net": pixel_order(randoms[0], seed),
+    }
+    deleted = {name: deletion(model, images, targets, order).area for name, order in orders.items()}
+    inserted = {name: insertion(model, images, targets, orders[name]).area for name in ("map", "random")}
+    blank = uninformative(original)
+    sparseness = gini(original)
+    result = []
+    for i in range(len(images)):
+        top = [similarity(original[i], t[i], pixels[i]).spearman_abs_ink for t in tops]
+        pairs = [(randoms[k][i], randoms[(k + 1) % draws][i]) for k in range(draws if draws > 2 else 1)]
+        floor_values = [similarity(a, b, pixels[i]).spearman_abs_ink for a, b in pairs]
+        result.append(
+            Verdict(
+                informative=not blank[i],
+                similarity_top=_mean(top),
+                floor=_mean(floor_values),
+                deletion=float(deleted["map"][i]),
+                deletion_random=float(deleted["random"][i]),
+                deletion_ink=float(deleted["ink"][i]),
+                deletion_random_net=float(deleted["random_net"][i]),
+                insertion=float(inserted["map"][i]),
+                insertion_random=float(inserted["random"][i]),
+                gini=float(sparseness[i]),
+            )
+        )
+    return result
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
