@@ -227,6 +227,11 @@ def evaluation_file(epoch: int, split: str, data_fingerprint: str) -> str:
     return f"evaluation_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
 
 
+def scorecard_file(epoch: int, data_fingerprint: str, digits: int) -> str:
+    """The cached scorecard's file name inside a model's folder."""
+    return f"scorecard_epoch{epoch:02d}_{digits}_{data_fingerprint[:16]}.json"
+
+
 def read_history(folder: Path) -> list[dict]:
     """Per-epoch records: epoch, train_loss, test_loss, test_accuracy, seconds."""
     history = read_json(folder / HISTORY)

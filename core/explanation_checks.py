@@ -188,10 +188,15 @@ class Curve:
     area: np.ndarray  # float (B,): trapezoid area under ``probs`` over ``fractions``
 
 
-def pixel_order(scores: np.ndarray, seed: int) -> np.ndarray:
+def pixel_order(scores: np.ndarray, seed: int, images: torch.Tensor | np.ndarray | None = None) -> np.ndarray:
     """int64 (B, 784): pixels from highest to lowest score, ties broken at random (seeded);
-    a plain argsort would break them in reading order and bias the curve."""
-    flat = scores.reshape(len(scores), -1)
+    a plain argsort would break them in reading order and bias the curve. With ``images``,
+    inked pixels come first (in score order) and black ones last: deleting or adding a black
+    pixel changes nothing, so the curves walk the digit's own ink."""
+    flat = scores.reshape(len(scores), -1).astype(np.float64)
+    if images is not None:
+        ink = np.asarray(images).reshape(len(flat), -1) > INK
+        flat = np.where(ink, flat, -np.inf)
     tie_break = np.random.default_rng(seed).random(flat.shape)
     return np.lexsort((tie_break, -flat), axis=1)
 
@@ -250,8 +255,10 @@ def max_sensitivity(
         noise = torch.rand(inputs.shape, generator=generator) * 2 * perturb_radius - perturb_radius
         return (inputs + noise).clamp(0.0, 1.0)
 
-    def explanation(inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(explain(model, inputs, target))
+    def explanation(inputs: tuple[torch.Tensor, ...], target: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # Captum hands the inputs as a one-tensor tuple and iterates the result as one too.
+        batch = inputs[0] if isinstance(inputs, tuple) else inputs
+        return (torch.from_numpy(explain(model, batch, target)),)
 
     scores = sensitivity_max(
         explanation,
@@ -374,17 +381,21 @@ def verdicts(
     """The badge's checks for each image's map: randomisation of the top three layers against
     the floor, deletion and insertion against their baselines, sparseness. One random network
     is noisy for one digit, so similarities are means over ``draws`` random networks (and
-    over as many pairs for the floor): 1 + 2 x ``draws`` batched calls of ``explain``."""
+    over as many pairs for the floor, at least one): 1 + 2 x ``draws`` batched calls of
+    ``explain`` (one more when ``draws`` is 1). Deletion and insertion walk the ink only."""
     original = explain(model, images, targets)
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1, not {draws}")
     tops = [explain(randomized(model, CASCADE[:TOP_THREE], seed + k), images, targets) for k in range(draws)]
-    randoms = [explain(randomized(model, CASCADE, seed + k), images, targets) for k in range(draws)]
+    # The floor compares two different random networks, so at least two are drawn.
+    randoms = [explain(randomized(model, CASCADE, seed + k), images, targets) for k in range(max(draws, 2))]
     pixels = images[:, 0].numpy()
     rng = np.random.default_rng(seed)
     orders = {
-        "map": pixel_order(original, seed),
-        "random": pixel_order(rng.random(original.shape), seed),
-        "ink": pixel_order(pixels, seed),
-        "random_net": pixel_order(randoms[0], seed),
+        "map": pixel_order(original, seed, pixels),
+        "random": pixel_order(rng.random(original.shape), seed, pixels),
+        "ink": pixel_order(pixels, seed, pixels),
+        "random_net": pixel_order(randoms[0], seed, pixels),
     }
     deleted = {name: deletion(model, images, targets, order).area for name, order in orders.items()}
     inserted = {name: insertion(model, images, targets, orders[name]).area for name in ("map", "random")}
@@ -393,7 +404,9 @@ def verdicts(
     result = []
     for i in range(len(images)):
         top = [similarity(original[i], t[i], pixels[i]).spearman_abs_ink for t in tops]
-        pairs = [(randoms[k][i], randoms[(k + 1) % draws][i]) for k in range(draws if draws > 2 else 1)]
+        pairs = [
+            (randoms[k][i], randoms[(k + 1) % len(randoms)][i]) for k in range(len(randoms) if len(randoms) > 2 else 1)
+        ]
         floor_values = [similarity(a, b, pixels[i]).spearman_abs_ink for a, b in pairs]
         result.append(
             Verdict(

@@ -27,6 +27,7 @@ navigation = st.navigation(
         "Inside the network": [
             st.Page("app_pages/feature_maps.py", title="Feature maps", icon=":material/layers:"),
             st.Page("app_pages/attributions.py", title="Attributions", icon=":material/insights:"),
+            st.Page("app_pages/trust.py", title="Which maps to trust", icon=":material/verified:"),
         ],
         "Try it": [
             st.Page("app_pages/your_digit.py", title="Your own digit", icon=":material/draw:"),

@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core import checkpoints, explanation_checks
+from core import checkpoints, explanation_checks, scorecard
 from core.activations import layer_outputs
 from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointInfo, ModelRef
@@ -24,6 +24,7 @@ from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits
 from core.jobs import TrainingJobs
 from core.train import TrainedModel, load_cached
+from core.workers import Workers
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
@@ -145,11 +146,12 @@ def _randomisation_detail(
     original, steps = checks.cascade(run, model, images, target, seed)
     floor = checks.floor(run, model, images, target, seed)[0]
     rng = np.random.default_rng(seed)
+    pixels = images[:, 0].numpy()
     orders = {
-        "this map": checks.pixel_order(original, seed),
-        "random order": checks.pixel_order(rng.random(original.shape), seed),
-        "brightest first": checks.pixel_order(images[:, 0].numpy(), seed),
-        "random network's map": checks.pixel_order(steps[-1].maps, seed),
+        "this map": checks.pixel_order(original, seed, pixels),
+        "random order": checks.pixel_order(rng.random(original.shape), seed, pixels),
+        "brightest first": checks.pixel_order(pixels, seed, pixels),
+        "random network's map": checks.pixel_order(steps[-1].maps, seed, pixels),
     }
     curves = {
         kind: {name: fn(model, images, target, order) for name, order in orders.items()}
@@ -171,3 +173,22 @@ def _checked_target(model, pixels: bytes, label: int | None, request: Attributio
     predicted = int(predict_logits(model, images).argmax(1)[0])
     target = target_class(request, predicted, label)
     return images, None if target is None else torch.tensor([target])
+
+
+@st.cache_resource(show_spinner=False)
+def heavy_work() -> Workers:
+    """The server's small pool for heavy computations (scorecards), shared by every session."""
+    return Workers(workers=1)
+
+
+def scorecard_card(ref: ModelRef) -> scorecard.Scorecard | None:
+    """The cached scorecard of these weights, or None (read from disk; nothing computed)."""
+    return scorecard.cached(ref, root=cache_dir())
+
+
+def start_scorecard(ref: ModelRef) -> None:
+    """Compute the scorecard in the background (attaching to a computation already running)."""
+    root = cache_dir()
+    heavy_work().submit(
+        f"scorecard:{ref}", lambda progress: scorecard.load_or_compute(ref, root=root, progress=progress)
+    )

@@ -210,6 +210,21 @@ def training_status(key: str, title: str) -> None:
     watch()
 
 
+def work_status(key: str, title: str) -> None:
+    """A background computation's progress, polled once a second; the page reruns when it ends."""
+
+    @st.fragment(run_every=POLL_S)
+    def watch() -> None:
+        status = cache.heavy_work().status(key)
+        if status is None or status.state in ("done", "failed"):
+            st.rerun()
+        with st.container(border=True):
+            st.markdown(f"**{title}**")
+            st.progress(status.fraction, text=status.text)
+
+    watch()
+
+
 def job_progress(status: JobStatus) -> tuple[float, str]:
     """A progress bar's fraction and text for a job: queued, waiting, or epoch, loss and accuracy."""
     eta = f" · about {status.estimate_s:.0f} s left" if status.estimate_s is not None else ""

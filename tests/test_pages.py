@@ -26,6 +26,7 @@ PAGES = [
     "app_pages/errors.py",
     "app_pages/feature_maps.py",
     "app_pages/attributions.py",
+    "app_pages/trust.py",
     "app_pages/your_digit.py",
 ]
 
@@ -93,7 +94,7 @@ def tile_indices(spec: dict) -> list[int]:
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders(reference_model, page):
     at = open_app(page)
-    if page != "app_pages/your_digit.py":  # that one waits for a drawing or an upload
+    if page not in ("app_pages/your_digit.py", "app_pages/trust.py"):  # they wait for a drawing or a click
         assert at.get("plotly_chart"), f"{page} drew no chart"
     assert "reference recipe" in texts(at)  # the sidebar names the loaded model
 
@@ -444,3 +445,31 @@ def test_stepping_through_epochs(tmp_path, monkeypatch, reference_model):
     assert not last.warning and last.select_slider(key="sidebar_epoch").value == 2
     bad = open_app(model=f"{trained.info.key}@9")
     assert "saved epochs 1 to 2" in texts(bad)
+
+
+def test_scorecard_page_computes_in_the_background_then_shows_the_table(tmp_path, monkeypatch, reference_model):
+    from core import scorecard
+    from dashboard import cache
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    monkeypatch.setattr(scorecard, "DIGITS", 20)
+    trained = load_or_train(tiny_config(seed=51), root=tmp_path)
+    at = open_app("app_pages/trust.py", model=trained.info.key)
+    assert "No scorecard for these weights yet" in texts(at)
+    next(b for b in at.button if b.label == "Compute the scorecard").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    key = f"scorecard:{trained.info.key}"
+    for _ in range(600):  # the background task, at most a minute
+        status = cache.heavy_work().status(key)
+        if status.state in ("done", "failed"):
+            break
+        import time
+
+        time.sleep(0.1)
+    assert status.state == "done", status
+    at.run()
+    table = at.dataframe[0].value
+    assert sorted(table["method"]) == sorted(scorecard.INPUT_METHODS)
+    assert "Over 20 test digits" in texts(at)
+    assert list((tmp_path / "models" / trained.info.key).glob("scorecard_epoch01_20_*.json"))

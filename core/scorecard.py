@@ -1,0 +1,303 @@
+"""Which maps to trust: every attribution method scored by every check over a fixed sample
+of test digits, as a mean with a 95% interval, cached beside the checkpoint.
+
+    python -m core.scorecard                      # the default model, 500 digits
+    python -m core.scorecard --model KEY@2 --digits 200
+
+The sample is fixed for a data set: every misclassified test digit (they are where
+explanations matter most) and then digits drawn per class in turn (seeded), up to the
+size asked for. Each check is computed batched over the sample by ``core.explanation_checks``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core import checkpoints
+from core import explanation_checks as checks
+from core.attributions import INPUT_METHODS, AttributionRequest, explainer
+from core.checkpoints import ModelRef
+from core.config import RECIPES
+from core.data import load_mnist, to_tensor
+from core.evaluate import Evaluation, evaluate
+from core.model import MnistCNN
+from core.train import load_cached
+
+DIGITS = 500  # sample size: all mistakes, then stratified by class
+BATCH = 100  # digits per batched check (bounds memory: IG at 32 steps makes 3,200 rows)
+SEED = 0
+Z95 = 1.96  # a normal 95% interval of the mean
+FORMAT = 1  # bump when the columns change, so cached scorecards are recomputed
+
+# Columns: (key, title, which way is better, what it means)
+COLUMNS = (
+    (
+        "randomisation_excess",
+        "randomisation: similarity above the floor",
+        "lower",
+        "after fc2, fc1 and conv4 are random",
+    ),
+    ("passes", "passes randomisation", "higher", "share of digits within 0.3 of the floor"),
+    ("deletion_gain", "deletion: beats random by", "higher", "random order's area minus the map's"),
+    ("deletion_vs_random_net", "deletion: beats a random net's map by", "higher", "that map's area minus this one's"),
+    ("deletion_vs_ink", "deletion: beats brightest-first by", "higher", "ink order's area minus the map's"),
+    ("insertion_gain", "insertion: beats random by", "higher", "the map's area minus random order's"),
+    ("sensitivity", "max-sensitivity", "lower", "relative change under ±2% noise"),
+    ("gini", "sparseness (Gini)", "higher", "0 spread evenly, 1 one pixel"),
+    ("uninformative", "blank maps", "lower", "share of digits whose map is constant"),
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    mean: float
+    low: float  # 95% interval
+    high: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    model: str  # the ModelRef, as text
+    digits: int
+    mistakes: int
+    seconds: float
+    rows: dict[str, dict[str, Cell]]  # method -> column key -> cell
+
+    def best(self, column: str) -> str | None:
+        """The method with the best mean in a column (by its direction), or None."""
+        better = next(b for k, _, b, _ in COLUMNS if k == column)
+        scored = {m: row[column].mean for m, row in self.rows.items() if not math.isnan(row[column].mean)}
+        if not scored:
+            return None
+        return (max if better == "higher" else min)(scored, key=scored.get)
+
+    def checks_passed(self, method: str) -> int:
+        """How many of four tests the method's means pass: randomisation on most digits,
+        deletion beating random order, a random network's map, and brightest-first."""
+        row = self.rows[method]
+        return sum(
+            [
+                _value(row["passes"]) >= 0.5,
+                _value(row["deletion_gain"]) > checks.BEATS_MARGIN,
+                _value(row["deletion_vs_random_net"]) >= checks.RANDOM_NET_MARGIN,
+                _value(row["deletion_vs_ink"]) > checks.BEATS_MARGIN,
+            ]
+        )
+
+    def ranking(self) -> list[str]:
+        """Methods, most trustworthy first: most tests passed, then how far the map beats a
+        random network's map at deletion."""
+        return sorted(
+            self.rows, key=lambda m: (-self.checks_passed(m), -_value(self.rows[m]["deletion_vs_random_net"]))
+        )
+
+    def summary(self) -> str:
+        """A paragraph of plain words that ranks the methods for this model."""
+        order = self.ranking()
+        fails = [m for m in order if _value(self.rows[m]["passes"]) < 0.5]
+        shape = [m for m in order if _value(self.rows[m]["deletion_vs_random_net"]) < checks.RANDOM_NET_MARGIN]
+        text = [
+            f"Over {self.digits} test digits ({self.mistakes} of them misread), the maps to trust most are "
+            f"{', '.join(order[:3])} ({self.checks_passed(order[0])} of 4 tests passed by the first); "
+            f"the least, {', '.join(order[-2:])} ({self.checks_passed(order[-1])} of 4 by the last)."
+        ]
+        if fails:
+            text.append(
+                f"{_join(fails)} {'fails' if len(fails) == 1 else 'fail'} the randomisation check on most digits: "
+                "their maps stay alike when the "
+                "top layers' weights are replaced by random ones, so they show the digit more than what the network "
+                "learned (Adebayo et al. 2018 found this for Guided Backprop)."
+            )
+        else:
+            text.append("Every method's map changes when the top layers are randomised, as a faithful map should.")
+        if shape:
+            text.append(
+                f"For {_join(shape)}, a map taken from a fully random network deletes the digit almost as well "
+                "as the trained network's map: the ranking they give follows the digit's shape."
+            )
+        return " ".join(text)
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Scorecard:
+        if data.get("format") != FORMAT:
+            raise ValueError("scorecard written by another version")
+        rows = {m: {k: Cell(**c) for k, c in row.items()} for m, row in data["rows"].items()}
+        return cls(data["model"], data["digits"], data["mistakes"], data["seconds"], rows)
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _value(cell: Cell) -> float:
+    return -math.inf if math.isnan(cell.mean) else cell.mean
+
+
+def sample_indices(evaluation: Evaluation, size: int, seed: int = SEED) -> np.ndarray:
+    """int64 (size,) test indices: every misclassified digit (most confident first, at most
+    ``size``), then the others drawn per class in turn, seeded."""
+    chosen = list(evaluation.misclassified[:size])
+    rng = np.random.default_rng(seed)
+    taken = set(chosen)
+    pools = [rng.permutation(np.flatnonzero(evaluation.labels == c)) for c in range(10)]
+    position = [0] * 10
+    while len(chosen) < min(size, len(evaluation.labels)):
+        for c in range(10):
+            while position[c] < len(pools[c]) and pools[c][position[c]] in taken:
+                position[c] += 1
+            if position[c] < len(pools[c]) and len(chosen) < size:
+                chosen.append(pools[c][position[c]])
+                taken.add(pools[c][position[c]])
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def _cell(values: np.ndarray) -> Cell:
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return Cell(math.nan, math.nan, math.nan, 0)
+    mean = float(values.mean())
+    half = Z95 * float(values.std(ddof=1)) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    return Cell(mean, mean - half, mean + half, len(values))
+
+
+def compute(
+    model: MnistCNN,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    methods: tuple[str, ...] = INPUT_METHODS,
+    progress: Callable[[float, str], None] | None = None,
+    seed: int = SEED,
+) -> dict[str, dict[str, Cell]]:
+    """Every method x check over ``images`` (B, 1, 28, 28) for ``targets`` (B,), batched."""
+    rows = {}
+    total = len(methods) * -(-len(images) // BATCH)
+    done = 0
+    for method in methods:
+        run = explainer(AttributionRequest.of(method, {}, upsample=True))
+        columns: dict[str, list[np.ndarray]] = {k: [] for k, *_ in COLUMNS}
+        for start in range(0, len(images), BATCH):
+            x, t = images[start : start + BATCH], targets[start : start + BATCH]
+            verdicts = checks.verdicts(run, model, x, t, seed + start)
+            blank = np.array([not v.informative for v in verdicts])
+            excess = np.array([v.similarity_top - v.floor for v in verdicts])
+            columns["randomisation_excess"].append(np.where(blank, np.nan, excess))
+            passes = np.array([bool(v.passes_randomisation) for v in verdicts], dtype=float)
+            columns["passes"].append(passes)
+            columns["deletion_gain"].append(np.array([v.deletion_random - v.deletion for v in verdicts]))
+            columns["deletion_vs_random_net"].append(np.array([v.deletion_random_net - v.deletion for v in verdicts]))
+            columns["deletion_vs_ink"].append(np.array([v.deletion_ink - v.deletion for v in verdicts]))
+            columns["insertion_gain"].append(np.array([v.insertion - v.insertion_random for v in verdicts]))
+            columns["sensitivity"].append(
+                np.where(blank, np.nan, checks.max_sensitivity(run, model, x, t, seed + start, samples=4))
+            )
+            columns["gini"].append(np.array([v.gini for v in verdicts]))
+            columns["uninformative"].append(blank.astype(float))
+            done += 1
+            if progress is not None:
+                progress(done / total, f"{method}: {min(start + BATCH, len(images))} of {len(images)} digits")
+        rows[method] = {k: _cell(np.concatenate(v)) for k, v in columns.items()}
+    return rows
+
+
+def cached(ref: ModelRef, digits: int | None = None, root: Path | None = None) -> Scorecard | None:
+    """The scorecard cached beside these weights, or None (nothing is computed)."""
+    try:
+        path = _path(ref, digits or DIGITS, root)
+    except checkpoints.CheckpointError:
+        return None
+    if not path.is_file():
+        return None
+    try:
+        return Scorecard.from_json(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError):
+        return None  # damaged or written by another version: to be recomputed
+
+
+def load_or_compute(
+    ref: ModelRef,
+    digits: int | None = None,
+    root: Path | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> Scorecard:
+    """The cached scorecard of these weights, or a fresh one (then cached beside them)."""
+    digits = digits or DIGITS
+    card = cached(ref, digits, root)
+    if card is not None:
+        return card
+    start = time.perf_counter()
+    trained = load_cached(ref.key, root=root, epoch=ref.epoch)
+    data = load_mnist(trained.info.data_source)
+    evaluation = evaluate(trained.model, data.test)
+    indices = sample_indices(evaluation, digits)
+    images = to_tensor(data.test.images[indices])
+    targets = torch.from_numpy(evaluation.preds[indices])
+    rows = compute(trained.model, images, targets, progress=progress)
+    mistakes = int((evaluation.preds[indices] != evaluation.labels[indices]).sum())
+    card = Scorecard(str(ref), len(indices), mistakes, time.perf_counter() - start, rows)
+    checkpoints.write_json(_path(ref, digits, root), card.to_json())
+    return card
+
+
+def _path(ref: ModelRef, digits: int, root: Path | None) -> Path:
+    folder = checkpoints.models_root(root) / ref.key
+    info = checkpoints.read_info(folder)
+    epoch = ref.epoch or info.epochs_done
+    return folder / checkpoints.scorecard_file(epoch, info.data_fingerprint, digits)
+
+
+def format_table(card: Scorecard) -> str:
+    """The scorecard as aligned text: mean [95% interval], the best per column starred."""
+    lines = [f"{'method':<22}" + "".join(f" {title[:26]:>28}" for _, title, _, _ in COLUMNS)]
+    for method in card.ranking():
+        cells = []
+        for key, *_ in COLUMNS:
+            c = card.rows[method][key]
+            star = "*" if card.best(key) == method else " "
+            cells.append(f" {c.mean:>7.2f} [{c.low:5.2f},{c.high:5.2f}]{star}".rjust(29))
+        lines.append(f"{method:<22}" + "".join(cells))
+    better = ", ".join(f"{title}: {b} is better" for _, title, b, _ in COLUMNS)
+    return "\n".join([*lines, "", f"* best in its column. {better}.", "", card.summary()])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.scorecard", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="KEY or KEY@EPOCH (default: the default recipe's model)")
+    parser.add_argument("--digits", type=int, default=DIGITS, help="sample size (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        if args.model:
+            ref = ModelRef.parse(args.model)
+        else:
+            ref = ModelRef(checkpoints.model_key(RECIPES["default"], load_mnist().fingerprint))
+    except ValueError as err:
+        parser.error(str(err))
+
+    def report(fraction: float, text: str) -> None:
+        print(f"[{fraction:4.0%}] {text}", file=sys.stderr, flush=True)
+
+    try:
+        card = load_or_compute(ref, args.digits, progress=report)
+    except checkpoints.CheckpointError as err:
+        print(f"{err}. Train it first: python -m core.train", file=sys.stderr)
+        return 1
+    print(format_table(card))
+    print(f"\n({card.digits} digits, computed in {card.seconds:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

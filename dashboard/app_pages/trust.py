@@ -1,0 +1,72 @@
+"""Which maps to trust: every attribution method scored by every check over a fixed sample
+of test digits, computed once per model and epoch in the background and cached on disk."""
+
+import math
+
+import streamlit as st
+
+from core import scorecard
+from dashboard import cache, panels, state
+from dashboard.view import View
+
+
+def render(view: View) -> None:
+    st.title("Which maps to trust")
+    st.caption(
+        "Attribution methods disagree. Each row is a method, each column a check, averaged over "
+        f"{scorecard.DIGITS} test digits (every misread one, then the others stratified by class): the mean and "
+        "its 95% interval; ★ marks the best in each column. The Attributions page gives the same checks per map."
+    )
+    if view.trained is None:
+        panels.training_status(view.job.key, "The scorecard can be computed once the model is trained")
+        return
+    card = cache.scorecard_card(view.ref)
+    if card is None:
+        _compute(view)
+        return
+    st.markdown(card.summary())
+    rows = []
+    for method in card.ranking():
+        row = {"method": method, "tests passed": f"{card.checks_passed(method)} of 4"}
+        for key, title, _, _ in scorecard.COLUMNS:
+            c = card.rows[method][key]
+            star = " ★" if card.best(key) == method else ""
+            row[title] = "n/a" if math.isnan(c.mean) else f"{c.mean:.2f} [{c.low:.2f}, {c.high:.2f}]{star}"
+        rows.append(row)
+    st.dataframe(
+        rows,
+        hide_index=True,
+        column_config={
+            title: st.column_config.TextColumn(title, help=f"{meaning}; {better} is better")
+            for _, title, better, meaning in scorecard.COLUMNS
+        },
+    )
+    st.caption(
+        "Randomisation: how alike the map's ink pixels still rank after fc2, fc1 and conv4 get random weights, "
+        "minus how alike two random networks' maps rank (lower is better). Deletion: the class probability as the "
+        "digit's ink is removed in the map's order, compared with random order, brightest pixels first and a random "
+        "network's map (higher margins are better). Insertion adds the ink to a black image, which the network "
+        "already reads as some class. Max-sensitivity: how much the map changes under ±2% pixel noise. "
+        f"Computed for {card.model} in {card.seconds:.0f} s."
+    )
+
+
+def _compute(view: View) -> None:
+    key = f"scorecard:{view.ref}"
+    status = cache.heavy_work().status(key)
+    if status is None or status.state == "failed":
+        if status is not None:
+            st.error(f"Computing the scorecard failed: {status.error}", icon=":material/error:")
+        st.info(
+            f"No scorecard for these weights yet. Computing it takes about a minute on two CPU cores "
+            f"({scorecard.DIGITS} digits × {len(scorecard.COLUMNS)} checks × every method); it runs in the "
+            "background, is shared with everyone on this server and is kept on disk beside the model."
+        )
+        if st.button("Compute the scorecard", type="primary", key="trust_compute"):
+            cache.start_scorecard(view.ref)
+            st.rerun()
+        return
+    panels.work_status(key, "Computing the scorecard")
+
+
+render(state.page_view())
