@@ -12,6 +12,7 @@ half-written file under a real name. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -31,6 +32,7 @@ from core.model import MnistCNN, architecture_signature
 
 KEY_LENGTH = 16  # hexadecimal characters of a model key
 META = "meta.json"
+LAST_USED = "last_used"  # an empty file touched whenever the model is loaded: eviction order
 HISTORY = "history.json"
 FORMAT_VERSION = 2  # bump when the folder layout changes, so old folders get new keys
 
@@ -253,6 +255,44 @@ def list_checkpoints(root: Path | None = None) -> list[CheckpointInfo]:
             except CheckpointError:
                 continue
     return sorted(found, key=lambda info: info.created, reverse=True)
+
+
+def mark_used(folder: Path) -> None:
+    """Record that a model was just used (its ``last_used`` file's time)."""
+    # A read-only cache still serves its models; eviction order then falls back to meta.json.
+    with contextlib.suppress(OSError):
+        (folder / LAST_USED).touch()
+
+
+def last_used(folder: Path) -> float:
+    for name in (LAST_USED, META):
+        try:
+            return (folder / name).stat().st_mtime
+        except OSError:
+            continue
+    return 0.0
+
+
+def evict(max_models: int, keep: set[str], root: Path | None = None) -> list[str]:
+    """Remove the least recently used models beyond ``max_models``, never one in ``keep``
+    (the default, pinned ones, those sessions use) nor one another process holds locked;
+    returns the keys removed."""
+    from filelock import FileLock, Timeout
+
+    infos = list_checkpoints(root)
+    excess = len(infos) - max_models
+    removed: list[str] = []
+    for info in sorted((i for i in infos if i.key not in keep), key=lambda i: last_used(i.folder)):
+        if len(removed) >= excess:
+            break
+        lock = FileLock(str(info.folder) + ".lock")
+        try:
+            with lock.acquire(timeout=0):
+                discard(info.folder)
+                removed.append(info.key)
+        except Timeout:
+            continue  # being trained or loaded by another process
+    return removed
 
 
 def discard(folder: Path) -> None:

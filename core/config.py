@@ -13,6 +13,9 @@ from pathlib import Path
 import torch
 
 CACHE_ENV = "MNIST_CNN_CACHE"  # overrides where trained models are kept
+TRAINING_ENV = "MNIST_CNN_TRAINING"  # "off" turns training off in the app (a teacher's switch)
+PINNED_ENV = "MNIST_CNN_MODELS"  # comma-separated model keys: the only ones the app offers
+MAX_MODELS_ENV = "MNIST_CNN_MAX_MODELS"  # how many trained models the cache keeps
 DEFAULT_CACHE = Path.home() / ".cache" / "mnist-cnn-dashboard"
 
 
@@ -47,6 +50,40 @@ def recipe(name: str, **overrides: object) -> TrainConfig:
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)}")
     return RECIPES[name].replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How a shared server behaves; from the environment and the app's command line."""
+
+    training: bool = True  # False: students explore the cached models only, nobody trains
+    pinned: tuple[str, ...] = ()  # model keys offered, in this order (empty: every cached model)
+    max_models: int = 20  # cached models kept; the least recently used beyond this are evicted
+
+
+def server_settings(argv: list[str]) -> ServerSettings:
+    """Settings from the environment, overridden by the app's own arguments (what follows
+    ``--`` in ``streamlit run dashboard/Home.py -- --no-training --model KEY``)."""
+    training = os.environ.get(TRAINING_ENV, "on").strip().lower() not in ("off", "0", "false", "no")
+    pinned = [k.strip().lower() for k in os.environ.get(PINNED_ENV, "").split(",") if k.strip()]
+    try:
+        max_models = int(os.environ.get(MAX_MODELS_ENV) or ServerSettings.max_models)
+    except ValueError as err:
+        raise ValueError(f"{MAX_MODELS_ENV} must be a whole number, not {os.environ[MAX_MODELS_ENV]!r}") from err
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--no-training":
+            training = False
+        elif arg == "--model" and args:
+            pinned.append(args.pop(0).strip().lower())
+        elif arg == "--max-models" and args:
+            max_models = int(args.pop(0))
+        else:
+            raise ValueError(f"unknown argument {arg!r}: use --no-training, --model KEY or --max-models N")
+    if max_models < 1:
+        raise ValueError(f"the cache must keep at least one model, not {max_models}")
+    return ServerSettings(training=training, pinned=tuple(dict.fromkeys(pinned)), max_models=max_models)
 
 
 def cache_dir() -> Path:

@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,12 +71,22 @@ class TrainingJobs:
     """The background trainer of one server process. Thread-safe; create one and share it."""
 
     def __init__(
-        self, root: Path | None = None, workers: int = 1, device: str = "auto", threads: int | None = None
+        self,
+        root: Path | None = None,
+        workers: int = 1,
+        device: str = "auto",
+        threads: int | None = None,
+        max_models: int | None = None,
+        keep: Callable[[], set[str]] = set,
     ) -> None:
+        """``max_models``: after each training, evict the least recently used cached models
+        beyond this many, never one whose key ``keep()`` returns (None: keep everything)."""
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
         self._root = root
         self._device = device
+        self._max_models = max_models
+        self._keep = keep
         # torch threads per training (OpenMP's setting is per thread, so pages' threads keep theirs)
         self._torch_threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self._jobs: dict[str, _Job] = {}
@@ -239,6 +250,14 @@ class TrainingJobs:
                 self._epoch_seconds = per_epoch / _data_fraction(job.config)
             job.result = result
             job.message = result.notice or ""
+        if self._max_models is not None:
+            try:
+                removed = checkpoints.evict(self._max_models, {job.key, *self._keep()}, self._root)
+                if removed:
+                    log.info("cache over %d models: evicted %s", self._max_models, ", ".join(removed))
+            except Exception:  # eviction is housekeeping: never fail the job over it
+                log.exception("evicting old models failed")
+        with self._lock:
             job.state = DONE
             self._lock.notify_all()
 

@@ -187,6 +187,7 @@ def load_cached(key: str, root: Path | None = None, epoch: int | None = None) ->
 def _load_cached(folder: Path, epoch: int | None = None) -> TrainedModel:
     info = checkpoints.read_info(folder)
     model = checkpoints.load_checkpoint(folder, epoch)
+    checkpoints.mark_used(folder)
     return TrainedModel(model=model, info=info, history=checkpoints.read_history(folder), trained_now=False)
 
 

@@ -78,3 +78,27 @@ class Workers:
                 return TaskStatus("failed", task.fraction, task.text, error=f"{type(error).__name__}: {error}")
             return TaskStatus("done", 1.0, "Done", result=future.result())
         return TaskStatus(task.state, task.fraction, task.text)
+
+
+class Gate:
+    """At most ``slots`` heavy computations at once across every session's thread; the rest
+    wait their turn. Two cores gain nothing from a dozen attributions at once: each would
+    only take longer, and so would every light page meanwhile."""
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise ValueError(f"a gate needs at least one slot, not {slots}")
+        self._semaphore = threading.BoundedSemaphore(slots)
+        self._lock = threading.Lock()
+        self.waiting = 0  # threads queued at the gate now
+
+    def __enter__(self) -> Gate:
+        with self._lock:
+            self.waiting += 1
+        self._semaphore.acquire()
+        with self._lock:
+            self.waiting -= 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._semaphore.release()

@@ -39,6 +39,9 @@ try:
 except DataError as err:  # e.g. a damaged bundled file: say which, and stop cleanly
     st.error(f"The MNIST data could not be loaded. {err}", icon=":material/database:")
     st.stop()
+except state.NoModelError as err:  # training switched off and nothing usable cached
+    st.error(str(err), icon=":material/model_training:")
+    st.stop()
 for warning in warnings:
     st.warning(warning, icon=":material/link_off:")
 sidebar.show(view)

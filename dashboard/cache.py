@@ -9,6 +9,9 @@ The public functions take typed values (a ``ModelRef``) and pass their parts as 
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +22,12 @@ from core import checkpoints, explanation_checks, scorecard
 from core.activations import layer_outputs
 from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointInfo, ModelRef
-from core.config import cache_dir
+from core.config import RECIPES, ServerSettings, cache_dir, server_settings
 from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits
 from core.jobs import TrainingJobs
 from core.train import TrainedModel, load_cached
-from core.workers import Workers
+from core.workers import Gate, Workers
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
@@ -60,6 +63,32 @@ def _evaluation(root: str, key: str, epoch: int, split: str) -> Evaluation:
     return load_or_evaluate(trained.model, data.split(split), split, info.folder, epoch, data.fingerprint)
 
 
+@st.cache_resource(show_spinner=False)
+def settings() -> ServerSettings:
+    """The server's settings: the environment, then the app's arguments when started as
+    ``streamlit run dashboard/Home.py -- --no-training`` (Streamlit puts them in sys.argv)."""
+    started_as_app = Path(sys.argv[0]).name == "Home.py"
+    return server_settings(sys.argv[1:] if started_as_app else [])
+
+
+IN_USE_S = 1800  # a model a session showed within this many seconds is never evicted
+
+
+@st.cache_resource(show_spinner=False)
+def _in_use() -> dict[str, float]:
+    return {}
+
+
+def mark_in_use(key: str) -> None:
+    """Note that a session shows this model now (the cache's eviction spares it)."""
+    _in_use()[key] = time.monotonic()
+
+
+def models_in_use() -> set[str]:
+    now = time.monotonic()
+    return {key for key, seen in list(_in_use().items()) if now - seen < IN_USE_S}
+
+
 def training_jobs() -> TrainingJobs:
     """The server's background trainer for the cache folder: one per process, shared by every session."""
     return _training_jobs(str(cache_dir()))
@@ -67,12 +96,25 @@ def training_jobs() -> TrainingJobs:
 
 @st.cache_resource(show_spinner=False)
 def _training_jobs(root: str) -> TrainingJobs:
-    return TrainingJobs(root=Path(root))
+    server = settings()
+    jobs: TrainingJobs
+
+    def keep() -> set[str]:  # never evicted: the default model, pinned ones, those in use
+        return {jobs.key(RECIPES["default"]), *server.pinned, *models_in_use()}
+
+    jobs = TrainingJobs(root=Path(root), max_models=server.max_models, keep=keep)
+    return jobs
 
 
 def cached_models() -> list[CheckpointInfo]:
-    """Finished models in the disk cache, newest first (read fresh: it is a directory listing)."""
-    return checkpoints.list_checkpoints()
+    """Finished models in the disk cache that this server offers, newest first (pinned
+    ones only, in their order, when the host pinned some). Read fresh: a directory listing."""
+    found = checkpoints.list_checkpoints()
+    pinned = settings().pinned
+    if not pinned:
+        return found
+    by_key = {info.key: info for info in found}
+    return [by_key[key] for key in pinned if key in by_key]
 
 
 def _pixels_tensor(pixels: bytes) -> torch.Tensor:
@@ -104,7 +146,8 @@ def _attribution_map(
     images = _pixels_tensor(pixels)
     predicted = predict_logits(trained.model, images).argmax(1)
     true = None if label is None else torch.tensor([label])
-    return explain(request, trained.model, images, predicted, true)[0]
+    with heavy_gate():
+        return explain(request, trained.model, images, predicted, true)[0]
 
 
 def verdict(
@@ -123,7 +166,8 @@ def _verdict(
     if target is None:
         return None
     seed = explanation_checks.digit_seed(images[0])
-    return explanation_checks.verdicts(explainer(request), model, images, target, seed)[0]
+    with heavy_gate():
+        return explanation_checks.verdicts(explainer(request), model, images, target, seed)[0]
 
 
 def randomisation_detail(ref: ModelRef, pixels: bytes, label: int | None, request: AttributionRequest) -> dict | None:
@@ -143,8 +187,9 @@ def _randomisation_detail(
         return None
     seed = checks.digit_seed(images[0])
     run = explainer(request)
-    original, steps = checks.cascade(run, model, images, target, seed)
-    floor = checks.floor(run, model, images, target, seed)[0]
+    with heavy_gate():
+        original, steps = checks.cascade(run, model, images, target, seed)
+        floor = checks.floor(run, model, images, target, seed)[0]
     rng = np.random.default_rng(seed)
     pixels = images[:, 0].numpy()
     orders = {
@@ -173,6 +218,12 @@ def _checked_target(model, pixels: bytes, label: int | None, request: Attributio
     predicted = int(predict_logits(model, images).argmax(1)[0])
     target = target_class(request, predicted, label)
     return images, None if target is None else torch.tensor([target])
+
+
+@st.cache_resource(show_spinner=False)
+def heavy_gate() -> Gate:
+    """Attribution maps and their checks, from every session, at most this many at once."""
+    return Gate(slots=max(1, os.cpu_count() or 1))
 
 
 @st.cache_resource(show_spinner=False)

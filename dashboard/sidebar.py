@@ -105,6 +105,12 @@ def _train_form(view: View) -> None:
         del st.session_state[_TRAINING]
     if view.trained is None:
         return
+    if not cache.settings().training:
+        st.caption(
+            "Training is switched off on this server by its host: explore the cached models "
+            "(a classroom's two cores would stall under many trainings)."
+        )
+        return
     with st.expander("Train a new model"):
         name = st.selectbox("Recipe", options=list(RECIPES), key="train_recipe")
         base = RECIPES[name]

@@ -20,6 +20,11 @@ from core.jobs import DONE
 from dashboard import cache
 from dashboard.view import DRAWN, FIRST, Sample, View, check_epoch, check_sample, from_query, to_query
 
+
+class NoModelError(RuntimeError):
+    """No model can be shown and none can be trained here; the message says what to do."""
+
+
 _REF, _SAMPLE, _DRAWN, _WAIT, _VIEW = "view_ref", "view_sample", "drawn_image", "view_job", "view_resolved"
 
 
@@ -37,10 +42,19 @@ def resolve() -> tuple[View, list[str]]:
     if ref is None:
         ref = _default_ref(models)
     trained = job = None
+    training = cache.settings().training
+    if ref is not None and ref.key not in models and models and cache.settings().pinned:
+        warnings.append("This server offers only the models its host pinned; showing one of them.")
+        ref = ModelRef(next(iter(models)))
     if ref is not None:
         try:
             trained = cache.model(ref)
         except CheckpointError as err:
+            if not training:
+                raise NoModelError(
+                    f"The cached model could not be loaded ({err}), and training is switched off on this server. "
+                    "Ask its host to retrain it (python -m core.train) or pick another model."
+                ) from err
             warnings.append(f"The cached model could not be loaded ({err}). Training it again.")
             config = models[ref.key].config if ref.key in models else _config_in(ref.key)
             st.session_state[_WAIT] = cache.training_jobs().request(config)
@@ -51,6 +65,11 @@ def resolve() -> tuple[View, list[str]]:
                 warnings += problem
                 trained = cache.model(ref)
     if trained is None:
+        if not training and _WAIT not in st.session_state:
+            raise NoModelError(
+                "No trained model is cached, and training is switched off on this server "
+                "(--no-training or MNIST_CNN_TRAINING=off). Its host can train one with: python -m core.train"
+            )
         job = _waited_job()
         if job.state == DONE and job.result is not None:
             ref = ModelRef(job.key)
@@ -59,6 +78,8 @@ def resolve() -> tuple[View, list[str]]:
                 warnings.append(job.message)
             del st.session_state[_WAIT]
     st.session_state[_REF] = ref
+    if trained is not None:
+        cache.mark_in_use(trained.info.key)
     data = cache.dataset(trained.info.data_source if trained else RECIPES["default"].data_source)
     drawn = st.session_state.get(_DRAWN)
     sample, problem = check_sample(st.session_state[_SAMPLE], data, drawn is not None)

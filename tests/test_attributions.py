@@ -628,3 +628,23 @@ def test_bad_requests_get_clear_messages(reference_model, images, kwargs, messag
 def test_bad_image_shape(reference_model):
     with pytest.raises(AttributionError, match="images must be"):
         attribute("Saliency", reference_model.model, torch.zeros(2, 28, 28), 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("Integrated Gradients", {"steps": 301}, "IG steps must lie in 2..300"),
+        ("Layer Integrated Gradients", {"steps": 1000}, "IG steps must lie in 2..300"),
+        ("SmoothGrad", {"samples": 201}, "SmoothGrad samples must lie in 1..200"),
+        ("SmoothGrad", {"noise": 1.5}, "noise"),
+        ("Occlusion", {"window": 15}, "occlusion window must lie in 1..14"),
+        ("Occlusion", {"stride": 15}, "occlusion stride must lie in 1..14"),
+        ("Integrated Gradients", {"steps": 2.5}, "must be a whole number"),
+    ],
+)
+def test_every_option_has_a_ceiling_enforced_in_core(name, options, message):
+    """Past its ceiling (which keeps one request under 2 s on two cores: bench/trust_speed.py
+    and the README give the measured worst cases) a value is refused with a clear message."""
+    layer = "conv1" if METHODS[name].kind == "layer" else None
+    with pytest.raises(AttributionError, match=message):
+        attribute(name, MnistCNN().eval(), torch.rand(1, 1, 28, 28), 0, layer=layer, **options)

@@ -299,3 +299,40 @@ def test_model_key_depends_on_the_architecture(monkeypatch):
     assert len(base) == checkpoints.KEY_LENGTH and ModelRef(base).key == base
     monkeypatch.setattr(checkpoints, "architecture_signature", lambda: "something else")
     assert checkpoints.model_key(tiny_config(), fp) != base
+
+
+HOLD_LOCK = (
+    "from filelock import FileLock; lock = FileLock({lock!r}); lock.acquire(); "
+    "print('held', flush=True); __import__('time').sleep(60)"
+)
+
+
+def test_evict_least_recently_used_beyond_the_cap_but_never_kept_or_locked(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from core.train import load_cached, load_or_train
+
+    keys = [load_or_train(tiny_config(seed=70 + i), root=tmp_path).info.key for i in range(4)]
+    base = time.time() - 100  # in the past: a load now is the most recent use
+    for age, key in enumerate(keys):  # keys[0] used longest ago ... keys[3] most recently
+        os.utime(checkpoints.models_root(tmp_path) / key / checkpoints.LAST_USED, (base + age, base + age))
+    lock = str(checkpoints.models_root(tmp_path) / keys[1]) + ".lock"
+    holder = subprocess.Popen(  # another process holds keys[1]'s lock (training or loading it)
+        [sys.executable, "-c", HOLD_LOCK.format(lock=lock)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        removed = checkpoints.evict(3, keep={keys[0]}, root=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert removed == [keys[2]]  # keys[0] kept, keys[1] locked: the next least recent goes
+    left = {info.key for info in checkpoints.list_checkpoints(tmp_path)}
+    assert left == {keys[0], keys[1], keys[3]}
+    load_cached(keys[1], root=tmp_path)  # using a model makes it the most recent
+    assert checkpoints.evict(2, keep={keys[0]}, root=tmp_path) == [keys[3]]
+    assert checkpoints.evict(2, keep=set(), root=tmp_path) == []  # within the cap

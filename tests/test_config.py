@@ -84,3 +84,37 @@ def test_recipes_and_overrides():
 def test_cache_dir_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     assert cache_dir() == tmp_path
+
+
+def test_server_settings_from_each_place(monkeypatch):
+    from core.config import MAX_MODELS_ENV, PINNED_ENV, TRAINING_ENV, ServerSettings, server_settings
+
+    for name in (TRAINING_ENV, PINNED_ENV, MAX_MODELS_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert server_settings([]) == ServerSettings()
+    assert server_settings(["--no-training"]).training is False  # streamlit run dashboard/Home.py -- --no-training
+    monkeypatch.setenv(TRAINING_ENV, "off")
+    assert server_settings([]).training is False
+    monkeypatch.setenv(TRAINING_ENV, "on")
+    monkeypatch.setenv(PINNED_ENV, "AAAA, bbbb")
+    monkeypatch.setenv(MAX_MODELS_ENV, "5")
+    settings = server_settings(["--model", "cccc", "--model", "aaaa"])
+    assert settings.pinned == ("aaaa", "bbbb", "cccc") and settings.max_models == 5 and settings.training
+    assert server_settings(["--max-models", "2"]).max_models == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--no-trainig"], {}, "unknown argument '--no-trainig'"),
+        (["--max-models", "0"], {}, "at least one model"),
+        ([], {"MNIST_CNN_MAX_MODELS": "many"}, "must be a whole number"),
+    ],
+)
+def test_server_settings_refuse_what_they_cannot_read(monkeypatch, argv, env, message):
+    from core.config import server_settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=message):
+        server_settings(argv)

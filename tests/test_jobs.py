@@ -390,3 +390,19 @@ def test_a_job_waits_for_another_process_training_the_same_model(tmp_path):
     on_disk = checkpoints.load_checkpoint(checkpoints.models_root(root) / key)
     for a, b in zip(done.result.model.parameters(), on_disk.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_the_cache_stays_within_its_cap_after_each_training(tmp_path):
+    """With a cap of two models, training a third evicts the least recently used one that
+    is not kept (here: the first is kept, as the default model would be)."""
+    kept: set[str] = set()
+    trainer = TrainingJobs(root=tmp_path, max_models=2, keep=lambda: kept)
+    keys = []
+    for seed in (101, 102, 103):
+        keys.append(trainer.request(tiny_config(seed=seed)))
+        kept.add(keys[0])
+        assert trainer.wait(keys[-1], timeout=120).state == DONE
+        time.sleep(0.05)  # distinct use times
+    left = {info.key for info in checkpoints.list_checkpoints(tmp_path)}
+    assert left == {keys[0], keys[2]}  # the just-trained model and the kept one stay
+    trainer.close()

@@ -473,3 +473,45 @@ def test_scorecard_page_computes_in_the_background_then_shows_the_table(tmp_path
     assert sorted(table["method"]) == sorted(scorecard.INPUT_METHODS)
     assert "Over 20 test digits" in texts(at)
     assert list((tmp_path / "models" / trained.info.key).glob("scorecard_epoch01_20_*.json"))
+
+
+@pytest.fixture
+def server_env(monkeypatch):
+    """Set the server's settings through its environment for one test (they are read once per server)."""
+    from dashboard import cache
+
+    def apply(**env: str) -> None:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        cache.settings.clear()
+
+    yield apply
+    cache.settings.clear()
+
+
+def test_teachers_switch_hides_training_and_says_why(tmp_path, monkeypatch, server_env, reference_model):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    first = load_or_train(tiny_config(seed=81), root=tmp_path)
+    server_env(MNIST_CNN_TRAINING="off")
+    at = open_app(model=first.info.key)
+    assert not any(b.label == "Train" for b in at.button)
+    assert "Training is switched off on this server" in texts(at)
+
+
+def test_switched_off_with_an_empty_cache_is_a_clear_message(tmp_path, monkeypatch, server_env, reference_model):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    server_env(MNIST_CNN_TRAINING="off")
+    at = open_app()
+    assert any("training is switched off" in e.value and "python -m core.train" in e.value for e in at.error)
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())  # nothing trained
+
+
+def test_pinned_models_are_the_only_ones_offered(tmp_path, monkeypatch, server_env, reference_model):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    keys = [load_or_train(tiny_config(seed=90 + i), root=tmp_path).info.key for i in range(3)]
+    server_env(MNIST_CNN_MODELS=f"{keys[2]},{keys[0]}")
+    at = open_app(model=keys[1])  # a link to a model this server does not offer
+    assert "not in this machine's cache" in texts(at)
+    assert at.selectbox(key="sidebar_model").options == [
+        f"{info.label}" for info in [checkpoints.read_info(tmp_path / "models" / k) for k in (keys[2], keys[0])]
+    ]

@@ -63,3 +63,27 @@ def test_failure_is_kept_and_can_be_retried():
     assert status.state == "failed" and "disk full" in status.error
     workers.submit("x", lambda progress: "fixed")
     assert wait(workers, "x").result == "fixed"
+
+
+def test_gate_lets_at_most_its_slots_through():
+    from core.workers import Gate
+
+    gate = Gate(slots=2)
+    inside, most = [0], [0]
+    lock = threading.Lock()
+
+    def heavy():
+        with gate:
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.02)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=heavy) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 2 and gate.waiting == 0
