@@ -1,0 +1,53 @@
+"""First start on an empty cache: how soon the first page shows real content, and how soon
+the trained default model is in use, from opening the page in a real browser.
+
+Goals on a quiet 2-core machine: real content (the architecture table) within 5 s of
+opening the page, the trained default model in use (the model card's metrics drawn)
+within 15 s. The browser shares the cores with the server and its training.
+
+    python bench/first_start.py
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from classroom import CHROMIUM, CHROMIUM_ARGS, start_server
+from playwright.sync_api import sync_playwright
+
+CONTENT_GOAL_S, MODEL_GOAL_S = 5.0, 15.0
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_server(str(Path(tmp) / "cache"), Path(tmp) / "server.log")
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1300, "height": 900})
+                start = time.perf_counter()
+                page.goto(url)
+                page.wait_for_selector('[data-testid="stDataFrame"]', timeout=60_000)  # the architecture table
+                content = time.perf_counter() - start
+                page.wait_for_selector('[data-testid="stMetric"]', timeout=300_000)  # the trained model's card
+                model = time.perf_counter() - start
+                browser.close()
+            meta = json.loads(next(Path(tmp, "cache", "models").glob("*/meta.json")).read_text())
+            training = meta["train_seconds"]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(
+        f"real content after {content:.1f} s (goal {CONTENT_GOAL_S} s) {'ok' if content <= CONTENT_GOAL_S else 'OVER'}"
+    )
+    print(
+        f"trained default model in use after {model:.1f} s (goal {MODEL_GOAL_S} s) "
+        f"{'ok' if model <= MODEL_GOAL_S else 'OVER'}; training itself took {training:.1f} s of it"
+    )
+
+
+if __name__ == "__main__":
+    main()
