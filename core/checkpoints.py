@@ -90,9 +90,10 @@ class CheckpointInfo:
     @property
     def label(self) -> str:
         """A short human name, as the dashboard lists it."""
+        shuffled = " · shuffled labels" if self.config.shuffle_labels else ""
         return (
             f"{self.config.recipe} · {self.epochs_done} epoch{'s' if self.epochs_done != 1 else ''}"
-            f" · seed {self.config.seed} · {self.test_accuracy:.2%}"
+            f" · seed {self.config.seed}{shuffled} · {self.test_accuracy:.2%}"
         )
 
 

@@ -32,6 +32,10 @@ class TrainConfig:
     seed: int = 0  # seeds the weights and the shuffling: same seed, same weights
     data_source: str = "bundled"  # see core.data.load_mnist
     train_limit: int = 0  # train on the first N images only (0 = all); for quick tests
+    # The data-randomisation check (Adebayo et al. 2018): the same recipe on labels permuted
+    # at random (seeded). 16,614 parameters cannot even memorise them, so the network learns
+    # nothing about digits; maps that look the same on it explain the input, not the model.
+    shuffle_labels: bool = False
 
     def replace(self, **changes: object) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -178,6 +178,17 @@ def floor(
     return [similarity(a, b, p) for a, b, p in zip(first, second, images[:, 0].numpy(), strict=True)]
 
 
+def data_randomisation(
+    explain: Explainer, model: MnistCNN, shuffled: MnistCNN, images: torch.Tensor, targets: torch.Tensor
+) -> tuple[np.ndarray, list[Similarity]]:
+    """The maps of a network trained by the same recipe on shuffled labels, and their
+    similarity to the trained network's maps, per image. A faithful method's maps differ:
+    that network learned nothing about digits."""
+    original = explain(model, images, targets)
+    maps = explain(shuffled, images, targets)
+    return maps, [similarity(o, m, p) for o, m, p in zip(original, maps, images[:, 0].numpy(), strict=True)]
+
+
 # ---- deletion and insertion -------------------------------------------------------------
 
 

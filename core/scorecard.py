@@ -31,13 +31,13 @@ from core.config import RECIPES
 from core.data import load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate
 from core.model import MnistCNN
-from core.train import load_cached
+from core.train import load_cached, load_or_train
 
 DIGITS = 500  # sample size: all mistakes, then stratified by class
 BATCH = 100  # digits per batched check (bounds memory: IG at 32 steps makes 3,200 rows)
 SEED = 0
 Z95 = 1.96  # a normal 95% interval of the mean
-FORMAT = 1  # bump when the columns change, so cached scorecards are recomputed
+FORMAT = 2  # bump when the columns change, so cached scorecards are recomputed
 
 # Columns: (key, title, which way is better, what it means)
 COLUMNS = (
@@ -48,6 +48,7 @@ COLUMNS = (
         "after fc2, fc1 and conv4 are random",
     ),
     ("passes", "passes randomisation", "higher", "share of digits within 0.3 of the floor"),
+    ("data_randomisation", "shuffled-label model: similarity", "lower", "ink |rank| similarity to its map"),
     ("deletion_gain", "deletion: beats random by", "higher", "random order's area minus the map's"),
     ("deletion_vs_random_net", "deletion: beats a random net's map by", "higher", "that map's area minus this one's"),
     ("deletion_vs_ink", "deletion: beats brightest-first by", "higher", "ink order's area minus the map's"),
@@ -115,12 +116,26 @@ class Scorecard:
         if fails:
             text.append(
                 f"{_join(fails)} {'fails' if len(fails) == 1 else 'fail'} the randomisation check on most digits: "
-                "their maps stay alike when the "
+                f"{'its' if len(fails) == 1 else 'their'} maps stay alike when the "
                 "top layers' weights are replaced by random ones, so they show the digit more than what the network "
                 "learned (Adebayo et al. 2018 found this for Guided Backprop)."
             )
         else:
             text.append("Every method's map changes when the top layers are randomised, as a faithful map should.")
+        data_cells = [self.rows[m]["data_randomisation"] for m in order]
+        if all(c.n == 0 for c in data_cells):
+            text.append(
+                "The data-randomisation check cannot score this model: trained by the same recipe on shuffled "
+                "labels, the network's output does not depend on its input (its units died), so every map of it "
+                "is blank."
+            )
+        else:
+            alike = [m for m in order if _value(self.rows[m]["data_randomisation"]) >= 0.5]
+            if alike:
+                text.append(
+                    f"{_join(alike)} draw{'s' if len(alike) == 1 else ''} nearly the same map for a network trained "
+                    "on shuffled labels, which learned nothing about digits."
+                )
         if shape:
             text.append(
                 f"For {_join(shape)}, a map taken from a fully random network deletes the digit almost as well "
@@ -181,8 +196,10 @@ def compute(
     methods: tuple[str, ...] = INPUT_METHODS,
     progress: Callable[[float, str], None] | None = None,
     seed: int = SEED,
+    shuffled: MnistCNN | None = None,
 ) -> dict[str, dict[str, Cell]]:
-    """Every method x check over ``images`` (B, 1, 28, 28) for ``targets`` (B,), batched."""
+    """Every method x check over ``images`` (B, 1, 28, 28) for ``targets`` (B,), batched.
+    ``shuffled``: the same recipe trained on shuffled labels (the data-randomisation column)."""
     rows = {}
     total = len(methods) * -(-len(images) // BATCH)
     done = 0
@@ -205,6 +222,11 @@ def compute(
                 np.where(blank, np.nan, checks.max_sensitivity(run, model, x, t, seed + start, samples=4))
             )
             columns["gini"].append(np.array([v.gini for v in verdicts]))
+            if shuffled is not None:
+                _, similar = checks.data_randomisation(run, model, shuffled, x, t)
+                columns["data_randomisation"].append(np.array([s.spearman_abs_ink for s in similar]))
+            else:
+                columns["data_randomisation"].append(np.full(len(x), np.nan))
             columns["uninformative"].append(blank.astype(float))
             done += 1
             if progress is not None:
@@ -241,11 +263,14 @@ def load_or_compute(
     start = time.perf_counter()
     trained = load_cached(ref.key, root=root, epoch=ref.epoch)
     data = load_mnist(trained.info.data_source)
+    if progress is not None:
+        progress(0.0, "Training the same recipe on shuffled labels (the data-randomisation check), once…")
+    shuffled = load_or_train(trained.info.config.replace(shuffle_labels=True), root=root).model
     evaluation = evaluate(trained.model, data.test)
     indices = sample_indices(evaluation, digits)
     images = to_tensor(data.test.images[indices])
     targets = torch.from_numpy(evaluation.preds[indices])
-    rows = compute(trained.model, images, targets, progress=progress)
+    rows = compute(trained.model, images, targets, progress=progress, shuffled=shuffled)
     mistakes = int((evaluation.preds[indices] != evaluation.labels[indices]).sum())
     card = Scorecard(str(ref), len(indices), mistakes, time.perf_counter() - start, rows)
     checkpoints.write_json(_path(ref, digits, root), card.to_json())

@@ -189,7 +189,13 @@ def _randomisation_detail(
     run = explainer(request)
     with heavy_gate():
         original, steps = checks.cascade(run, model, images, target, seed)
+        alone = checks.independent(run, model, images, target, seed)
         floor = checks.floor(run, model, images, target, seed)[0]
+        shuffled = _shuffled_model(root, key)
+        data_check = None
+        if shuffled is not None:
+            maps, similar = checks.data_randomisation(run, model, shuffled, images, target)
+            data_check = (maps[0], similar[0])
     rng = np.random.default_rng(seed)
     pixels = images[:, 0].numpy()
     orders = {
@@ -205,12 +211,25 @@ def _randomisation_detail(
     return {
         "original": original[0],
         "steps": [(s.layers, s.maps[0], s.similarity[0]) for s in steps],
+        "alone": [(s.layers, s.maps[0], s.similarity[0]) for s in alone],
+        "shuffled": data_check,
         "floor": floor,
         "curves": {
             kind: {name: (c.fractions, c.probs[0], float(c.area[0])) for name, c in by.items()}
             for kind, by in curves.items()
         },
     }
+
+
+def _shuffled_model(root: str, key: str):
+    """The same recipe trained on shuffled labels, if it is cached (the data-randomisation
+    check; the scorecard trains it), else None."""
+    info = checkpoints.read_info(Path(root) / "models" / key)
+    shuffled_key = checkpoints.model_key(info.config.replace(shuffle_labels=True), info.data_fingerprint)
+    try:
+        return _model(root, shuffled_key, None).model
+    except checkpoints.CheckpointError:
+        return None
 
 
 def _checked_target(model, pixels: bytes, label: int | None, request: AttributionRequest):

@@ -270,11 +270,33 @@ def _trust_detail(view: View, pixels: bytes, label: int | None, title: str, requ
         f"still rank (|map|, Spearman; 1 = unchanged); two random networks rank {floor:.2f} alike. A map that "
         "stays alike after the top layers are random shows the digit, not what the network learned."
     )
+    image = np.frombuffer(pixels, np.uint8).reshape(28, 28)
     st.plotly_chart(
-        figures.attribution_row(maps, titles, np.frombuffer(pixels, np.uint8).reshape(28, 28)),
-        key=f"trust_strip_{title}",
+        figures.attribution_row(maps, titles, image), key=f"trust_strip_{title}", config=figures.CHART_CONFIG
+    )
+    st.caption("Each layer randomised alone (the others keep their trained weights):")
+    alone = detail["alone"]
+    st.plotly_chart(
+        figures.attribution_row(
+            [m for _, m, _ in alone],
+            [f"{layers[0]} random · {sim.spearman_abs_ink:.2f}" for layers, _, sim in alone],
+            image,
+        ),
+        key=f"trust_alone_{title}",
         config=figures.CHART_CONFIG,
     )
+    if detail["shuffled"] is not None:
+        shuffled_map, sim = detail["shuffled"]
+        st.caption(
+            f"Data randomisation: the same recipe trained on shuffled labels (it learned nothing about digits) draws "
+            f"this map; its ink pixels rank {sim.spearman_abs_ink:.2f} alike (lower is better)."
+            + (" Its map is blank: that network's units died." if not np.any(shuffled_map) else "")
+        )
+    else:
+        st.caption(
+            "Data randomisation: computing the scorecard (Which maps to trust) trains the same recipe on shuffled "
+            "labels; its map is then shown here too."
+        )
     st.caption(
         "Deletion removes the digit's ink in each order, insertion adds it to a black image (which the network "
         "already reads as some class, so it does not start from zero). A faithful map drops the probability "

@@ -24,6 +24,7 @@ from core.explanation_checks import (
     STEPS,
     Verdict,
     cascade,
+    data_randomisation,
     deletion,
     digit_seed,
     floor,
@@ -762,3 +763,14 @@ def test_orders_walk_the_ink_only():
         on_image = torch.softmax(model(images), dim=1)[torch.arange(2), targets]
     np.testing.assert_allclose(deleted.probs[:, -1], on_black.numpy(), rtol=1e-5)
     np.testing.assert_allclose(inserted.probs[:, -1], on_image.numpy(), rtol=1e-5)
+
+
+def test_data_randomisation_compares_with_the_shuffled_label_models_maps():
+    model, other = fresh_model(100), fresh_model(101)
+    images = torch.rand(3, 1, 28, 28)
+    targets = torch.tensor([1, 2, 3])
+    maps, same = data_randomisation(saliency, model, model, images, targets)
+    assert maps.shape == (3, 28, 28)
+    assert all(s.spearman == pytest.approx(1.0) for s in same)  # the same network: identical maps
+    _, different = data_randomisation(saliency, model, other, images, targets)
+    assert all(d.spearman < 0.99 for d in different)

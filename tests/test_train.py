@@ -171,3 +171,15 @@ def test_cli_dry_run(tmp_path, monkeypatch, capsys):
 def test_cli_rejects_unknown_device(capsys):
     with pytest.raises(SystemExit):
         main(["--device", "tpu"])
+
+
+def test_shuffled_labels_learn_nothing_about_digits(tmp_path):
+    """The data-randomisation model: the same recipe on permuted labels stays near chance."""
+    from core.config import recipe
+
+    config = recipe("default", train_limit=5000, epochs=2)  # enough to learn digits in a second or two
+    shuffled = load_or_train(config.replace(shuffle_labels=True), root=tmp_path)
+    normal = load_or_train(config, root=tmp_path)
+    assert shuffled.info.key != normal.info.key
+    assert shuffled.info.test_accuracy < 0.2 and normal.info.test_accuracy > 0.8
+    assert "shuffled labels" in shuffled.info.label
