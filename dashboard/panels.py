@@ -23,6 +23,8 @@ def clicked(chart_key: str) -> list | None:
     if not points:
         return None
     data = points[0].get("customdata")
+    if data is None:  # a point without data (a label, say): not a selection
+        return None
     if isinstance(data, dict):
         return [data[k] for k in sorted(data, key=int)]
     return list(data) if isinstance(data, (list, tuple)) else [data]

@@ -406,3 +406,23 @@ def test_the_cache_stays_within_its_cap_after_each_training(tmp_path):
     left = {info.key for info in checkpoints.list_checkpoints(tmp_path)}
     assert left == {keys[0], keys[2]}  # the just-trained model and the kept one stay
     trainer.close()
+
+
+@pytest.mark.slow
+def test_load_many_trainings_while_others_browse(tmp_path):
+    """bench/training_queue.py, small: six sessions ask for six trainings at once while two
+    browse; one training at a time in the order asked, browsing never blocked by them, no
+    exception, the cache within its cap."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "training_queue", Path(__file__).parents[1] / "bench" / "training_queue.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.run(tmp_path, trainers=6, browsers=2, cap=4, train_limit=2000, epochs=1)
+    assert result["errors"] == []
+    assert result["trainings"] == 6 and result["done"] == 6
+    assert result["overlapping"] == 0 and result["in_order"]
+    assert result["steps"] > 0 and result["p95"] < 3.0
+    assert result["models"] <= 4

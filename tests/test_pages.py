@@ -1,88 +1,27 @@
-"""Every dashboard page, headless with AppTest, on the session's real reference model."""
+"""Every dashboard page, headless with AppTest, on the session's real reference model.
+
+The model and digit a session resolves (links, damaged caches, first start) are in
+test_state.py; the sidebar (switching, stepping epochs, training) in test_sidebar.py.
+"""
 
 from __future__ import annotations
 
-import base64
 import io
-import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
-from core import checkpoints
 from core.data import load_mnist
 from core.evaluate import evaluate
 from core.train import load_or_train
+from tests.apptest import PAGES, array, chart_specs, open_app, texts
 from tests.conftest import tiny_config
-
-HOME = str(Path(__file__).resolve().parents[1] / "dashboard" / "Home.py")
-PAGES = [
-    "app_pages/overview.py",
-    "app_pages/browse.py",
-    "app_pages/errors.py",
-    "app_pages/feature_maps.py",
-    "app_pages/attributions.py",
-    "app_pages/trust.py",
-    "app_pages/your_digit.py",
-]
 
 
 @pytest.fixture(scope="module")
 def test_eval(reference_model):
     return evaluate(reference_model.model, load_mnist().test)
-
-
-def open_app(page: str | None = None, **query: str) -> AppTest:
-    at = AppTest.from_file(HOME, default_timeout=120)
-    for name, value in query.items():
-        at.query_params[name] = value
-    at.run()
-    if page:
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def finish_training(root: Path) -> None:
-    """Wait for every background training job of the app's trainer for ``root``."""
-    from dashboard import cache
-
-    jobs = cache._training_jobs(str(root))
-    for status in jobs.all():
-        assert jobs.wait(status.key, timeout=120).state == "done", status
-
-
-def progress_texts(at: AppTest) -> list[str]:
-    """The text of every progress bar on the page."""
-    return [p.proto.text for p in at.get("progress")]
-
-
-def chart_specs(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
-
-
-def texts(at: AppTest) -> str:
-    return "\n".join(
-        [m.value for m in at.markdown]
-        + [c.value for c in at.caption]
-        + [i.value for i in at.info]
-        + [w.value for w in at.warning]
-        + [e.value for e in at.error]
-    )
-
-
-def array(value) -> np.ndarray:
-    """A Plotly figure array from JSON: a plain list, or Plotly's typed-array form {dtype, bdata, shape}."""
-    if isinstance(value, dict) and "bdata" in value:
-        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-        shape = value.get("shape")
-        return flat.reshape([int(d) for d in str(shape).split(",")]) if shape else flat
-    return np.array(value, dtype=float)
 
 
 def tile_indices(spec: dict) -> list[int]:
@@ -166,15 +105,6 @@ def test_confusion_matrix_counts(reference_model, test_eval):
     expected = test_eval.confusion.astype(float)
     np.fill_diagonal(expected, np.nan)  # hidden by default
     assert np.array_equal(np.nan_to_num(z, nan=-1), np.nan_to_num(expected, nan=-1))
-
-
-def test_url_selection_is_read_and_checked(reference_model):
-    at = open_app("app_pages/feature_maps.py", split="test", index="42")
-    assert "**test #42**" in texts(at)
-    bad = open_app(split="test", index="999999")
-    assert "out of range" in texts(bad)
-    worse = open_app(split="validation", index="x")
-    assert "only 'test' and 'train' exist" in texts(worse)
 
 
 def test_feature_maps_follow_the_selected_sample(reference_model, test_eval):
@@ -271,18 +201,6 @@ def test_gradcam_on_fc1_is_explained_not_a_traceback(reference_model):
     assert "no position" in texts(at)
 
 
-def test_deleted_cache_folder_while_running(tmp_path, monkeypatch, reference_model):
-    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
-    trained = load_or_train(tiny_config(seed=7), root=tmp_path)
-    at = open_app(model=trained.info.key)
-    assert "seed 7" in texts(at)
-    shutil.rmtree(tmp_path / "models")
-    at.switch_page("app_pages/errors.py")
-    at.run()
-    assert not at.exception
-    assert "deleted from the cache folder" in texts(at)
-
-
 def digit_png(index: int) -> bytes:
     """Test digit ``index`` as a photo would have it: dark ink on white, 5x larger, off centre."""
     digit = 255 - load_mnist().test.images[index]
@@ -328,125 +246,6 @@ def test_bad_upload_gets_a_message(reference_model, name, content, message):
     assert any(message in e.value and name in e.value for e in at.error), [e.value for e in at.error]
 
 
-def test_damaged_checkpoint_is_retrained_with_a_message(tmp_path, monkeypatch, reference_model):
-    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
-    trained = load_or_train(tiny_config(seed=11), root=tmp_path)
-    weights = trained.info.folder / "epoch_01.safetensors"
-    weights.write_bytes(weights.read_bytes()[:500])
-    at = open_app(model=trained.info.key)
-    assert "could not be loaded" in texts(at) and "checksum mismatch" in texts(at)
-    finish_training(tmp_path)
-    at.run()
-    assert not at.exception
-    assert "seed 11" in texts(at)  # the same settings were trained again
-    assert len(weights.read_bytes()) > 500
-
-
-def test_unverifiable_checkpoint_is_retrained_with_a_message(tmp_path, monkeypatch, reference_model):
-    """A checkpoint whose checksum entry is missing from meta.json is not trusted."""
-    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
-    trained = load_or_train(tiny_config(seed=12), root=tmp_path)
-    meta_path = trained.info.folder / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    del meta["sha256"]["epoch_01.safetensors"]
-    meta_path.write_text(json.dumps(meta))
-    at = open_app(model=trained.info.key)
-    assert "no checksum is recorded" in texts(at)
-    finish_training(tmp_path)
-    at.run()
-    assert "seed 12" in texts(at)
-    assert "epoch_01.safetensors" in json.loads(meta_path.read_text())["sha256"]
-
-
-def test_first_start_shows_content_and_progress_then_the_model(tmp_path, monkeypatch, reference_model):
-    """An empty cache: the architecture and the data show at once beside the training job's
-    progress bar; when the job ends the page fills in with the trained default model."""
-    from core import config
-
-    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
-    monkeypatch.setitem(config.RECIPES, "default", tiny_config(recipe="default", seed=21, epochs=2))
-    at = open_app()
-    assert list(at.dataframe[0].value["parameters"]) == [40, 296, 0, 1168, 4640, 0, 10260, 210, 16614]
-    assert "10,000 test digits" in texts(at)
-    bars = progress_texts(at)
-    assert bars and any(t.startswith(("Queued", "Preparing", "Training: epoch")) for t in bars), bars
-    for page in PAGES[1:]:  # every page draws something useful or the progress, never an error
-        at.switch_page(page)
-        at.run()
-        assert not at.exception, (page, [e.value for e in at.exception])
-        assert progress_texts(at), page
-    finish_training(tmp_path)
-    at.switch_page(PAGES[0])
-    at.run()
-    assert not progress_texts(at)
-    assert "default recipe" in texts(at) and "seed 21" in texts(at)
-    assert len([f for f in (tmp_path / "models").iterdir() if f.is_dir()]) == 1  # one training run
-    again = open_app()  # a later start loads it instead of training
-    assert not progress_texts(again) and "seed 21" in texts(again)
-
-
-def test_sidebar_trains_a_new_model_and_switches_to_it(tmp_path, monkeypatch, reference_model):
-    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
-    first = load_or_train(tiny_config(seed=31), root=tmp_path)
-    at = open_app(model=first.info.key)
-    at.selectbox(key="train_recipe").set_value("reference")
-    at.number_input(key="train_seed").set_value(32)
-    next(b for b in at.button if b.label == "Train").click()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert "seed 31" in texts(at)  # the current model stays in use while the new one trains
-    finish_training(tmp_path)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert "seed 32" in texts(at)
-    labels = at.selectbox(key="sidebar_model").options
-    assert len(labels) == 2
-
-
-def test_damaged_data_is_a_message_not_a_traceback(monkeypatch, reference_model):
-    from core import data
-
-    def broken(source="bundled"):
-        raise data.DataError("core/mnist_files/t10k-images-idx3-ubyte.gz: checksum mismatch")
-
-    monkeypatch.setattr("dashboard.cache.load_mnist", broken)
-    from dashboard import cache
-
-    cache.dataset.clear()
-    try:
-        at = AppTest.from_file(HOME, default_timeout=60)
-        at.run()
-        assert not at.exception
-        assert any("checksum mismatch" in e.value for e in at.error)
-    finally:
-        cache.dataset.clear()
-
-
-def test_stepping_through_epochs(tmp_path, monkeypatch, reference_model):
-    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
-    trained = load_or_train(tiny_config(epochs=2, seed=41), root=tmp_path)
-    at = open_app(model=trained.info.key)
-    assert at.select_slider(key="sidebar_epoch").value == 2
-    at.select_slider(key="sidebar_epoch").set_value(1)
-    at.run()
-    assert not at.exception
-    assert at.query_params["model"] == f"{trained.info.key}@1"  # the link reopens this epoch
-    first = evaluate(checkpoints.load_checkpoint(trained.info.folder, epoch=1), load_mnist().test)
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Test accuracy"] == f"{first.accuracy:.2%}"
-    assert "weights after epoch 1 of 2" in texts(at)
-    for page in PAGES[1:]:
-        at.switch_page(page)
-        at.run()
-        assert not at.exception, (page, [e.value for e in at.exception])
-    linked = open_app(model=f"{trained.info.key}@1")
-    assert linked.select_slider(key="sidebar_epoch").value == 1
-    last = open_app(model=f"{trained.info.key}@2")  # the last epoch, as a copied link may name it
-    assert not last.warning and last.select_slider(key="sidebar_epoch").value == 2
-    bad = open_app(model=f"{trained.info.key}@9")
-    assert "saved epochs 1 to 2" in texts(bad)
-
-
 def test_scorecard_page_computes_in_the_background_then_shows_the_table(tmp_path, monkeypatch, reference_model):
     from core import scorecard
     from dashboard import cache
@@ -473,45 +272,3 @@ def test_scorecard_page_computes_in_the_background_then_shows_the_table(tmp_path
     assert sorted(table["method"]) == sorted(scorecard.INPUT_METHODS)
     assert "Over 20 test digits" in texts(at)
     assert list((tmp_path / "models" / trained.info.key).glob("scorecard_epoch01_20_*.json"))
-
-
-@pytest.fixture
-def server_env(monkeypatch):
-    """Set the server's settings through its environment for one test (they are read once per server)."""
-    from dashboard import cache
-
-    def apply(**env: str) -> None:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        cache.settings.clear()
-
-    yield apply
-    cache.settings.clear()
-
-
-def test_teachers_switch_hides_training_and_says_why(tmp_path, monkeypatch, server_env, reference_model):
-    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
-    first = load_or_train(tiny_config(seed=81), root=tmp_path)
-    server_env(MNIST_CNN_TRAINING="off")
-    at = open_app(model=first.info.key)
-    assert not any(b.label == "Train" for b in at.button)
-    assert "Training is switched off on this server" in texts(at)
-
-
-def test_switched_off_with_an_empty_cache_is_a_clear_message(tmp_path, monkeypatch, server_env, reference_model):
-    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
-    server_env(MNIST_CNN_TRAINING="off")
-    at = open_app()
-    assert any("training is switched off" in e.value and "python -m core.train" in e.value for e in at.error)
-    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())  # nothing trained
-
-
-def test_pinned_models_are_the_only_ones_offered(tmp_path, monkeypatch, server_env, reference_model):
-    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
-    keys = [load_or_train(tiny_config(seed=90 + i), root=tmp_path).info.key for i in range(3)]
-    server_env(MNIST_CNN_MODELS=f"{keys[2]},{keys[0]}")
-    at = open_app(model=keys[1])  # a link to a model this server does not offer
-    assert "not in this machine's cache" in texts(at)
-    assert at.selectbox(key="sidebar_model").options == [
-        f"{info.label}" for info in [checkpoints.read_info(tmp_path / "models" / k) for k in (keys[2], keys[0])]
-    ]

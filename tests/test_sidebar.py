@@ -1,0 +1,76 @@
+"""The sidebar, headless with AppTest: switching models, stepping through epochs, training a
+new model in the background, and what a server's host switched off or pinned."""
+
+from __future__ import annotations
+
+from core import checkpoints
+from core.data import load_mnist
+from core.evaluate import evaluate
+from core.train import load_or_train
+from tests.apptest import PAGES, finish_training, open_app, server_env, texts
+from tests.conftest import tiny_config
+
+__all__ = ["server_env"]  # a fixture: imported for pytest to find
+
+
+def test_sidebar_trains_a_new_model_and_switches_to_it(tmp_path, monkeypatch, reference_model):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    first = load_or_train(tiny_config(seed=31), root=tmp_path)
+    at = open_app(model=first.info.key)
+    at.selectbox(key="train_recipe").set_value("reference")
+    at.number_input(key="train_seed").set_value(32)
+    next(b for b in at.button if b.label == "Train").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "seed 31" in texts(at)  # the current model stays in use while the new one trains
+    finish_training(tmp_path)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "seed 32" in texts(at)
+    labels = at.selectbox(key="sidebar_model").options
+    assert len(labels) == 2
+
+
+def test_stepping_through_epochs(tmp_path, monkeypatch, reference_model):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    trained = load_or_train(tiny_config(epochs=2, seed=41), root=tmp_path)
+    at = open_app(model=trained.info.key)
+    assert at.select_slider(key="sidebar_epoch").value == 2
+    at.select_slider(key="sidebar_epoch").set_value(1)
+    at.run()
+    assert not at.exception
+    assert at.query_params["model"] == f"{trained.info.key}@1"  # the link reopens this epoch
+    first = evaluate(checkpoints.load_checkpoint(trained.info.folder, epoch=1), load_mnist().test)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{first.accuracy:.2%}"
+    assert "weights after epoch 1 of 2" in texts(at)
+    for page in PAGES[1:]:
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    linked = open_app(model=f"{trained.info.key}@1")
+    assert linked.select_slider(key="sidebar_epoch").value == 1
+    last = open_app(model=f"{trained.info.key}@2")  # the last epoch, as a copied link may name it
+    assert not last.warning and last.select_slider(key="sidebar_epoch").value == 2
+    bad = open_app(model=f"{trained.info.key}@9")
+    assert "saved epochs 1 to 2" in texts(bad)
+
+
+def test_teachers_switch_hides_training_and_says_why(tmp_path, monkeypatch, server_env, reference_model):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    first = load_or_train(tiny_config(seed=81), root=tmp_path)
+    server_env(MNIST_CNN_TRAINING="off")
+    at = open_app(model=first.info.key)
+    assert not any(b.label == "Train" for b in at.button)
+    assert "Training is switched off on this server" in texts(at)
+
+
+def test_pinned_models_are_the_only_ones_offered(tmp_path, monkeypatch, server_env, reference_model):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    keys = [load_or_train(tiny_config(seed=90 + i), root=tmp_path).info.key for i in range(3)]
+    server_env(MNIST_CNN_MODELS=f"{keys[2]},{keys[0]}")
+    at = open_app(model=keys[1])  # a link to a model this server does not offer
+    assert "not in this machine's cache" in texts(at)
+    assert at.selectbox(key="sidebar_model").options == [
+        f"{info.label}" for info in [checkpoints.read_info(tmp_path / "models" / k) for k in (keys[2], keys[0])]
+    ]
