@@ -253,7 +253,13 @@ def trust_badges(view: View, pixels: bytes, label: int | None, requests: list, k
                 continue
             icon = ":material/verified:" if verdict.good else ":material/warning:"
             box = st.popover(
-                verdict.text, icon=icon, help=verdict.hover, key=f"{key}_{i}", on_change="rerun", width="stretch"
+                verdict.text,
+                icon=icon,
+                help=verdict.hover,
+                key=f"{key}_{i}",
+                on_change="rerun",
+                width="stretch",
+                wrap=True,
             )
             if box.open:
                 with box:
