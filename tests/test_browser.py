@@ -28,7 +28,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PAGES = ["", "browse", "errors", "feature_maps", "attributions", "your_digit"]
+PAGES = ["", "browse", "errors", "feature_maps", "attributions", "trust", "your_digit"]
+NO_CHARTS = ("your_digit", "trust")  # they wait for a drawing, or for a click to compute
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -125,7 +126,7 @@ def open_page(browser, url: str, path: str):
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     errors = watch_errors(page, url)
     page.goto(f"{url}/{path}")
-    wait_for_app(page, charts=path != "your_digit")
+    wait_for_app(page, charts=path not in NO_CHARTS)
     return page, errors
 
 
@@ -172,7 +173,7 @@ def test_page_renders_cleanly(browser, app_url, path):
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{path or 'overview'}.png"), full_page=True)
     assert_clean(page, errors)
-    if path != "your_digit":  # that page waits for a drawing
+    if path not in NO_CHARTS:
         assert page.locator(".js-plotly-plot").count() > 0
     page.close()
 
