@@ -414,11 +414,12 @@ def verdicts(
     sparseness = gini(original)
     result = []
     for i in range(len(images)):
-        top = [similarity(original[i], t[i], pixels[i]).spearman_abs_ink for t in tops]
+        ink = pixels[i] > INK  # the verdict needs only the ink-only |rank| similarity: skip the others
+        top = [rank_correlation(np.abs(original[i]), np.abs(t[i]), ink) for t in tops]
         pairs = [
             (randoms[k][i], randoms[(k + 1) % len(randoms)][i]) for k in range(len(randoms) if len(randoms) > 2 else 1)
         ]
-        floor_values = [similarity(a, b, pixels[i]).spearman_abs_ink for a, b in pairs]
+        floor_values = [rank_correlation(np.abs(a), np.abs(b), ink) for a, b in pairs]
         result.append(
             Verdict(
                 informative=not blank[i],
