@@ -195,10 +195,14 @@ async def walk(browser, url, server: int, specs: list, timeout_s: float) -> dict
     ]
     result: dict = {"steps": {}, "contexts": contexts}
     for step in STEPS:
-        srv, chrome = tree(server), tree(os.getpid(), "chrom")
-        cpu0, chrome0 = cpu_seconds(srv), cpu_seconds(chrome)
+        srv = tree(server)
+        cpu0 = cpu_seconds(srv)
+        # Per browser process, so one that exits mid-step (a replaced renderer) is left out
+        # instead of making the sum negative.
+        chrome0 = {pid: cpu_seconds([pid]) for pid in tree(os.getpid(), "chrom")}
         times = await asyncio.gather(*(s.step(step) for s in sessions))
-        srv, chrome = tree(server), tree(os.getpid(), "chrom")
+        srv = tree(server)
+        chrome1 = {pid: cpu_seconds([pid]) for pid in tree(os.getpid(), "chrom")}
         ok = [t for t in times if t is not None]
         print(f"  {len(sessions)} session(s) {step}: {len(ok)} ok, slowest {max(ok, default=0):.1f} s", flush=True)
         result["steps"][step] = {
@@ -207,7 +211,7 @@ async def walk(browser, url, server: int, specs: list, timeout_s: float) -> dict
             "max": max(ok) if ok else None,
             "errors": len(times) - len(ok),
             "server_cpu_per_session": (cpu_seconds(srv) - cpu0) / len(sessions),
-            "browser_cpu": cpu_seconds(chrome) - chrome0,
+            "browser_cpu": sum(cpu - chrome0.get(pid, 0.0) for pid, cpu in chrome1.items()),
         }
     result["failures"] = sorted({s.failed for s in sessions if s.failed})
     return result
