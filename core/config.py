@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,13 +66,23 @@ class ServerSettings:
     max_models: int = 20  # cached models kept; the least recently used beyond this are evicted
 
 
-def server_settings(argv: list[str]) -> ServerSettings:
-    """Settings from the environment, overridden by the app's own arguments (what follows
-    ``--`` in ``streamlit run dashboard/Home.py -- --no-training --model KEY``)."""
-    training = os.environ.get(TRAINING_ENV, "on").strip().lower() not in ("off", "0", "false", "no")
-    pinned = [k.strip().lower() for k in os.environ.get(PINNED_ENV, "").split(",") if k.strip()]
+SETTINGS_SECTION = "mnist_dashboard"  # the app's own section of .streamlit/config.toml
+
+
+def server_settings(argv: list[str], config_file: Path | None = None) -> ServerSettings:
+    """Settings from the ``[mnist_dashboard]`` section of ``config_file`` (the app's
+    .streamlit/config.toml), then the environment, then the app's own arguments (what
+    follows ``--`` in ``streamlit run dashboard/Home.py -- --no-training --model KEY``);
+    each later place overrides the earlier ones."""
+    section = _toml_section(config_file)
+    training = bool(section.get("training", True))
+    pinned = [str(k).strip().lower() for k in section.get("models", [])]
+    max_models = section.get("max_models", ServerSettings.max_models)
+    if TRAINING_ENV in os.environ:
+        training = os.environ[TRAINING_ENV].strip().lower() not in ("off", "0", "false", "no")
+    pinned += [k.strip().lower() for k in os.environ.get(PINNED_ENV, "").split(",") if k.strip()]
     try:
-        max_models = int(os.environ.get(MAX_MODELS_ENV) or ServerSettings.max_models)
+        max_models = int(os.environ.get(MAX_MODELS_ENV) or max_models)
     except ValueError as err:
         raise ValueError(f"{MAX_MODELS_ENV} must be a whole number, not {os.environ[MAX_MODELS_ENV]!r}") from err
     args = list(argv)
@@ -88,6 +99,20 @@ def server_settings(argv: list[str]) -> ServerSettings:
     if max_models < 1:
         raise ValueError(f"the cache must keep at least one model, not {max_models}")
     return ServerSettings(training=training, pinned=tuple(dict.fromkeys(pinned)), max_models=max_models)
+
+
+def _toml_section(path: Path | None) -> dict:
+    if path is None or not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as f:
+            section = tomllib.load(f).get(SETTINGS_SECTION, {})
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"{path}: cannot be read ({err})") from err
+    unknown = set(section) - {"training", "models", "max_models"}
+    if unknown:
+        raise ValueError(f"{path}: [{SETTINGS_SECTION}] has no setting {', '.join(sorted(unknown))}")
+    return section
 
 
 def cache_dir() -> Path:

@@ -25,7 +25,7 @@ import torch
 
 from core import checkpoints
 from core import explanation_checks as checks
-from core.attributions import INPUT_METHODS, AttributionRequest, explainer
+from core.attributions import INPUT_METHODS, LAYER_METHODS, AttributionRequest, explainer
 from core.checkpoints import ModelRef
 from core.config import RECIPES
 from core.data import load_mnist, to_tensor
@@ -33,11 +33,16 @@ from core.evaluate import Evaluation, evaluate
 from core.model import MnistCNN
 from core.train import load_cached, load_or_train
 
+SCORED_LAYER = "conv4"  # layer methods are scored at the last conv layer (after its ReLU), as Grad-CAM is used
+# Rows: each input method, then each layer method at SCORED_LAYER, its map upsampled to the input grid.
+ROWS = {m: AttributionRequest.of(m, {}, upsample=True) for m in INPUT_METHODS} | {
+    f"{m} @ {SCORED_LAYER}": AttributionRequest.of(m, {}, layer=SCORED_LAYER, upsample=True) for m in LAYER_METHODS
+}
 DIGITS = 500  # sample size: all mistakes, then stratified by class
 BATCH = 100  # digits per batched check (bounds memory: IG at 32 steps makes 3,200 rows)
 SEED = 0
 Z95 = 1.96  # a normal 95% interval of the mean
-FORMAT = 2  # bump when the columns change, so cached scorecards are recomputed
+FORMAT = 3  # bump when the columns change, so cached scorecards are recomputed
 
 # Columns: (key, title, which way is better, what it means)
 COLUMNS = (
@@ -193,7 +198,7 @@ def compute(
     model: MnistCNN,
     images: torch.Tensor,
     targets: torch.Tensor,
-    methods: tuple[str, ...] = INPUT_METHODS,
+    methods: tuple[str, ...] = tuple(ROWS),
     progress: Callable[[float, str], None] | None = None,
     seed: int = SEED,
     shuffled: MnistCNN | None = None,
@@ -204,7 +209,7 @@ def compute(
     total = len(methods) * -(-len(images) // BATCH)
     done = 0
     for method in methods:
-        run = explainer(AttributionRequest.of(method, {}, upsample=True))
+        run = explainer(ROWS[method])
         columns: dict[str, list[np.ndarray]] = {k: [] for k, *_ in COLUMNS}
         for start in range(0, len(images), BATCH):
             x, t = images[start : start + BATCH], targets[start : start + BATCH]

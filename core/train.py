@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -216,7 +216,7 @@ def _train_into(
             "test_accuracy": history[-1]["test_accuracy"],
             "train_seconds": seconds,
             "device": str(device),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "data_source": data.source,
             "data_fingerprint": data.fingerprint,
             "sha256": hashes,

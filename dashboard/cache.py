@@ -65,10 +65,12 @@ def _evaluation(root: str, key: str, epoch: int, split: str) -> Evaluation:
 
 @st.cache_resource(show_spinner=False)
 def settings() -> ServerSettings:
-    """The server's settings: the environment, then the app's arguments when started as
+    """The server's settings: .streamlit/config.toml's [mnist_dashboard] section, the
+    environment, then the app's arguments when started as
     ``streamlit run dashboard/Home.py -- --no-training`` (Streamlit puts them in sys.argv)."""
     started_as_app = Path(sys.argv[0]).name == "Home.py"
-    return server_settings(sys.argv[1:] if started_as_app else [])
+    config_file = Path.cwd() / ".streamlit" / "config.toml"  # where `streamlit run` reads its own
+    return server_settings(sys.argv[1:] if started_as_app else [], config_file)
 
 
 IN_USE_S = 1800  # a model a session showed within this many seconds is never evicted

@@ -118,3 +118,22 @@ def test_server_settings_refuse_what_they_cannot_read(monkeypatch, argv, env, me
         monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=message):
         server_settings(argv)
+
+
+def test_server_settings_from_the_config_file_then_environment_then_arguments(monkeypatch, tmp_path):
+    from core.config import MAX_MODELS_ENV, PINNED_ENV, TRAINING_ENV, server_settings
+
+    for name in (TRAINING_ENV, PINNED_ENV, MAX_MODELS_ENV):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[server]\nheadless = true\n\n[mnist_dashboard]\ntraining = false\nmodels = ["AAAA"]\nmax_models = 7\n'
+    )
+    settings = server_settings([], config)
+    assert (settings.training, settings.pinned, settings.max_models) == (False, ("aaaa",), 7)
+    monkeypatch.setenv(TRAINING_ENV, "on")  # the environment overrides the file
+    assert server_settings([], config).training is True
+    assert server_settings(["--no-training"], config).training is False  # and the arguments override both
+    config.write_text("[mnist_dashboard]\ntrainig = false\n")
+    with pytest.raises(ValueError, match="has no setting trainig"):
+        server_settings([], config)

@@ -269,6 +269,6 @@ def test_scorecard_page_computes_in_the_background_then_shows_the_table(tmp_path
     assert status.state == "done", status
     at.run()
     table = at.dataframe[0].value
-    assert sorted(table["method"]) == sorted(scorecard.INPUT_METHODS)
+    assert sorted(table["method"]) == sorted(scorecard.ROWS)
     assert "Over 20 test digits" in texts(at)
     assert list((tmp_path / "models" / trained.info.key).glob("scorecard_epoch01_20_*.json"))
