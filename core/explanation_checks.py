@@ -39,8 +39,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from captum.metrics import sensitivity_max
-from scipy.stats import spearmanr
-from skimage.metrics import structural_similarity
 
 from core.model import MnistCNN
 
@@ -94,6 +92,8 @@ def rank_correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = Non
         a, b = a[np.ravel(mask)], b[np.ravel(mask)]
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return math.nan
+    from scipy.stats import spearmanr  # imported on first use: it costs the app's first page 0.4 s
+
     return float(spearmanr(a, b).statistic)
 
 
@@ -102,6 +102,8 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return math.nan
     a, b = a / a.max(), b / b.max()
+    from skimage.metrics import structural_similarity  # imported on first use, like scipy above
+
     return float(structural_similarity(a, b, data_range=1.0, win_size=7))
 
 
