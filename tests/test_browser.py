@@ -263,7 +263,9 @@ def test_navigating_during_a_first_start_trains_once(browser, tmp_path):
         errors = watch_errors(page, url)
         page.goto(url)
         page.wait_for_selector("text=Architecture", timeout=30_000)
+        page.wait_for_selector('[data-testid="stDataFrame"]', timeout=30_000)  # real content, not only a bar
         page.wait_for_selector('[data-testid="stProgress"]', timeout=30_000)
+        page.wait_for_timeout(1000)
         SHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SHOTS / "first_start.png"), full_page=True)
         first_epoch = None
