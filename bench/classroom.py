@@ -183,6 +183,23 @@ class Session:
         return None if self.failed else seconds
 
 
+async def request_trainings(browser, url: str, n: int, first_seed: int, timeout_s: float) -> list[int]:
+    """``n`` sessions each ask for a training run with its own seed through the sidebar's
+    form, then close their tab (a closed tab must neither restart nor cancel its job)."""
+    seeds = []
+    for i in range(n):
+        ctx = await browser.new_context(viewport={"width": 1500, "height": 1100})
+        page = await ctx.new_page()
+        await page.goto(url, timeout=timeout_s * 1000)
+        await page.get_by_text("Train a new model").click(timeout=timeout_s * 1000)
+        await page.get_by_label("Seed").fill(str(first_seed + i))
+        await page.get_by_role("button", name="Train", exact=True).click()
+        await page.wait_for_selector("text=Training your model in the background", timeout=timeout_s * 1000)
+        seeds.append(first_seed + i)
+        await ctx.close()
+    return seeds
+
+
 def _is_404(text: str) -> bool:  # the frontend probing <page>/_stcore/* before the root: expected
     return text.startswith("Failed to load resource: the server responded with a status of 404")
 
@@ -247,11 +264,26 @@ async def main(args) -> dict:
                 for c in warm["contexts"]:
                     await c.close()
                 for n in args.sessions:
+                    if args.trainers:  # a burst of training requests first, then the walk while they run
+                        start = time.monotonic()
+                        seeds = await request_trainings(browser, url, args.trainers, 5000 + n * 100, args.timeout)
+                        print(f"  {len(seeds)} trainings requested in {time.monotonic() - start:.0f} s", flush=True)
                     r = await walk(browser, url, proc.pid, [next(picks) for _ in range(n)], args.timeout)
                     rss = rss_mb(tree(proc.pid))
                     for c in r.pop("contexts"):
                         await c.close()
                     r["rss_mb"] = rss
+                    if args.trainers and args.cache:
+                        sys.path.insert(0, str(ROOT))
+                        from core.checkpoints import list_checkpoints
+
+                        infos = sorted(list_checkpoints(Path(args.cache) / ""), key=lambda i: i.created)
+                        done = [i.config.seed for i in infos if i.config.seed in seeds]
+                        print(
+                            f"  after the walk: {len(done)} of the {len(seeds)} requested trainings finished, in the "
+                            f"order asked: {done == sorted(done)}; {len(infos)} models cached",
+                            flush=True,
+                        )
                     r["mb_per_extra_session"] = (rss - results["rss_warm_mb"]) / (n - 1) if n > 1 else None
                     results["rounds"][n] = r
                     report(n, r, results["rss_warm_mb"])
@@ -290,6 +322,7 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=120, help="seconds a step may take before it is an error")
     parser.add_argument("--warmup", type=float, default=1800, help="seconds the first page may take (training)")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--trainers", type=int, default=0, help="sessions that each ask for a training before a round")
     args = parser.parse_args()
     out = asyncio.run(main(args))
     if args.json:
