@@ -140,34 +140,35 @@ def cascade(
 ) -> tuple[np.ndarray, list[RandomisationStep]]:
     """The trained maps, then the first ``steps`` cascade steps (fc2; fc2+fc1; ...)."""
     original = explain(model, images, targets)
-    pixels = images[:, 0].numpy()
-    result = []
-    for k in range(1, steps + 1):
-        layers = CASCADE[:k]
-        maps = explain(randomized(model, layers, seed), images, targets)
-        result.append(
-            RandomisationStep(
-                layers, maps, [similarity(o, m, p) for o, m, p in zip(original, maps, pixels, strict=True)]
-            )
-        )
-    return original, result
+    layer_sets = [CASCADE[:k] for k in range(1, steps + 1)]
+    return original, _randomise(explain, model, images, targets, seed, original, layer_sets)
 
 
 def independent(
-    explain: Explainer, model: MnistCNN, images: torch.Tensor, targets: torch.Tensor, seed: int = 0
+    explain: Explainer,
+    model: MnistCNN,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    seed: int = 0,
+    original: np.ndarray | None = None,
 ) -> list[RandomisationStep]:
-    """Each layer re-initialised alone, compared with the trained network's map."""
-    original = explain(model, images, targets)
+    """Each layer re-initialised alone, compared with the trained network's map
+    (``original``, when the caller has it already)."""
+    original = explain(model, images, targets) if original is None else original
+    return _randomise(explain, model, images, targets, seed, original, [(name,) for name in CASCADE])
+
+
+def _randomise(explain, model, images, targets, seed, original, layer_sets) -> list[RandomisationStep]:
     pixels = images[:, 0].numpy()
     result = []
-    for name in CASCADE:
-        maps = explain(randomized(model, (name,), seed), images, targets)
-        result.append(
-            RandomisationStep(
-                (name,), maps, [similarity(o, m, p) for o, m, p in zip(original, maps, pixels, strict=True)]
-            )
-        )
+    for layers in layer_sets:
+        maps = explain(randomized(model, layers, seed), images, targets)
+        result.append(RandomisationStep(layers, maps, _compare(original, maps, pixels)))
     return result
+
+
+def _compare(original: np.ndarray, maps: np.ndarray, pixels: np.ndarray) -> list[Similarity]:
+    return [similarity(o, m, p) for o, m, p in zip(original, maps, pixels, strict=True)]
 
 
 def floor(
@@ -177,18 +178,23 @@ def floor(
     the input's own structure makes alike when nothing learned is left."""
     first = explain(randomized(model, CASCADE, seed), images, targets)
     second = explain(randomized(model, CASCADE, seed + 1), images, targets)
-    return [similarity(a, b, p) for a, b, p in zip(first, second, images[:, 0].numpy(), strict=True)]
+    return _compare(first, second, images[:, 0].numpy())
 
 
 def data_randomisation(
-    explain: Explainer, model: MnistCNN, shuffled: MnistCNN, images: torch.Tensor, targets: torch.Tensor
+    explain: Explainer,
+    model: MnistCNN,
+    shuffled: MnistCNN,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    original: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[Similarity]]:
     """The maps of a network trained by the same recipe on shuffled labels, and their
-    similarity to the trained network's maps, per image. A faithful method's maps differ:
-    that network learned nothing about digits."""
-    original = explain(model, images, targets)
+    similarity to the trained network's maps (``original``, when the caller has them), per
+    image. A faithful method's maps differ: that network learned nothing about digits."""
+    original = explain(model, images, targets) if original is None else original
     maps = explain(shuffled, images, targets)
-    return maps, [similarity(o, m, p) for o, m, p in zip(original, maps, images[:, 0].numpy(), strict=True)]
+    return maps, _compare(original, maps, images[:, 0].numpy())
 
 
 # ---- deletion and insertion -------------------------------------------------------------
@@ -212,6 +218,16 @@ def pixel_order(scores: np.ndarray, seed: int, images: torch.Tensor | np.ndarray
         flat = np.where(ink, flat, -np.inf)
     tie_break = np.random.default_rng(seed).random(flat.shape)
     return np.lexsort((tie_break, -flat), axis=1)
+
+
+ORDERS = ("this map", "random order", "brightest first", "random network's map")  # deletion/insertion orders
+
+
+def baseline_orders(original: np.ndarray, random_net: np.ndarray, images: np.ndarray, seed: int) -> dict:
+    """Pixel orders (B, 784) by name (``ORDERS``): the map's, random, brightest first and the
+    fully randomised network's map; all walk the ink only, ties broken by ``seed``."""
+    scores = [original, np.random.default_rng(seed).random(original.shape), images, random_net]
+    return {name: pixel_order(score, seed, images) for name, score in zip(ORDERS, scores, strict=True)}
 
 
 def _curve(model: MnistCNN, images: torch.Tensor, targets: torch.Tensor, order: np.ndarray, insert: bool) -> Curve:
@@ -403,15 +419,10 @@ def verdicts(
     # The floor compares two different random networks, so at least two are drawn.
     randoms = [explain(randomized(model, CASCADE, seed + k), images, targets) for k in range(max(draws, 2))]
     pixels = images[:, 0].numpy()
-    rng = np.random.default_rng(seed)
-    orders = {
-        "map": pixel_order(original, seed, pixels),
-        "random": pixel_order(rng.random(original.shape), seed, pixels),
-        "ink": pixel_order(pixels, seed, pixels),
-        "random_net": pixel_order(randoms[0], seed, pixels),
-    }
+    orders = baseline_orders(original, randoms[0], pixels, seed)
+    mine, random_order, brightest, random_net = ORDERS
     deleted = {name: deletion(model, images, targets, order).area for name, order in orders.items()}
-    inserted = {name: insertion(model, images, targets, orders[name]).area for name in ("map", "random")}
+    inserted = {name: insertion(model, images, targets, orders[name]).area for name in (mine, random_order)}
     blank = uninformative(original)
     sparseness = gini(original)
     result = []
@@ -427,12 +438,12 @@ def verdicts(
                 informative=not blank[i],
                 similarity_top=_mean(top),
                 floor=_mean(floor_values),
-                deletion=float(deleted["map"][i]),
-                deletion_random=float(deleted["random"][i]),
-                deletion_ink=float(deleted["ink"][i]),
-                deletion_random_net=float(deleted["random_net"][i]),
-                insertion=float(inserted["map"][i]),
-                insertion_random=float(inserted["random"][i]),
+                deletion=float(deleted[mine][i]),
+                deletion_random=float(deleted[random_order][i]),
+                deletion_ink=float(deleted[brightest][i]),
+                deletion_random_net=float(deleted[random_net][i]),
+                insertion=float(inserted[mine][i]),
+                insertion_random=float(inserted[random_order][i]),
                 gini=float(sparseness[i]),
             )
         )

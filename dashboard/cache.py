@@ -50,12 +50,14 @@ def _model(root: str, key: str, epoch: int | None) -> TrainedModel:
 
 def evaluation(trained: TrainedModel, epoch: int, split: str = "test") -> Evaluation:
     """Predictions of some weights on a split, cached on disk beside them and in memory here."""
-    return _evaluation(str(cache_dir()), trained.info.key, epoch, split)
+    # The last epoch's weights are loaded as ModelRef(key) (epoch None): reuse that copy.
+    loaded_as = None if epoch == trained.info.epochs_done else epoch
+    return _evaluation(str(cache_dir()), trained.info.key, epoch, loaded_as, split)
 
 
 @st.cache_resource(show_spinner="Running the model over the split (once per model)…", max_entries=16)
-def _evaluation(root: str, key: str, epoch: int, split: str) -> Evaluation:
-    trained = _model(root, key, epoch)
+def _evaluation(root: str, key: str, epoch: int, loaded_as: int | None, split: str) -> Evaluation:
+    trained = _model(root, key, loaded_as)
     info = trained.info
     data = dataset(info.data_source)
     if not info.folder.is_dir():  # the cache folder was deleted while the app runs: keep it in memory
@@ -191,21 +193,14 @@ def _randomisation_detail(
     run = explainer(request)
     with heavy_gate():
         original, steps = checks.cascade(run, model, images, target, seed)
-        alone = checks.independent(run, model, images, target, seed)
+        alone = checks.independent(run, model, images, target, seed, original=original)
         floor = checks.floor(run, model, images, target, seed)[0]
         shuffled = _shuffled_model(root, key)
         data_check = None
         if shuffled is not None:
-            maps, similar = checks.data_randomisation(run, model, shuffled, images, target)
+            maps, similar = checks.data_randomisation(run, model, shuffled, images, target, original=original)
             data_check = (maps[0], similar[0])
-    rng = np.random.default_rng(seed)
-    pixels = images[:, 0].numpy()
-    orders = {
-        "this map": checks.pixel_order(original, seed, pixels),
-        "random order": checks.pixel_order(rng.random(original.shape), seed, pixels),
-        "brightest first": checks.pixel_order(pixels, seed, pixels),
-        "random network's map": checks.pixel_order(steps[-1].maps, seed, pixels),
-    }
+    orders = checks.baseline_orders(original, steps[-1].maps, images[:, 0].numpy(), seed)
     curves = {
         kind: {name: fn(model, images, target, order) for name, order in orders.items()}
         for kind, fn in (("deletion", checks.deletion), ("insertion", checks.insertion))
