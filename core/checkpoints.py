@@ -2,7 +2,8 @@
 
 A model's folder holds ``epoch_NN.safetensors`` (weights after each epoch),
 ``history.json`` (loss and accuracy per epoch), cached evaluations (logits of a split,
-named by :func:`evaluation_file` after the epoch, the split and the data's fingerprint)
+named by :func:`evaluation_file` after the epoch, the split and the data's fingerprint),
+activation indexes (every unit on every digit of a split, named likewise by :func:`activation_index_file`)
 and ``meta.json``, written last: a folder without ``meta.json`` is unfinished.
 ``meta.json`` records the SHA-256 of every weights file; a file whose checksum does not
 match, or has no checksum recorded, is refused, never loaded. Every file is written to a
@@ -86,6 +87,7 @@ class CheckpointInfo:
     created: str
     data_source: str
     data_fingerprint: str  # which data the weights were trained on; keys cached evaluations
+    fit_accuracy: float | None = None  # a shuffled-label network: the share of its labels it memorised
 
     @property
     def label(self) -> str:
@@ -207,6 +209,7 @@ def read_info(folder: Path) -> CheckpointInfo:
             created=str(meta["created"]),
             data_source=str(meta["data_source"]),
             data_fingerprint=str(meta["data_fingerprint"]),
+            fit_accuracy=None if meta.get("fit_accuracy") is None else float(meta["fit_accuracy"]),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{folder / META}: missing or malformed field ({err})") from err
@@ -228,6 +231,13 @@ def evaluation_file(epoch: int, split: str, data_fingerprint: str) -> str:
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
     return f"evaluation_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
+
+
+def activation_index_file(epoch: int, split: str, data_fingerprint: str) -> str:
+    """The cached activation index's file name (``core.units.load_or_compute_index``) inside a model's folder."""
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
+    return f"activation_index_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
 
 
 def scorecard_file(epoch: int, data_fingerprint: str, digits: int) -> str:

@@ -31,7 +31,7 @@ from core.config import RECIPES
 from core.data import load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate
 from core.model import MnistCNN
-from core.train import load_cached, load_or_train
+from core.train import load_cached, shuffled_label_network
 
 SCORED_LAYER = "conv4"  # layer methods are scored at the last conv layer (after its ReLU), as Grad-CAM is used
 # Rows: each input method, then each layer method at SCORED_LAYER, its map upsampled to the input grid.
@@ -42,7 +42,7 @@ DIGITS = 500  # sample size: all mistakes, then stratified by class
 BATCH = 100  # digits per batched check (bounds memory: IG at 32 steps makes 3,200 rows)
 SEED = 0
 Z95 = 1.96  # a normal 95% interval of the mean
-FORMAT = 3  # bump when the columns change, so cached scorecards are recomputed
+FORMAT = 4  # bump when the columns change, so cached scorecards are recomputed
 
 # Columns: (key, title, which way is better, what it means)
 COLUMNS = (
@@ -53,11 +53,12 @@ COLUMNS = (
         "after fc2, fc1 and conv4 are random",
     ),
     ("passes", "passes randomisation", "higher", "share of digits within 0.3 of the floor"),
-    ("data_randomisation", "shuffled-label model: similarity", "lower", "ink |rank| similarity to its map"),
+    ("data_randomisation", "shuffled-label net: similarity", "lower", "ink |rank| similarity to its map"),
     ("deletion_gain", "deletion: beats random by", "higher", "random order's area minus the map's"),
     ("deletion_vs_random_net", "deletion: beats a random net's map by", "higher", "that map's area minus this one's"),
     ("deletion_vs_ink", "deletion: beats brightest-first by", "higher", "ink order's area minus the map's"),
     ("insertion_gain", "insertion: beats random by", "higher", "the map's area minus random order's"),
+    ("road_gain", "ROAD: beats random by", "higher", "deletion with removed ink imputed from its neighbours"),
     ("sensitivity", "max-sensitivity", "lower", "relative change under ±2% noise"),
     ("gini", "sparseness (Gini)", "higher", "0 spread evenly, 1 one pixel"),
     ("uninformative", "blank maps", "lower", "share of digits whose map is constant"),
@@ -79,6 +80,7 @@ class Scorecard:
     mistakes: int
     seconds: float
     rows: dict[str, dict[str, Cell]]  # method -> column key -> cell
+    shuffled: str  # how the data-randomisation column's network was made and fit, or why it is not scored
 
     def best(self, column: str) -> str | None:
         """The method with the best mean in a column (by its direction), or None."""
@@ -129,11 +131,7 @@ class Scorecard:
             text.append("Every method's map changes when the top layers are randomised, as a faithful map should.")
         data_cells = [self.rows[m]["data_randomisation"] for m in order]
         if all(c.n == 0 for c in data_cells):
-            text.append(
-                "The data-randomisation check cannot score this model: trained by the same recipe on shuffled "
-                "labels, the network's output does not depend on its input (its units died), so every map of it "
-                "is blank."
-            )
+            text.append(f"The data-randomisation check is not scored. {self.shuffled}")
         else:
             alike = [m for m in order if _value(self.rows[m]["data_randomisation"]) >= 0.5]
             if alike:
@@ -156,7 +154,7 @@ class Scorecard:
         if data.get("format") != FORMAT:
             raise ValueError("scorecard written by another version")
         rows = {m: {k: Cell(**c) for k, c in row.items()} for m, row in data["rows"].items()}
-        return cls(data["model"], data["digits"], data["mistakes"], data["seconds"], rows)
+        return cls(data["model"], data["digits"], data["mistakes"], data["seconds"], rows, data["shuffled"])
 
 
 def _join(names: list[str]) -> str:
@@ -213,7 +211,8 @@ def compute(
         columns: dict[str, list[np.ndarray]] = {k: [] for k, *_ in COLUMNS}
         for start in range(0, len(images), BATCH):
             x, t = images[start : start + BATCH], targets[start : start + BATCH]
-            verdicts = checks.verdicts(run, model, x, t, seed + start)
+            maps = run(model, x, t)
+            verdicts = checks.verdicts(run, model, x, t, seed + start, original=maps)
             blank = np.array([not v.informative for v in verdicts])
             excess = np.array([v.similarity_top - v.floor for v in verdicts])
             columns["randomisation_excess"].append(np.where(blank, np.nan, excess))
@@ -223,12 +222,13 @@ def compute(
             columns["deletion_vs_random_net"].append(np.array([v.deletion_random_net - v.deletion for v in verdicts]))
             columns["deletion_vs_ink"].append(np.array([v.deletion_ink - v.deletion for v in verdicts]))
             columns["insertion_gain"].append(np.array([v.insertion - v.insertion_random for v in verdicts]))
+            columns["road_gain"].append(_road_gain(model, x, t, maps, seed + start))
             columns["sensitivity"].append(
                 np.where(blank, np.nan, checks.max_sensitivity(run, model, x, t, seed + start, samples=4))
             )
             columns["gini"].append(np.array([v.gini for v in verdicts]))
             if shuffled is not None:
-                _, similar = checks.data_randomisation(run, model, shuffled, x, t)
+                _, similar = checks.data_randomisation(run, model, shuffled, x, t, original=maps)
                 columns["data_randomisation"].append(np.array([s.spearman_abs_ink for s in similar]))
             else:
                 columns["data_randomisation"].append(np.full(len(x), np.nan))
@@ -238,6 +238,14 @@ def compute(
                 progress(done / total, f"{method}: {min(start + BATCH, len(images))} of {len(images)} digits")
         rows[method] = {k: _cell(np.concatenate(v)) for k, v in columns.items()}
     return rows
+
+
+def _road_gain(model: MnistCNN, x: torch.Tensor, t: torch.Tensor, maps: np.ndarray, seed: int) -> np.ndarray:
+    """ROAD's area in random order minus in the map's order, per digit (higher is better)."""
+    pixels = x[:, 0].numpy()
+    mine = checks.road(model, x, t, checks.pixel_order(maps, seed, pixels), seed).area
+    shuffled = checks.pixel_order(np.random.default_rng(seed).random(maps.shape), seed, pixels)
+    return checks.road(model, x, t, shuffled, seed).area - mine
 
 
 def cached(ref: ModelRef, digits: int | None = None, root: Path | None = None) -> Scorecard | None:
@@ -269,15 +277,15 @@ def load_or_compute(
     trained = load_cached(ref.key, root=root, epoch=ref.epoch)
     data = load_mnist(trained.info.data_source)
     if progress is not None:
-        progress(0.0, "Training the same recipe on shuffled labels (the data-randomisation check), once…")
-    shuffled = load_or_train(trained.info.config.replace(shuffle_labels=True), root=root).model
+        progress(0.0, "Training a network to memorise shuffled labels (the data-randomisation check), once…")
+    shuffled = shuffled_label_network(trained.info.config, root=root)
     evaluation = evaluate(trained.model, data.test)
     indices = sample_indices(evaluation, digits)
     images = to_tensor(data.test.images[indices])
     targets = torch.from_numpy(evaluation.preds[indices])
-    rows = compute(trained.model, images, targets, progress=progress, shuffled=shuffled)
+    rows = compute(trained.model, images, targets, progress=progress, shuffled=shuffled.model)
     mistakes = int((evaluation.preds[indices] != evaluation.labels[indices]).sum())
-    card = Scorecard(str(ref), len(indices), mistakes, time.perf_counter() - start, rows)
+    card = Scorecard(str(ref), len(indices), mistakes, time.perf_counter() - start, rows, shuffled.message)
     checkpoints.write_json(_path(ref, digits, root), card.to_json())
     return card
 
@@ -291,14 +299,15 @@ def _path(ref: ModelRef, digits: int, root: Path | None) -> Path:
 
 def format_table(card: Scorecard) -> str:
     """The scorecard as aligned text: mean [95% interval], the best per column starred."""
-    lines = [f"{'method':<22}" + "".join(f" {title[:26]:>28}" for _, title, _, _ in COLUMNS)]
+    width = max(len(m) for m in card.rows) + 2
+    lines = [f"{'method':<{width}}" + "".join(f" {title[:26]:>28}" for _, title, _, _ in COLUMNS)]
     for method in card.ranking():
         cells = []
         for key, *_ in COLUMNS:
             c = card.rows[method][key]
             star = "*" if card.best(key) == method else " "
             cells.append(f" {c.mean:>7.2f} [{c.low:5.2f},{c.high:5.2f}]{star}".rjust(29))
-        lines.append(f"{method:<22}" + "".join(cells))
+        lines.append(f"{method:<{width}}" + "".join(cells))
     better = ", ".join(f"{title}: {b} is better" for _, title, b, _ in COLUMNS)
     return "\n".join([*lines, "", f"* best in its column. {better}.", "", card.summary()])
 

@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 
 from core import checkpoints
 from core.checkpoints import CheckpointError, CheckpointInfo
-from core.config import RECIPES, TrainConfig, choose_device, recipe
+from core.config import MIN_FIT, RECIPES, TrainConfig, choose_device, recipe, shuffled_labels_config
 from core.data import Mnist, load_mnist, to_tensor
 from core.evaluate import predict_logits
 from core.model import MnistCNN, format_layer_table, layer_table
@@ -71,6 +71,10 @@ def train(
 ) -> tuple[MnistCNN, list[dict]]:
     """Train from scratch; returns the model (on ``device``) and the per-epoch history.
 
+    A shuffled-label network (``config.shuffle_labels``) is a check, not a model to explore:
+    it is tested on the test set after its last epoch only (each test pass costs as much as
+    an epoch of its small training subset), and ``on_epoch`` is called for that epoch alone.
+
     The whole training set is one float tensor on the device, indexed in batches: no
     DataLoader and no per-item transform, which is what makes an epoch take seconds.
     """
@@ -80,10 +84,7 @@ def train(
     limit = config.train_limit or len(train_split)
     # channels_last: measured ~1.7x faster per epoch on the CPU for these small convolutions.
     images = to_tensor(train_split.images[:limit]).to(device, memory_format=torch.channels_last)  # (N, 1, 28, 28)
-    labels = torch.from_numpy(train_split.labels[:limit])  # (N,) int64
-    if config.shuffle_labels:  # the data-randomisation check: labels carry no information
-        labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(config.seed + 1))]
-    labels = labels.to(device)
+    labels = training_labels(config, data).to(device)  # (N,) int64
     test_images = to_tensor(data.test.images).to(device, memory_format=torch.channels_last)  # (10000, 1, 28, 28)
     test_labels = torch.from_numpy(data.test.labels)
 
@@ -126,6 +127,10 @@ def train(
                 running.zero_()
                 count = 0
         epoch_loss += running
+        record = {"epoch": epoch, "train_loss": epoch_loss.item() / batches, "test_loss": None}
+        if config.shuffle_labels and epoch < config.epochs:
+            history.append({**record, "test_accuracy": None, "seconds": time.perf_counter() - start})
+            continue
         logits = predict_logits(model, test_images)
         test_loss = torch.nn.functional.cross_entropy(logits, test_labels).item()
         test_accuracy = (logits.argmax(1) == test_labels).float().mean().item()
@@ -140,6 +145,22 @@ def train(
         if on_epoch is not None:
             on_epoch(epoch, model, record)
     return model.to(memory_format=torch.contiguous_format).eval(), history
+
+
+def training_labels(config: TrainConfig, data: Mnist) -> torch.Tensor:
+    """int64 (N,): the labels ``config`` trains on: the first ``train_limit`` training labels,
+    permuted at random (seeded) for a shuffled-label network."""
+    labels = torch.from_numpy(data.train.labels[: config.train_limit or len(data.train)])
+    if config.shuffle_labels:  # the data-randomisation check: labels carry no information
+        labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(config.seed + 1))]
+    return labels
+
+
+def fit_accuracy(model: MnistCNN, config: TrainConfig, data: Mnist) -> float:
+    """The share of its own training labels (shuffled ones included) the model reproduces."""
+    labels = training_labels(config, data)
+    logits = predict_logits(model, to_tensor(data.train.images[: len(labels)]))
+    return (logits.argmax(1) == labels).float().mean().item()
 
 
 def load_or_train(
@@ -205,8 +226,10 @@ def _train_into(
         hashes[name] = checkpoints.save_weights(folder / name, model)
 
     start = time.perf_counter()
-    _model, history = train(config, data, device, progress, on_epoch=save_epoch)
+    model, history = train(config, data, device, progress, on_epoch=save_epoch)
     seconds = time.perf_counter() - start
+    # A shuffled-label network is only usable if it memorised its labels: record how well.
+    fit = {"fit_accuracy": fit_accuracy(model, config, data)} if config.shuffle_labels else {}
     checkpoints.write_json(folder / checkpoints.HISTORY, history)
     checkpoints.write_json(
         folder / checkpoints.META,  # last: its presence marks the folder complete
@@ -220,10 +243,56 @@ def _train_into(
             "data_source": data.source,
             "data_fingerprint": data.fingerprint,
             "sha256": hashes,
+            **fit,
         },
     )
     trained = _load_cached(folder)
     return dataclasses.replace(trained, trained_now=True)
+
+
+@dataclass(frozen=True)
+class ShuffledNetwork:
+    """The network the data-randomisation check compares a model's maps with, or why there is none."""
+
+    model: MnistCNN | None  # None when not trained yet (``missing``) or when it did not memorise its labels
+    missing: bool
+    message: str  # how it was made and how well it fit, or why it cannot be used
+
+
+def shuffled_label_network(
+    config: TrainConfig, root: Path | None = None, train_if_missing: bool = True
+) -> ShuffledNetwork:
+    """The memorising shuffled-label network for a model trained with ``config``
+    (:func:`core.config.shuffled_labels_config`), trained once and cached like any model.
+    It is refused, with the reason, unless it reproduces at least ``MIN_FIT`` of its
+    shuffled labels: a network that died or did not fit is not what the check compares with."""
+    shuffled = shuffled_labels_config(config)
+    if not train_if_missing:
+        key = checkpoints.model_key(shuffled, load_mnist(shuffled.data_source).fingerprint)
+        if not (checkpoints.models_root(root) / key / checkpoints.META).is_file():
+            return ShuffledNetwork(None, True, "The shuffled-label network is not trained yet.")
+    trained = load_or_train(shuffled, root=root)
+    fit = trained.info.fit_accuracy
+    made = (
+        f"{shuffled.train_limit:,} training digits with their labels shuffled at random (seed {shuffled.seed}), "
+        f"trained {shuffled.epochs} epochs to memorise them"
+    )
+    if fit is None or fit < MIN_FIT:
+        how = "no fit was recorded" if fit is None else f"it reproduces only {fit:.0%} of them"
+        return ShuffledNetwork(
+            None,
+            False,
+            f"Not scored: the shuffled-label network ({made}) did not memorise its labels ({how}; at least "
+            f"{MIN_FIT:.0%} is needed), so comparing with it would test a dead or unfit network, not one that "
+            "learned nothing about digits.",
+        )
+    return ShuffledNetwork(
+        trained.model,
+        False,
+        f"The shuffled-label network: {made}. It reproduces {fit:.0%} of its shuffled labels (chance: 10%) and "
+        f"reads {trained.info.test_accuracy:.0%} of the test digits right: it memorised, and knows nothing about "
+        "digits.",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

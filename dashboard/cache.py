@@ -22,11 +22,11 @@ from core import checkpoints, explanation_checks, scorecard
 from core.activations import layer_outputs
 from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointInfo, ModelRef
-from core.config import RECIPES, ServerSettings, cache_dir, server_settings
+from core.config import RECIPES, ServerSettings, cache_dir, server_settings, shuffled_labels_config
 from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits
 from core.jobs import TrainingJobs
-from core.train import TrainedModel, load_cached
+from core.train import ShuffledNetwork, TrainedModel, load_cached, shuffled_label_network
 from core.workers import Gate, Workers
 
 
@@ -113,7 +113,8 @@ def _training_jobs(root: str) -> TrainingJobs:
 def cached_models() -> list[CheckpointInfo]:
     """Finished models in the disk cache that this server offers, newest first (pinned
     ones only, in their order, when the host pinned some). Read fresh: a directory listing."""
-    found = checkpoints.list_checkpoints()
+    # Shuffled-label networks are the trust checks' instruments, not models to explore.
+    found = [info for info in checkpoints.list_checkpoints() if not info.config.shuffle_labels]
     pinned = settings().pinned
     if not pinned:
         return found
@@ -195,11 +196,6 @@ def _randomisation_detail(
         original, steps = checks.cascade(run, model, images, target, seed)
         alone = checks.independent(run, model, images, target, seed, original=original)
         floor = checks.floor(run, model, images, target, seed)[0]
-        shuffled = _shuffled_model(root, key)
-        data_check = None
-        if shuffled is not None:
-            maps, similar = checks.data_randomisation(run, model, shuffled, images, target, original=original)
-            data_check = (maps[0], similar[0])
     orders = checks.baseline_orders(original, steps[-1].maps, images[:, 0].numpy(), seed)
     curves = {
         kind: {name: fn(model, images, target, order) for name, order in orders.items()}
@@ -209,7 +205,6 @@ def _randomisation_detail(
         "original": original[0],
         "steps": [(s.layers, s.maps[0], s.similarity[0]) for s in steps],
         "alone": [(s.layers, s.maps[0], s.similarity[0]) for s in alone],
-        "shuffled": data_check,
         "floor": floor,
         "curves": {
             kind: {name: (c.fractions, c.probs[0], float(c.area[0])) for name, c in by.items()}
@@ -218,15 +213,56 @@ def _randomisation_detail(
     }
 
 
-def _shuffled_model(root: str, key: str):
-    """The same recipe trained on shuffled labels, if it is cached (the data-randomisation
-    check; the scorecard trains it), else None."""
-    info = checkpoints.read_info(Path(root) / "models" / key)
-    shuffled_key = checkpoints.model_key(info.config.replace(shuffle_labels=True), info.data_fingerprint)
+def shuffled_network(ref: ModelRef) -> ShuffledNetwork:
+    """The data-randomisation check's network for this model (never trained here: when it is
+    missing, ``missing`` says so and :func:`start_shuffled_network` asks the trainer for it)."""
     try:
-        return _model(root, shuffled_key, None).model
-    except checkpoints.CheckpointError:
+        return _shuffled_network(str(cache_dir()), ref.key)
+    except LookupError as err:  # not cached: an exception, so Streamlit does not remember it
+        return ShuffledNetwork(None, True, str(err))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _shuffled_network(root: str, key: str) -> ShuffledNetwork:
+    info = checkpoints.read_info(Path(root) / "models" / key)
+    found = shuffled_label_network(info.config, root=Path(root), train_if_missing=False)
+    if found.missing:
+        raise LookupError(found.message)
+    return found
+
+
+def start_shuffled_network(ref: ModelRef) -> str | None:
+    """Queue the training of the shuffled-label network (about 15 s); its job key, or None
+    when this server does not train."""
+    if not settings().training:
         return None
+    info = model(ref).info
+    return training_jobs().request(shuffled_labels_config(info.config))
+
+
+def data_randomisation(
+    ref: ModelRef, pixels: bytes, label: int | None, request: AttributionRequest
+) -> tuple[np.ndarray, explanation_checks.Similarity] | None:
+    """The shuffled-label network's map of this digit and its similarity to the model's map,
+    or None (a contrast of two classes, or no usable shuffled-label network)."""
+    if shuffled_network(ref).model is None:
+        return None
+    return _data_randomisation(str(cache_dir()), ref.key, ref.epoch, pixels, label, request)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _data_randomisation(
+    root: str, key: str, epoch: int | None, pixels: bytes, label: int | None, request: AttributionRequest
+) -> tuple[np.ndarray, explanation_checks.Similarity] | None:
+    model = _model(root, key, epoch).model
+    images, target = _checked_target(model, pixels, label, request)
+    if target is None:
+        return None
+    with heavy_gate():
+        maps, similar = explanation_checks.data_randomisation(
+            explainer(request), model, _shuffled_network(root, key).model, images, target
+        )
+    return maps[0], similar[0]
 
 
 def _checked_target(model, pixels: bytes, label: int | None, request: AttributionRequest):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from core import explanation_checks
 from core.evaluate import softmax
 from core.jobs import CANCELLED, DONE, FAILED, QUEUED, WAITING, JobStatus
 from dashboard import cache, figures, state
@@ -241,6 +242,22 @@ def job_progress(status: JobStatus) -> tuple[float, str]:
     return p.fraction, f"Training: epoch {p.epoch}/{p.epochs} · loss {p.loss:.3f}{accuracy}{eta}"
 
 
+# Colour-blind safe: blue and orange, and every state has its own shape too.
+BADGE_MARKS = {True: ":blue[✔]", False: ":orange[✖]", None: ":gray[–]"}
+BADGE_WORDS = {"trust": ":blue[**trust**]", "doubt": ":orange[**doubt**]", "blank": ":gray[**blank**]"}
+BADGE_ICONS = {"trust": ":material/verified:", "doubt": ":material/error:", "blank": ":material/block:"}
+BADGE_LEGEND = (
+    "Under each map: one word for the whole, then a mark per check: "
+    + " · ".join(f"{n}. {name.split(':')[0]}" for n, name in enumerate(explanation_checks.CHECK_NAMES, 1))
+    + " (✔ passes, ✖ fails, – not checked). Hover a badge for the numbers; click it for the detail."
+)
+
+
+def badge_label(verdict: explanation_checks.Verdict) -> str:
+    """The badge in one short line: the word, then a mark per check."""
+    return f"{BADGE_WORDS[verdict.word]} {' '.join(BADGE_MARKS[m] for m in verdict.marks)}"
+
+
 def trust_badges(view: View, pixels: bytes, label: int | None, requests: list, key: str) -> None:
     """Under a row of maps, one badge per map: a short verdict, the numbers on hover, and a
     click that opens the detail (the cascade of randomised layers and the faithfulness curves)."""
@@ -251,19 +268,52 @@ def trust_badges(view: View, pixels: bytes, label: int | None, requests: list, k
             if verdict is None:
                 st.caption(f"{title}: a difference of two classes' maps; checked maps are single-class ones.")
                 continue
-            icon = ":material/verified:" if verdict.good else ":material/warning:"
             box = st.popover(
-                verdict.text,
-                icon=icon,
-                help=verdict.hover,
+                badge_label(verdict),
+                icon=BADGE_ICONS[verdict.word],
+                help=f"**{verdict.word.capitalize()}: {verdict.text}.**\n\n{verdict.hover}",
                 key=f"{key}_{i}",
                 on_change="rerun",
                 width="stretch",
-                wrap=True,
             )
             if box.open:
                 with box:
                     _trust_detail(view, pixels, label, title, request, verdict)
+    st.caption(BADGE_LEGEND)
+
+
+def _data_randomisation_detail(view: View, pixels: bytes, label: int | None, title: str, request, original) -> None:
+    network = cache.shuffled_network(view.ref)
+    if network.missing:
+        job = cache.start_shuffled_network(view.ref)
+        st.caption(
+            "**Data randomisation** compares this map with the map of a network that memorised shuffled labels. "
+            + (
+                "That network is training now (about 15 s, once per server); close and reopen this detail to see it."
+                if job
+                else "That network is not trained, and this server does not train: the host can run "
+                "`python -m core.scorecard` to train it."
+            )
+        )
+        return
+    if network.model is None:
+        st.caption(f"**Data randomisation:** {network.message}")
+        return
+    shuffled_map, sim = cache.data_randomisation(view.ref, pixels, label, request)
+    st.caption(
+        f"**Data randomisation:** {network.message} Its map of this digit, right: its ink pixels rank "
+        f"{sim.spearman_abs_ink:.2f} alike with the model's (|map|, Spearman; lower is better: a faithful map "
+        "depends on what the network learned)."
+    )
+    st.plotly_chart(
+        figures.attribution_row(
+            [original, shuffled_map],
+            ["this model", "shuffled-label network"],
+            np.frombuffer(pixels, np.uint8).reshape(28, 28),
+        ),
+        key=f"trust_shuffled_{title}",
+        config=figures.CHART_CONFIG,
+    )
 
 
 def _trust_detail(view: View, pixels: bytes, label: int | None, title: str, request, verdict) -> None:
@@ -293,18 +343,7 @@ def _trust_detail(view: View, pixels: bytes, label: int | None, title: str, requ
         key=f"trust_alone_{title}",
         config=figures.CHART_CONFIG,
     )
-    if detail["shuffled"] is not None:
-        shuffled_map, sim = detail["shuffled"]
-        st.caption(
-            f"Data randomisation: the same recipe trained on shuffled labels (it learned nothing about digits) draws "
-            f"this map; its ink pixels rank {sim.spearman_abs_ink:.2f} alike (lower is better)."
-            + (" Its map is blank: that network's units died." if not np.any(shuffled_map) else "")
-        )
-    else:
-        st.caption(
-            "Data randomisation: computing the scorecard (Which maps to trust) trains the same recipe on shuffled "
-            "labels; its map is then shown here too."
-        )
+    _data_randomisation_detail(view, pixels, label, title, request, detail["original"])
     st.caption(
         "Deletion removes the digit's ink in each order, insertion adds it to a black image (which the network "
         "already reads as some class, so it does not start from zero). A faithful map drops the probability "

@@ -178,6 +178,37 @@ def test_page_renders_cleanly(browser, app_url, path):
     page.close()
 
 
+def test_trust_badges_are_one_compact_line_each(browser, app_url):
+    """Under the five compared maps, five badges of the same width, each one line (a word and
+    three marks); a screenshot of the maps with their badges for the README."""
+    page, errors = open_page(browser, app_url, "attributions")
+    badges = page.locator('[data-testid="stMain"] [data-testid="stPopover"] button:visible')
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=stMain] [data-testid=stPopover] button').length >= 5",
+        timeout=60_000,
+    )
+    boxes = [badges.nth(i).bounding_box() for i in range(5)]
+    words = [badges.nth(i).inner_text() for i in range(5)]
+    # Each: a material icon (its name is its text), the word, then the marks.
+    assert all(sum(word in w for word in ("trust", "doubt", "blank")) == 1 for w in words), words
+    assert all(len([c for c in w if c in "✔✖–"]) == 3 for w in words), words
+    assert max(b["width"] for b in boxes) - min(b["width"] for b in boxes) < 2
+    assert max(b["height"] for b in boxes) < 48  # one line: a wrapped label would be twice as tall
+    SHOTS.mkdir(exist_ok=True)
+    top = boxes[0]["y"] - 330  # the row of maps above the badges
+    page.screenshot(
+        path=str(SHOTS / "trust_badges.png"),
+        clip={
+            "x": boxes[0]["x"] - 10,
+            "y": top,
+            "width": boxes[4]["x"] + boxes[4]["width"] - boxes[0]["x"] + 20,
+            "height": boxes[0]["y"] + boxes[0]["height"] - top + 75,
+        },
+    )
+    assert_clean(page, errors)
+    page.close()
+
+
 def test_clicking_a_confusion_cell_shows_its_digits(browser, app_url):
     page, errors = open_page(browser, app_url, "errors")
     matrix = page.locator(".js-plotly-plot").first

@@ -16,8 +16,10 @@ import torch
 from scipy.stats import spearmanr
 
 from core import explanation_checks as checks
-from core.attributions import attribute
+from core.attributions import AttributionRequest, attribute
+from core.attributions import explainer as make_explainer
 from core.data import load_mnist, to_tensor
+from core.evaluate import predict_logits
 from core.explanation_checks import (
     CASCADE,
     PASS_EXCESS,
@@ -29,12 +31,14 @@ from core.explanation_checks import (
     digit_seed,
     floor,
     gini,
+    impute,
     independent,
     insertion,
     max_sensitivity,
     pixel_order,
     randomized,
     rank_correlation,
+    road,
     similarity,
     ssim,
     uninformative,
@@ -413,6 +417,58 @@ def test_insertion_curve_by_hand_starts_from_black():
         assert curve.area[i] == pytest.approx(trapezoid(expected), abs=1e-5)
 
 
+ROAD_WEIGHTS = {(-1, 0): 1 / 6, (1, 0): 1 / 6, (0, -1): 1 / 6, (0, 1): 1 / 6}
+ROAD_WEIGHTS |= {(dr, dc): 1 / 12 for dr in (-1, 1) for dc in (-1, 1)}
+
+
+def neighbour_mean(image: np.ndarray, r: int, c: int, skip: tuple[int, int] | None = None) -> tuple[float, float]:
+    """Weighted sum of the known neighbours of (r, c) inside the image, and their total weight."""
+    total = weight = 0.0
+    for (dr, dc), w in ROAD_WEIGHTS.items():
+        rr, cc = r + dr, c + dc
+        if 0 <= rr < 28 and 0 <= cc < 28:
+            weight += w
+            if (rr, cc) != skip:
+                total += w * image[rr, cc]
+    return total, weight
+
+
+def test_road_imputation_by_hand():
+    """A lone removed pixel takes its neighbours' weighted mean (1/6 direct, 1/12 diagonal;
+    at a corner only the three neighbours inside count); two adjacent removed pixels solve
+    a = (Ka + b/6) / W, b = (Kb + a/6) / W together; plus the seeded noise."""
+    image = np.random.default_rng(5).uniform(0.3, 0.7, (28, 28)).astype(np.float32)
+    removed = np.zeros((28, 28), dtype=bool)
+    for r, c in [(10, 10), (0, 0), (20, 5), (20, 6)]:
+        removed[r, c] = True
+    out = impute(torch.from_numpy(image)[None, None], torch.from_numpy(removed)[None, None], seed=4)[0, 0].numpy()
+    noise = (torch.randn((1, 1, 28, 28), generator=torch.Generator().manual_seed(4)) * 0.01)[0, 0].numpy()
+    for r, c in [(10, 10), (0, 0)]:
+        total, weight = neighbour_mean(image, r, c)
+        assert out[r, c] == pytest.approx(total / weight + noise[r, c], abs=1e-5)
+    ka, wa = neighbour_mean(image, 20, 5, skip=(20, 6))
+    kb, wb = neighbour_mean(image, 20, 6, skip=(20, 5))
+    a = (ka / wa + kb / (6 * wa * wb)) / (1 - 1 / (36 * wa * wb))
+    b = (kb + a / 6) / wb
+    assert out[20, 5] == pytest.approx(a + noise[20, 5], abs=1e-5)
+    assert out[20, 6] == pytest.approx(b + noise[20, 6], abs=1e-5)
+    np.testing.assert_array_equal(out[~removed], image[~removed])
+
+
+def test_road_curve_is_the_model_on_imputed_digits():
+    model, images, targets, _, _ = linear_problem()
+    order = np.stack([hand_order(INK0, 0), hand_order(INK1, 1)])
+    curve = road(model, images, targets, order, seed=2)
+    deleted = deletion(model, images, targets, order)
+    np.testing.assert_allclose(curve.probs[:, 0], deleted.probs[:, 0], rtol=1e-6)  # nothing removed yet
+    # Every ink pixel of digit 0 is isolated on black: removed, each becomes its black
+    # neighbours' mean plus noise, so the last point is near the all-black one.
+    assert curve.probs[0, -1] == pytest.approx(deleted.probs[0, -1], abs=0.02)
+    # Digit 1 is two rows of ink: removing pixels keeps their neighbours' ink, unlike deletion.
+    assert not np.allclose(curve.probs[1, 1:-1], deleted.probs[1, 1:-1], atol=1e-4)
+    assert curve.area.shape == (2,)
+
+
 def test_deletion_in_map_order_from_pixel_order():
     """A map that ranks the ink by the target's evidence W0[p] x[p]: deletion removes the
     strongest evidence first, so its area is the smallest of these orders."""
@@ -579,6 +635,7 @@ def verdict(**changes) -> Verdict:
         floor=0.25,
         deletion=0.2,
         deletion_random=0.5,
+        deletion_random_sd=0.0,
         deletion_ink=0.3,
         deletion_random_net=0.45,
         insertion=0.7,
@@ -593,10 +650,26 @@ def test_verdict_passes_randomisation_against_the_floor():
     floor_value = 0.25
     assert verdict(similarity_top=floor_value + PASS_EXCESS - 0.05, floor=floor_value).passes_randomisation is True
     assert verdict(similarity_top=floor_value + PASS_EXCESS + 0.05, floor=floor_value).passes_randomisation is False
-    assert verdict(similarity_top=0.9, floor=0.9 - PASS_EXCESS + 0.05).passes_randomisation is True  # floor high too
+    assert verdict(similarity_top=0.85, floor=0.85 - PASS_EXCESS + 0.05).passes_randomisation is True  # floor high
     assert verdict(similarity_top=PASS_EXCESS - 0.05, floor=math.nan).passes_randomisation is True  # NaN floor: 0
     assert verdict(similarity_top=PASS_EXCESS + 0.05, floor=math.nan).passes_randomisation is False
     assert verdict(similarity_top=math.nan).passes_randomisation is None
+
+
+def test_a_map_that_barely_changes_fails_randomisation_whatever_the_floor():
+    assert verdict(similarity_top=checks.SAME_MAP, floor=checks.SAME_MAP).passes_randomisation is False
+    assert verdict(similarity_top=1.0, floor=1.0).passes_randomisation is False
+    assert verdict(similarity_top=checks.SAME_MAP - 0.01, floor=0.7).passes_randomisation is True
+
+
+def test_deletion_must_beat_the_spread_of_random_orders():
+    """The margin is the larger of BEATS_MARGIN and RANDOM_ORDER_Z standard deviations."""
+    spread = verdict(deletion=0.3, deletion_random=0.5, deletion_random_sd=0.08)
+    assert spread.deletion_margin == pytest.approx(checks.RANDOM_ORDER_Z * 0.08)
+    assert spread.beats_random_deletion is (checks.RANDOM_ORDER_Z * 0.08 < 0.2)
+    assert verdict(deletion=0.3, deletion_random=0.5, deletion_random_sd=0.11).beats_random_deletion is False
+    assert verdict(deletion=0.3, deletion_random=0.5, deletion_random_sd=0.0).deletion_margin == checks.BEATS_MARGIN
+    assert "deletes no better than random" in verdict(deletion=0.3, deletion_random=0.5, deletion_random_sd=0.11).text
 
 
 def test_verdict_shape_only():
@@ -620,6 +693,19 @@ def test_verdict_text_and_good():
     assert no_gain.good is False
     na = verdict(similarity_top=math.nan)
     assert na.text.startswith("randomisation n/a") and na.good is False
+
+
+def test_verdict_marks_and_word():
+    assert verdict(similarity_top=0.25, floor=0.25, deletion_random_net=0.5).marks == (True, True, True)
+    assert verdict(similarity_top=0.25, floor=0.25, deletion_random_net=0.5).word == "trust"
+    failing = verdict(
+        similarity_top=0.25 + PASS_EXCESS + 0.1, floor=0.25, deletion_random=0.21, deletion_random_net=0.22
+    )
+    assert failing.marks == (False, False, False) and failing.word == "doubt"
+    shape = verdict(similarity_top=0.25, floor=0.25, deletion_random_net=0.22)
+    assert shape.marks == (True, True, False) and shape.word == "doubt"
+    assert verdict(similarity_top=math.nan).marks[0] is None and verdict(similarity_top=math.nan).word == "doubt"
+    assert verdict(informative=False).marks == (None, None, None) and verdict(informative=False).word == "blank"
 
 
 def test_an_uninformative_verdict_never_passes():
@@ -711,6 +797,85 @@ def test_verdict_floor_compares_two_different_random_networks(reference_model, d
     for i, v in enumerate(result):
         assert v.floor == pytest.approx(ink_spearman_abs(first[i], second[i], pixels[i]), abs=1e-9)
         assert v.floor < 0.999
+
+
+def test_verdicts_average_several_random_deletion_orders(reference_model):
+    """deletion_random is the mean, deletion_random_sd the spread, of RANDOM_ORDERS random
+    orders' deletion areas (order k drawn from seed + k, ties broken by seed)."""
+    model = reference_model.model
+    images, targets = three_digits()
+    pixels = images[:, 0].numpy()
+    result = verdicts(saliency, model, images, targets, seed=7)
+    areas = np.stack(
+        [
+            deletion(
+                model, images, targets, pixel_order(np.random.default_rng(7 + k).random((3, 28, 28)), 7, pixels)
+            ).area
+            for k in range(checks.RANDOM_ORDERS)
+        ]
+    )
+    for i, v in enumerate(result):
+        assert v.deletion_random == pytest.approx(areas[:, i].mean(), abs=1e-6)
+        assert v.deletion_random_sd == pytest.approx(areas[:, i].std(ddof=1), abs=1e-6)
+
+
+# ---- bad explainers must not be trusted ----------------------------------------------------
+
+
+def image_itself(model, images, targets):
+    return images[:, 0].numpy().copy()
+
+
+def image_edges(model, images, targets):
+    from scipy import ndimage
+
+    return np.stack([np.hypot(ndimage.sobel(i, 0), ndimage.sobel(i, 1)) for i in images[:, 0].numpy()])
+
+
+def pure_noise(model, images, targets):
+    """Uniform noise seeded by each digit's pixels: the same map for any network."""
+    return np.stack([np.random.default_rng(digit_seed(i)).random((28, 28)) for i in images]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def fixed_sample(reference_model):
+    """60 test digits: the first 30 the reference model misreads, then 30 it reads right."""
+    test = load_mnist().test
+    images = to_tensor(test.images[:2000])
+    preds = predict_logits(reference_model.model, images).argmax(1)
+    wrong = torch.nonzero(preds != torch.from_numpy(test.labels[:2000])).ravel()[:30]
+    right = torch.nonzero(preds == torch.from_numpy(test.labels[:2000])).ravel()[:30]
+    chosen = torch.cat([wrong, right])
+    return images[chosen], preds[chosen]
+
+
+@pytest.mark.parametrize("explainer", [image_itself, image_edges, pure_noise])
+def test_maps_that_ignore_the_model_are_never_trusted(reference_model, fixed_sample, explainer):
+    """An "explanation" that ignores the model fails randomisation or is flagged "a random
+    network's map deletes as well" on at least 95% of the sample, and is never trusted."""
+    images, targets = fixed_sample
+    result = verdicts(explainer, reference_model.model, images, targets, seed=3)
+    flagged = np.mean([v.passes_randomisation is False or v.shape_only for v in result])
+    assert flagged >= 0.95
+    assert not any(v.good for v in result)
+    assert all(v.word == "doubt" for v in result)
+
+
+def test_a_pure_noise_map_does_not_pass_deletion(reference_model, fixed_sample):
+    """Noise is one more random order: it may beat random orders' spread on a few digits by
+    chance (about RANDOM_ORDER_Z's one-sided tail), never on average."""
+    images, targets = fixed_sample
+    result = verdicts(pure_noise, reference_model.model, images, targets, seed=3)
+    assert np.mean([v.beats_random_deletion for v in result]) <= 0.1
+    assert abs(np.mean([v.deletion_random - v.deletion for v in result])) < 0.05
+
+
+def test_a_faithful_method_on_a_trained_model_passes_on_most_digits(reference_model, fixed_sample):
+    images, targets = fixed_sample
+    integrated = make_explainer(AttributionRequest.of("Integrated Gradients", {}))
+    result = verdicts(integrated, reference_model.model, images, targets, seed=3)
+    assert np.mean([v.passes_randomisation is True for v in result]) >= 0.9
+    assert np.mean([v.good for v in result]) >= 0.5
 
 
 def test_verdicts_on_a_blank_map_are_uninformative(reference_model):

@@ -179,8 +179,13 @@ def test_every_map_has_a_trust_badge_with_its_detail(reference_model, test_eval)
     verdict = explanation_checks.verdicts(
         explainer(request), reference_model.model, x, target, explanation_checks.digit_seed(x[0])
     )[0]
-    assert badges[3].label == verdict.text
-    assert "lower is better" in badges[3].help
+    from dashboard import panels
+
+    assert badges[3].label == panels.badge_label(verdict)  # one word and three marks
+    assert badges[3].label.split("**")[1] == verdict.word and len(badges[3].label) < 60
+    assert verdict.text in badges[3].help and "lower is better" in badges[3].help
+    assert badges[3].icon == panels.BADGE_ICONS[verdict.word]
+    assert panels.BADGE_LEGEND in texts(at)
     at.session_state["at_methods_row_trust_3"] = True  # open Guided Backprop's detail
     at.run()
     assert not at.exception
@@ -189,6 +194,7 @@ def test_every_map_has_a_trust_badge_with_its_detail(reference_model, test_eval)
     assert "+conv1 random" in str(strip)  # the whole cascade, down to conv1
     curves = next(s for s in specs if any("deletion: this map" in t.get("name", "") for t in s["data"]))
     assert len(curves["data"]) == 8  # deletion and insertion, four orders each
+    assert "**Data randomisation**" in texts(at)  # its network is queued for training, or shown
 
 
 def test_gradcam_on_fc1_is_explained_not_a_traceback(reference_model):
@@ -246,20 +252,21 @@ def test_bad_upload_gets_a_message(reference_model, name, content, message):
     assert any(message in e.value and name in e.value for e in at.error), [e.value for e in at.error]
 
 
-def test_scorecard_page_computes_in_the_background_then_shows_the_table(tmp_path, monkeypatch, reference_model):
+def test_scorecard_page_computes_in_the_background_then_shows_the_table(model_cache, monkeypatch, reference_model):
+    """Seed 0 and the shared test cache: the shuffled-label network is the one test_train trains."""
     from core import scorecard
     from dashboard import cache
 
-    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
     monkeypatch.setattr(scorecard, "DIGITS", 20)
-    trained = load_or_train(tiny_config(seed=51), root=tmp_path)
+    trained = load_or_train(tiny_config(seed=0), root=model_cache)
+    tmp_path = model_cache
     at = open_app("app_pages/trust.py", model=trained.info.key)
     assert "No scorecard for these weights yet" in texts(at)
     next(b for b in at.button if b.label == "Compute the scorecard").click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     key = f"scorecard:{trained.info.key}"
-    for _ in range(600):  # the background task, at most a minute
+    for _ in range(1800):  # the background task (the shuffled-label network's 15 s included), at most 3 min
         status = cache.heavy_work().status(key)
         if status.state in ("done", "failed"):
             break

@@ -48,7 +48,7 @@ def card_with(values: dict[str, dict[str, float]]) -> Scorecard:
     rows = {
         method: {key: Cell(row.get(key, 0.0), 0.0, 0.0, 10) for key, *_ in COLUMNS} for method, row in values.items()
     }
-    return Scorecard("0123456789abcdef", 10, 2, 1.0, rows)
+    return Scorecard("0123456789abcdef", 10, 2, 1.0, rows, "Not scored: the network did not fit.")
 
 
 def test_best_ranking_and_words_follow_the_numbers():
@@ -67,16 +67,32 @@ def test_best_ranking_and_words_follow_the_numbers():
 
 
 @pytest.mark.slow
-def test_cli_computes_once_then_reads_the_cache(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
-    trained = load_or_train(tiny_config(seed=61), root=tmp_path)
+def test_cli_computes_once_then_reads_the_cache(model_cache, monkeypatch, capsys):
+    """On a fresh model every column has a number, data randomisation included (seed 0: the
+    shuffled-label network is shared with test_train's, trained once per test run)."""
+    trained = load_or_train(tiny_config(seed=0), root=model_cache)
     assert scorecard.main(["--model", trained.info.key, "--digits", "12"]) == 0
     out = capsys.readouterr().out
     assert "Over 12 test digits" in out and "Guided Backprop" in out
-    path = next((tmp_path / "models" / trained.info.key).glob("scorecard_epoch01_12_*.json"))
+    path = next((model_cache / "models" / trained.info.key).glob("scorecard_epoch01_12_*.json"))
     monkeypatch.setattr(scorecard, "compute", lambda *a, **k: pytest.fail("recomputed instead of read"))
-    card = scorecard.load_or_compute(ModelRef(trained.info.key), 12, root=tmp_path)
+    card = scorecard.load_or_compute(ModelRef(trained.info.key), 12, root=model_cache)
     assert card.digits == 12 and path.is_file()
+    assert all(row["data_randomisation"].n > 0 for row in card.rows.values() if row["uninformative"].mean < 1)
+    assert "memorised" in card.shuffled
+
+
+def test_summary_says_why_data_randomisation_is_not_scored():
+    card = card_with({"A": {"data_randomisation": math.nan}})
+    card = Scorecard(
+        card.model,
+        10,
+        2,
+        1.0,
+        {"A": {**card.rows["A"], "data_randomisation": Cell(math.nan, math.nan, math.nan, 0)}},
+        card.shuffled,
+    )
+    assert "The data-randomisation check is not scored. Not scored: the network did not fit." in card.summary()
 
 
 def test_cli_names_a_missing_model(tmp_path, monkeypatch, capsys):

@@ -174,7 +174,8 @@ def test_cli_rejects_unknown_device(capsys):
 
 
 def test_shuffled_labels_learn_nothing_about_digits(tmp_path):
-    """The data-randomisation model: the same recipe on permuted labels stays near chance."""
+    """Permuted labels stay near chance on the test set; the check's network is tested and
+    saved after its last epoch only."""
     from core.config import recipe
 
     config = recipe("default", train_limit=5000, epochs=2)  # enough to learn digits in a second or two
@@ -183,3 +184,46 @@ def test_shuffled_labels_learn_nothing_about_digits(tmp_path):
     assert shuffled.info.key != normal.info.key
     assert shuffled.info.test_accuracy < 0.2 and normal.info.test_accuracy > 0.8
     assert "shuffled labels" in shuffled.info.label
+    assert [r["test_accuracy"] is None for r in shuffled.history] == [True, False]
+    assert sorted(p.name for p in shuffled.info.folder.glob("*.safetensors")) == [checkpoints.epoch_file(2)]
+    assert 0.0 <= shuffled.info.fit_accuracy <= 1.0 and normal.info.fit_accuracy is None
+
+
+@pytest.mark.slow
+def test_shuffled_label_network_memorises_its_labels(model_cache):
+    """The data-randomisation check's network fits its shuffled labels (recorded in meta.json,
+    and the same when re-counted by hand), reads the test set at chance, and is not constant."""
+    from core.config import MIN_FIT, recipe, shuffled_labels_config
+    from core.train import shuffled_label_network, training_labels
+
+    network = shuffled_label_network(recipe("default"), root=model_cache)
+    config = shuffled_labels_config(recipe("default"))
+    trained = load_or_train(config, root=model_cache)  # from the cache now
+    assert not trained.trained_now and network.model is not None and not network.missing
+    data = load_mnist()
+    labels = training_labels(config, data)
+    assert len(labels) == config.train_limit and not torch.equal(labels, torch.from_numpy(data.train.labels[:2000]))
+    preds = predict_logits(network.model, to_tensor(data.train.images[: config.train_limit])).argmax(1)
+    by_hand = (preds == labels).float().mean().item()
+    assert trained.info.fit_accuracy == pytest.approx(by_hand) and by_hand >= MIN_FIT
+    assert trained.info.test_accuracy < 0.2
+    assert len(preds.unique()) == 10  # not a constant output
+    assert f"{by_hand:.0%} of its shuffled labels" in network.message
+
+
+def test_a_shuffled_label_network_that_did_not_fit_is_refused(tmp_path, monkeypatch):
+    from core import train as train_module
+    from core.config import SHUFFLED_LABELS, recipe
+
+    config = recipe("reference")
+    missing = train_module.shuffled_label_network(config, root=tmp_path, train_if_missing=False)
+    assert missing.missing and missing.model is None and "not trained yet" in missing.message
+    # One epoch on 300 digits cannot memorise 300 random labels.
+    monkeypatch.setattr(
+        train_module,
+        "shuffled_labels_config",
+        lambda c: SHUFFLED_LABELS.replace(seed=c.seed, epochs=1, train_limit=300),
+    )
+    refused = train_module.shuffled_label_network(config, root=tmp_path)
+    assert refused.model is None and not refused.missing
+    assert "did not memorise its labels" in refused.message and "at least 70%" in refused.message

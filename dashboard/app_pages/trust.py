@@ -49,6 +49,10 @@ def render(view: View) -> None:
         "already reads as some class. Max-sensitivity: how much the map changes under ±2% pixel noise. "
         f"Computed for {card.model} in {card.seconds:.0f} s."
     )
+    st.caption(
+        "Data randomisation (Adebayo et al. 2018): how alike the map's ink pixels rank with the map of a network "
+        f"that memorised random labels (lower is better). {card.shuffled}"
+    )
 
 
 def _compute(view: View) -> None:
@@ -58,7 +62,7 @@ def _compute(view: View) -> None:
         if status is not None:
             st.error(f"Computing the scorecard failed: {status.error}", icon=":material/error:")
         st.info(
-            f"No scorecard for these weights yet. Computing it takes about a minute on two CPU cores "
+            f"No scorecard for these weights yet. Computing it takes about two minutes on two CPU cores "
             f"({scorecard.DIGITS} digits × {len(scorecard.COLUMNS)} checks × every method); it runs in the "
             "background, is shared with everyone on this server and is kept on disk beside the model."
         )
