@@ -183,6 +183,13 @@ def load_weights(path: Path, expected_sha256: str | None) -> MnistCNN:
     return model.eval()
 
 
+def safetensors_metadata(data: bytes) -> dict:
+    """The ``__metadata__`` of a safetensors file's header (8-byte length, then JSON): the
+    labels (model key, epoch, split, data) a cached artefact is verified by."""
+    size = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + size]).get("__metadata__") or {}
+
+
 def write_json(path: Path, value: object) -> None:
     atomic_write(path, json.dumps(value, indent=2).encode())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -132,19 +131,13 @@ def load_or_evaluate(
         try:
             data = path.read_bytes()
             logits = load_safetensors(data)["logits"].numpy()
-            if _metadata(data) == labels and logits.shape == (len(split), NUM_CLASSES):
+            if checkpoints.safetensors_metadata(data) == labels and logits.shape == (len(split), NUM_CLASSES):
                 return Evaluation(logits=logits, labels=split.labels)
         except (OSError, SafetensorError, KeyError, ValueError):
             pass  # damaged cache: recompute below and overwrite it
     evaluation = evaluate(model, split)
     checkpoints.atomic_write(path, save_safetensors({"logits": torch.from_numpy(evaluation.logits)}, metadata=labels))
     return evaluation
-
-
-def _metadata(data: bytes) -> dict:
-    """The ``__metadata__`` of a safetensors file's header (8-byte length, then JSON)."""
-    size = int.from_bytes(data[:8], "little")
-    return json.loads(data[8 : 8 + size]).get("__metadata__") or {}
 
 
 SORT_ORDERS = ("index", "confidence, lowest first", "confidence, highest first", "loss, highest first")

@@ -1,0 +1,508 @@
+import copy
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as save_safetensors
+
+from core import checkpoints
+from core.activations import layer_outputs
+from core.data import Split, load_mnist, to_tensor
+from core.model import CONV_LAYERS, LAYER_NAMES, MNIST_MEAN, MNIST_STD, MnistCNN
+from core.units import (
+    POOL_LAYERS,
+    UNIT_LAYERS,
+    ActivationIndex,
+    _tail,
+    ablation_accuracy,
+    activation_index,
+    conv_step,
+    feature_visualisation,
+    grid_size,
+    load_or_compute_index,
+    pool_step,
+    receptive_field,
+)
+from tests.test_activations import _forbid_hooks
+
+SPATIAL = ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2")
+KEY = "0123456789abcdef"
+FINGERPRINT = load_mnist().fingerprint
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run as the dashboard does (dashboard/Home.py): one torch thread, which on a busy machine is
+    many times faster than two. Per test, so the session's reference model trains as it always does."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def net() -> MnistCNN:
+    torch.manual_seed(0)
+    return MnistCNN().eval()
+
+
+@pytest.fixture(scope="module")
+def mnist_test() -> Split:
+    return load_mnist().test
+
+
+@pytest.fixture(scope="module")
+def small_split(mnist_test) -> Split:
+    return Split(mnist_test.images[:300], mnist_test.labels[:300])
+
+
+def _state(model: torch.nn.Module) -> dict:
+    """Everything about a model that must not change: weights, gradient flags, mode."""
+    return {
+        "weights": {k: v.clone() for k, v in model.state_dict().items()},
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "training": [m.training for m in model.modules()],
+    }
+
+
+def _assert_unchanged(model: torch.nn.Module, before: dict) -> None:
+    after = _state(model)
+    assert after["requires_grad"] == before["requires_grad"] and after["training"] == before["training"]
+    assert all(torch.equal(after["weights"][k], v) for k, v in before["weights"].items())
+    assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules())
+
+
+# --- Geometry -------------------------------------------------------------------------
+
+
+def test_grid_and_field_sizes_follow_the_modules(net):
+    shapes = {name: value.shape for name, value in layer_outputs(net, torch.zeros(1, 1, 28, 28)).items()}
+    for layer in SPATIAL:
+        assert grid_size(layer) == shapes[layer][2:]
+    assert grid_size("fc1") == grid_size("fc2") == (1, 1)
+    # The sizes and jumps the note derives by hand: R += (k - 1) * J, J *= stride.
+    expected = {"conv1": (3, 1), "conv2": (5, 1), "pool1": (6, 2), "conv3": (10, 2), "conv4": (14, 2), "pool2": (16, 4)}
+    for layer, (size, jump) in expected.items():
+        rows, cols = grid_size(layer)
+        assert receptive_field(layer, 0, 0) == (0, 0, size, size)
+        assert receptive_field(layer, 1, 2) == (jump, 2 * jump, size, size)
+        assert receptive_field(layer, rows - 1, cols - 1) == (28 - size, 28 - size, size, size)  # ends at the edge
+    assert receptive_field("fc1", 0, 0) == (0, 0, 28, 28)
+    with pytest.raises(ValueError, match="outside conv4's 8x8 grid"):
+        receptive_field("conv4", 8, 0)
+    with pytest.raises(ValueError, match="unknown layer"):
+        grid_size("conv5")
+
+
+def _gradient_support(model: MnistCNN, images: torch.Tensor, layer: str, row: int, col: int) -> torch.Tensor:
+    """bool (28, 28): pixels with a nonzero input gradient for any channel of (row, col) on any image."""
+    channels = layer_outputs(model, images[:1])[layer].shape[1]
+    x = images.repeat_interleave(channels, 0).requires_grad_(True)  # image b, channel c at row b * C + c
+    out = model.taps(x)[layer]
+    picked = out[torch.arange(len(x)), torch.arange(channels).repeat(len(images)), row, col]
+    (grad,) = torch.autograd.grad(picked.sum(), x)  # each row's gradient comes from its own channel only
+    return (grad != 0).any(dim=0)[0]
+
+
+def _box(layer: str, row: int, col: int) -> torch.Tensor:
+    top, left, height, width = receptive_field(layer, row, col)
+    box = torch.zeros(28, 28, dtype=torch.bool)
+    box[top : top + height, left : left + width] = True
+    return box
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", SPATIAL)
+def test_receptive_field_is_where_the_gradient_reaches(reference_model, mnist_test, layer):
+    """On noise, the gradient of a position (every channel, a few images) covers exactly its box.
+
+    On real digits it never leaves the box, and over the ink at the centre it fills it; at the
+    black corners it does not: equal values tie in max pooling, which routes the gradient to
+    the first of them, and ReLUs switch whole channels off there.
+    """
+    model = reference_model.model
+    rows, cols = grid_size(layer)
+    positions = [(0, 0), (rows - 1, cols - 1), (rows // 2, cols // 2), (1, cols - 2), (rows - 1, 0)]
+    noise = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    digits = to_tensor(mnist_test.images[:8])
+    for row, col in positions:
+        box = _box(layer, row, col)
+        assert torch.equal(_gradient_support(model, noise, layer, row, col), box), (row, col)
+        support = _gradient_support(model, digits, layer, row, col)
+        assert not (support & ~box).any(), (row, col)
+        if (row, col) == (rows // 2, cols // 2):
+            assert torch.equal(support, box)
+
+
+# --- Activation index -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_index_is_a_per_digit_maximum_mean_and_place(reference_model, small_split):
+    images = to_tensor(small_split.images)
+    index = activation_index(reference_model.model, images, batch_size=128)  # 3 batches, the last one short
+    outputs = layer_outputs(reference_model.model, images)
+    assert len(index) == 300
+    for layer in UNIT_LAYERS:
+        flat = outputs[layer].reshape(300, outputs[layer].shape[1], -1)  # (N, C, h*w); fc1 (N, C, 1)
+        assert index.maximum[layer].dtype == index.mean[layer].dtype == np.float32
+        assert index.position[layer].dtype == np.int16 and index.maximum[layer].shape == flat.shape[:2]
+        assert np.array_equal(index.maximum[layer], flat.max(axis=2))
+        assert np.array_equal(index.position[layer], flat.argmax(axis=2))  # first place on ties, as argmax
+        # Only the order of the additions differs (torch's mean, numpy's pairwise sum).
+        np.testing.assert_allclose(index.mean[layer], flat.mean(axis=2), rtol=1e-6, atol=1e-5)
+        for unit in (0, flat.shape[1] - 1):
+            best = flat[:, unit].max(axis=1)
+            assert index.top_digits(layer, unit, k=10).tolist() == np.lexsort((np.arange(300), -best))[:10].tolist()
+            assert index.firing_share(layer, unit) == pytest.approx((best > 0).mean())
+            per_class = [flat[small_split.labels == d, unit].mean() for d in range(10)]
+            np.testing.assert_allclose(index.mean_per_class(layer, unit, small_split.labels), per_class, rtol=1e-5)
+    assert not index.position["fc1"].any()
+    digit, unit = 7, 3
+    row, col = index.peak("conv3", unit, digit)
+    assert outputs["conv3"][digit, unit, row, col] == pytest.approx(float(index.maximum["conv3"][digit, unit]))
+
+
+def test_index_questions_by_hand():
+    """Ties go to the lower index; a class without digits has no mean; fc1 has no place."""
+    maximum = {layer: np.zeros((5, 2), dtype=np.float32) for layer in UNIT_LAYERS}
+    maximum["conv4"][:, 1] = [0.5, 2.0, 0.5, 0.0, 2.0]
+    mean = {layer: np.zeros((5, 2), dtype=np.float32) for layer in UNIT_LAYERS}
+    mean["conv4"][:, 1] = [1.0, 2.0, 3.0, 4.0, 6.0]
+    position = {layer: np.zeros((5, 2), dtype=np.int16) for layer in UNIT_LAYERS}
+    position["conv4"][1, 1] = 8 * 3 + 5  # row 3, col 5 of the 8x8 grid
+    index = ActivationIndex(maximum=maximum, mean=mean, position=position)
+    assert index.top_digits("conv4", 1, k=4).tolist() == [1, 4, 0, 2]
+    assert index.top_digits("conv4", 1).dtype == np.int64 and len(index.top_digits("conv4", 1)) == 5
+    assert index.firing_share("conv4", 1) == 0.8
+    assert index.firing_share("conv4", 0) == 0.0  # a dead unit
+    per_class = index.mean_per_class("conv4", 1, np.array([0, 0, 1, 1, 9]))
+    assert per_class[:2].tolist() == [1.5, 3.5] and per_class[9] == 6.0 and np.isnan(per_class[2:9]).all()
+    assert index.peak("conv4", 1, 1) == (3, 5)
+    with pytest.raises(ValueError, match="unknown layer"):
+        index.top_digits("pool2", 0)
+
+
+def test_progress_is_reported_per_batch(net, small_split):
+    seen = []
+    activation_index(net, to_tensor(small_split.images), batch_size=100, progress=lambda f, t: seen.append((f, t)))
+    assert [f for f, _ in seen] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert seen[-1][1].endswith("300 of 300 digits")
+
+
+class MustNotRun(MnistCNN):
+    """The real layers, but a forward pass fails: proves a cache hit."""
+
+    def taps(self, x):
+        raise AssertionError("recomputed instead of reading the cached index")
+
+
+def _read(path):
+    with safe_open(path, "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()  # noqa: SIM118 (safe_open is not a dict)
+
+
+def _assert_same_index(a: ActivationIndex, b: ActivationIndex) -> None:
+    for field in ("maximum", "mean", "position"):
+        for layer in UNIT_LAYERS:
+            assert np.array_equal(getattr(a, field)[layer], getattr(b, field)[layer]), (field, layer)
+
+
+LABELS = {"key": KEY, "epoch": "2", "split": "test", "data": FINGERPRINT}
+
+
+def test_index_is_cached_beside_the_checkpoint(tmp_path, net, small_split):
+    folder = tmp_path / KEY
+    seen = []
+    first = load_or_compute_index(
+        net, small_split, "test", folder, 2, FINGERPRINT, progress=lambda f, t: seen.append(f)
+    )
+    path = folder / checkpoints.activation_index_file(2, "test", FINGERPRINT)
+    assert path.name == f"activation_index_epoch02_test_{FINGERPRINT[:16]}.safetensors"
+    assert [p.name for p in folder.iterdir()] == [path.name] and seen[-1] == 1.0
+    tensors, metadata = _read(path)
+    assert metadata == LABELS
+    assert set(tensors) == {f"{layer}.{field}" for layer in UNIT_LAYERS for field in ("maximum", "mean", "position")}
+    _assert_same_index(first, activation_index(net, to_tensor(small_split.images)))
+
+    again = load_or_compute_index(MustNotRun(), small_split, "test", folder, 2, FINGERPRINT)
+    _assert_same_index(first, again)
+    with pytest.raises(ValueError, match="unknown split"):
+        load_or_compute_index(net, small_split, "validation", folder, 2, FINGERPRINT)
+
+
+def _tensors(model, split) -> dict[str, torch.Tensor]:
+    """An index as the cache file stores it."""
+    index = activation_index(model, to_tensor(split.images))
+    return {
+        f"{layer}.{field}": torch.from_numpy(getattr(index, field)[layer])
+        for layer in UNIT_LAYERS
+        for field in ("maximum", "mean", "position")
+    }
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [{"key": "fedcba9876543210"}, {"epoch": "1"}, {"split": "train"}, {"data": "f" * 64}, {"extra": "x"}, None],
+    ids=["key", "epoch", "split", "data", "extra", "no-labels"],
+)
+def test_an_index_with_other_labels_is_recomputed(tmp_path, net, small_split, wrong):
+    folder = tmp_path / KEY
+    folder.mkdir()
+    path = folder / checkpoints.activation_index_file(2, "test", FINGERPRINT)
+    other_model = _tensors(MnistCNN(), small_split)  # numbers that must not be served
+    path.write_bytes(save_safetensors(other_model, metadata=None if wrong is None else {**LABELS, **wrong}))
+    index = load_or_compute_index(net, small_split, "test", folder, 2, FINGERPRINT)
+    expected = activation_index(net, to_tensor(small_split.images))
+    _assert_same_index(index, expected)
+    _, written = _read(path)  # overwritten with the right index and labels
+    assert written == LABELS
+    _assert_same_index(load_or_compute_index(MustNotRun(), small_split, "test", folder, 2, FINGERPRINT), expected)
+
+
+@pytest.mark.parametrize(
+    "damage", ["rows", "units", "dtype", "missing", "extra", "truncated", "junk", "empty"], ids=str
+)
+def test_a_damaged_or_misshapen_index_is_recomputed(tmp_path, net, small_split, damage):
+    folder = tmp_path / KEY
+    folder.mkdir()
+    path = folder / checkpoints.activation_index_file(2, "test", FINGERPRINT)
+    tensors = _tensors(net, small_split)
+    if damage == "rows":
+        tensors["conv2.maximum"] = tensors["conv2.maximum"][:299]
+    elif damage == "units":
+        tensors["fc1.mean"] = tensors["fc1.mean"][:, :19].contiguous()
+    elif damage == "dtype":
+        tensors["conv4.position"] = tensors["conv4.position"].long()
+    elif damage == "missing":
+        del tensors["conv1.mean"]
+    elif damage == "extra":
+        tensors["conv5.maximum"] = torch.zeros(300, 4)
+    data = save_safetensors(tensors, metadata=LABELS)
+    content = {"truncated": data[: len(data) // 2], "junk": b"junk", "empty": b""}.get(damage, data)
+    path.write_bytes(content)
+    index = load_or_compute_index(net, small_split, "test", folder, 2, FINGERPRINT)
+    _assert_same_index(index, activation_index(net, to_tensor(small_split.images)))
+    written, metadata = _read(path)
+    assert metadata == LABELS and set(written) == set(_tensors(net, small_split))
+
+
+# --- One value, step by step ----------------------------------------------------------
+
+
+def test_conv_step_by_hand():
+    """A hand-set conv1: the window is the normalised pixels, products are not flipped."""
+    model = MnistCNN().eval()
+    with torch.no_grad():
+        model.conv1.weight.zero_()
+        model.conv1.weight[2, 0] = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 2.0], [0.0, 0.0, 0.0]])
+        model.conv1.bias[2] = -0.5
+    image = torch.zeros(1, 1, 28, 28)
+    image[0, 0, 6, 9] = 1.0  # right of the centre of the window at (5, 7)
+    step = conv_step(model, image, "conv1", 2, 5, 7)
+    black, white = -MNIST_MEAN / MNIST_STD, (1 - MNIST_MEAN) / MNIST_STD
+    expected_patch = np.full((1, 3, 3), black, dtype=np.float32)
+    expected_patch[0, 1, 2] = white
+    np.testing.assert_allclose(step.patch, expected_patch, rtol=1e-6)
+    assert step.source == "input" and step.kernel.shape == (1, 3, 3) and step.bias == pytest.approx(-0.5)
+    assert step.channel_sums.tolist() == pytest.approx([2 * white])
+    assert step.pre_relu == pytest.approx(2 * white - 0.5, rel=1e-6)
+    assert step.value == pytest.approx(2 * white - 0.5, rel=1e-6)
+    shifted = conv_step(model, image, "conv1", 2, 5, 8)  # the white pixel now under a zero weight
+    assert shifted.pre_relu == pytest.approx(2 * black - 0.5, rel=1e-6) and shifted.value == 0.0
+
+
+def _reference_pre_relu(model, layer, images):
+    """``layer``'s output before its ReLU (B, C, h, w), fc1 (B, 20), computed here from the taps; and the taps."""
+    with torch.no_grad():
+        taps = model.taps(images)
+        if layer == "conv1":
+            source = (images - MNIST_MEAN) / MNIST_STD
+        else:
+            source = taps[LAYER_NAMES[LAYER_NAMES.index(layer) - 1]]
+        if layer == "fc1":
+            source = torch.flatten(source, 1)
+        return getattr(model, layer)(source), taps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", CONV_LAYERS)
+def test_conv_step_adds_up_to_the_taps(reference_model, mnist_test, layer):
+    model = reference_model.model
+    rng = np.random.default_rng(0)
+    rows, cols = grid_size(layer)
+    channels = getattr(model, layer).out_channels
+    for digit in range(3):
+        image = to_tensor(mnist_test.images[digit : digit + 1])
+        pre, taps = _reference_pre_relu(model, layer, image)
+        for _ in range(40):
+            channel, row, col = rng.integers(channels), rng.integers(rows), rng.integers(cols)
+            step = conv_step(model, image, layer, int(channel), int(row), int(col))
+            assert step.value == pytest.approx(float(taps[layer][0, channel, row, col]), abs=1e-5)
+            before_relu = float(pre[0, channel, row, col])
+            assert float(step.channel_sums.sum()) + step.bias == pytest.approx(before_relu, abs=1e-5)
+            assert step.pre_relu == pytest.approx(before_relu, abs=1e-5)
+            np.testing.assert_allclose(step.products, step.patch * step.kernel, rtol=1e-6)
+            np.testing.assert_allclose(step.channel_sums, step.products.sum(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+            assert step.kernel.shape == step.patch.shape == (getattr(model, layer).in_channels, 3, 3)
+    expected_source = {"conv1": "input", "conv2": "conv1", "conv3": "pool1", "conv4": "conv3"}[layer]
+    assert step.source == expected_source
+    if layer == "conv3":  # its window is pool1's output, not conv2's
+        window = taps["pool1"][0, :, row : row + 3, col : col + 3].numpy()
+        np.testing.assert_array_equal(step.patch, window)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", POOL_LAYERS)
+def test_pool_step_is_the_block_maximum(reference_model, mnist_test, layer):
+    model = reference_model.model
+    source = {"pool1": "conv2", "pool2": "conv4"}[layer]
+    rng = np.random.default_rng(1)
+    rows, cols = grid_size(layer)
+    for digit in range(3):
+        image = to_tensor(mnist_test.images[digit : digit + 1])
+        outputs = layer_outputs(model, image)
+        for _ in range(40):
+            channel, row, col = (
+                int(v) for v in (rng.integers(outputs[layer].shape[1]), rng.integers(rows), rng.integers(cols))
+            )
+            step = pool_step(model, image, layer, channel, row, col)
+            assert step.value == pytest.approx(float(outputs[layer][0, channel, row, col]), abs=1e-5)
+            block = outputs[source][0, channel, 2 * row : 2 * row + 2, 2 * col : 2 * col + 2]
+            np.testing.assert_array_equal(step.block, block)
+            assert step.block[step.winner] == step.value and step.source == source
+
+
+def test_steps_refuse_what_they_cannot_show(net):
+    image = torch.zeros(1, 1, 28, 28)
+    with pytest.raises(ValueError, match="unknown layer"):
+        conv_step(net, image, "pool1", 0, 0, 0)
+    with pytest.raises(ValueError, match=r"units 0\.\.3"):
+        conv_step(net, image, "conv1", 4, 0, 0)
+    with pytest.raises(ValueError, match="outside conv4"):
+        conv_step(net, image, "conv4", 0, 8, 0)
+    with pytest.raises(ValueError, match="one image"):
+        pool_step(net, torch.zeros(2, 1, 28, 28), "pool1", 0, 0, 0)
+
+
+# --- Ablation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layer", LAYER_NAMES[:-1])
+def test_the_tail_of_the_network_is_the_forward_pass(net, layer):
+    """Ablation reruns the modules after a layer in registration order: that must be forward order."""
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        taps = net.taps(x)
+        np.testing.assert_allclose(_tail(net, layer, taps[layer]).numpy(), taps["fc2"].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def _per_class_accuracy(model, images, labels):
+    with torch.no_grad():
+        preds = model(images).argmax(dim=1).numpy()
+    return np.array([(preds[labels == d] == d).mean() for d in range(10)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("layer", "unit"), [("conv1", 2), ("conv2", 5), ("conv3", 1), ("conv4", 3), ("fc1", 17)])
+def test_ablation_equals_a_zeroed_copy(reference_model, mnist_test, layer, unit):
+    model = reference_model.model
+    images, labels = to_tensor(mnist_test.images[:400]), mnist_test.labels[:400]
+    before_state = _state(model)
+    before, after = ablation_accuracy(model, images, labels, layer, unit, batch_size=150)
+    _assert_unchanged(model, before_state)
+
+    zeroed = copy.deepcopy(model)
+    with torch.no_grad():
+        getattr(zeroed, layer).weight[unit] = 0.0
+        getattr(zeroed, layer).bias[unit] = 0.0
+    assert np.array_equal(before, _per_class_accuracy(model, images, labels))
+    assert np.array_equal(after, _per_class_accuracy(zeroed, images, labels))
+    assert before.dtype == after.dtype == np.float64 and before.shape == (10,)
+
+
+@pytest.mark.slow
+def test_ablation_can_hurt(reference_model, mnist_test):
+    """The test above has teeth: removing fc1's most used unit costs accuracy somewhere."""
+    images, labels = to_tensor(mnist_test.images[:400]), mnist_test.labels[:400]
+    index = activation_index(reference_model.model, images)
+    busiest = int(index.mean["fc1"].mean(axis=0).argmax())
+    before, after = ablation_accuracy(reference_model.model, images, labels, "fc1", busiest)
+    assert (after < before).any()
+
+
+def test_ablation_of_an_absent_class_is_nan(net):
+    images = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    before, after = ablation_accuracy(net, images, torch.tensor([0, 0, 1, 1, 2, 2]), "conv2", 0)
+    assert np.isnan(before[3:]).all() and np.isnan(after[3:]).all() and not np.isnan(before[:3]).any()
+
+
+# --- Feature visualisation ------------------------------------------------------------
+
+
+def test_feature_visualisation_is_seeded_and_leaves_the_model_alone(net):
+    before_state = _state(net)
+    global_rng = torch.get_rng_state()
+    first = feature_visualisation(net, "conv4", steps=15, seed=3)
+    assert first.images.shape == (32, 28, 28) and first.images.dtype == np.float32
+    assert first.activation.shape == (32,) and first.activation.dtype == np.float32
+    assert first.images.min() >= 0.0 and first.images.max() <= 1.0
+    assert "\n" not in first.how and "conv4" in first.how and "seed 3" in first.how
+    assert np.array_equal(first.images, feature_visualisation(net, "conv4", steps=15, seed=3).images)
+    assert not np.array_equal(first.images, feature_visualisation(net, "conv4", steps=15, seed=4).images)
+    assert torch.equal(torch.get_rng_state(), global_rng)  # a private generator
+    _assert_unchanged(net, before_state)
+    assert feature_visualisation(net, "fc1", steps=2).images.shape == (20, 28, 28)
+
+
+def test_feature_visualisation_works_inside_inference_mode(net):
+    """A caller (a cached page function) may hold inference mode; the optimisation still runs."""
+    with torch.inference_mode():
+        inside = feature_visualisation(net, "conv1", steps=5)
+    assert np.array_equal(inside.images, feature_visualisation(net, "conv1", steps=5).images)
+
+
+def _centre_pre_relu(model, layer, images):
+    """(B, C) pre-ReLU values at the grid's centre (fc1: the units)."""
+    pre, _ = _reference_pre_relu(model, layer, images)
+    return (pre if pre.dim() == 2 else pre[:, :, pre.shape[2] // 2, pre.shape[3] // 2]).numpy()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", UNIT_LAYERS)
+def test_each_image_excites_its_own_unit(reference_model, mnist_test, layer):
+    model = reference_model.model
+    made = feature_visualisation(model, layer)
+    on_images = _centre_pre_relu(model, layer, torch.from_numpy(made.images)[:, None])  # (image, unit)
+    own = np.diag(on_images)
+    np.testing.assert_allclose(made.activation, own, rtol=1e-5, atol=1e-5)
+    on_digits = _centre_pre_relu(model, layer, to_tensor(mnist_test.images[:1000]))
+    assert (own > on_digits.mean(axis=0)).all()  # every unit, above the average test digit
+    others = np.where(np.eye(len(own), dtype=bool), -np.inf, on_images).max(axis=0)  # best other image per unit
+    assert (own > others).mean() > 0.5  # for most units, its own image beats every other unit's
+
+
+# --- Sharing one model ----------------------------------------------------------------
+
+
+def test_many_threads_share_one_model(net, small_split, monkeypatch):
+    """Every function only reads the shared model: no hooks, and each caller gets its own answer."""
+    images, labels = to_tensor(small_split.images[:64]), small_split.labels[:64]
+    before_state = _state(net)
+    jobs = [
+        lambda: activation_index(net, images).maximum["conv3"],
+        lambda: conv_step(net, images[5:6], "conv3", 4, 2, 7).products,
+        lambda: pool_step(net, images[6:7], "pool2", 9, 1, 3).block,
+        lambda: np.stack(ablation_accuracy(net, images, labels, "conv4", 7)),
+        lambda: feature_visualisation(net, "conv2", steps=10, seed=1).images,
+    ]
+    expected = [job() for job in jobs]
+    _forbid_hooks(monkeypatch)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(3):
+            results = list(pool.map(lambda job: job(), jobs))
+            for got, want in zip(results, expected, strict=True):
+                np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, equal_nan=True)
+    _assert_unchanged(net, before_state)
