@@ -26,6 +26,7 @@ navigation = st.navigation(
         ],
         "Inside the network": [
             st.Page("app_pages/feature_maps.py", title="Feature maps", icon=":material/layers:"),
+            st.Page("app_pages/units.py", title="Units", icon=":material/grain:"),
             st.Page("app_pages/attributions.py", title="Attributions", icon=":material/insights:"),
             st.Page("app_pages/trust.py", title="Which maps to trust", icon=":material/verified:"),
         ],

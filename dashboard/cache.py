@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core import checkpoints, explanation_checks, scorecard
+from core import checkpoints, explanation_checks, scorecard, units
 from core.activations import layer_outputs
 from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointInfo, ModelRef
@@ -295,3 +295,95 @@ def start_scorecard(ref: ModelRef) -> None:
     heavy_work().submit(
         f"scorecard:{ref}", lambda progress: scorecard.load_or_compute(ref, root=root, progress=progress)
     )
+
+
+# ---- units (the unit cards) -------------------------------------------------------------
+
+UNIT_SPLIT = "test"  # unit cards rank and average over the test digits
+
+
+def unit_index(trained: TrainedModel, epoch: int) -> units.ActivationIndex | None:
+    """The test split's activation index of these weights if it is on disk (read once per
+    server), else None: :func:`start_unit_index` computes it in the background."""
+    loaded_as = None if epoch == trained.info.epochs_done else epoch
+    try:
+        return _unit_index(str(cache_dir()), trained.info.key, epoch, loaded_as)
+    except LookupError:  # not computed yet: an exception, so Streamlit does not remember it
+        return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _unit_index(root: str, key: str, epoch: int, loaded_as: int | None) -> units.ActivationIndex:
+    trained = _model(root, key, loaded_as)
+    info = trained.info
+    if not (info.folder / checkpoints.activation_index_file(epoch, UNIT_SPLIT, info.data_fingerprint)).is_file():
+        raise LookupError("not indexed yet")
+    data = dataset(info.data_source)
+    return units.load_or_compute_index(
+        trained.model, data.test, UNIT_SPLIT, info.folder, epoch, data.fingerprint
+    )  # a verified read; a damaged file is recomputed here
+
+
+def unit_index_task(trained: TrainedModel, epoch: int) -> str:
+    return f"units:{trained.info.key}@{epoch}"
+
+
+def start_unit_index(trained: TrainedModel, epoch: int) -> None:
+    """Index every unit over the test digits in the background (about 1.5 s; once per epoch)."""
+    info = trained.info
+    model = _model(str(cache_dir()), info.key, None if epoch == info.epochs_done else epoch).model
+    data = dataset(info.data_source)
+    heavy_work().submit(
+        unit_index_task(trained, epoch),
+        lambda progress: units.load_or_compute_index(
+            model, data.test, UNIT_SPLIT, info.folder, epoch, data.fingerprint, progress=progress
+        ),
+    )
+
+
+def unit_ablation(ref: ModelRef, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each class's test accuracy with the unit intact and zeroed, float (10,) twice."""
+    return _unit_ablation(str(cache_dir()), ref.key, ref.epoch, layer, unit)
+
+
+@st.cache_data(max_entries=256, show_spinner="Zeroing the unit and rerunning the 10,000 test digits…")
+def _unit_ablation(root: str, key: str, epoch: int | None, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
+    trained = _model(root, key, epoch)
+    split = dataset(trained.info.data_source).test
+    with heavy_gate():
+        return units.ablation_accuracy(trained.model, to_tensor(split.images), split.labels, layer, unit)
+
+
+def feature_visualisation(ref: ModelRef, layer: str) -> units.FeatureVisualisation:
+    """One optimised image per unit of ``layer`` (the whole layer in one batch, once per server)."""
+    return _feature_visualisation(str(cache_dir()), ref.key, ref.epoch, layer)
+
+
+@st.cache_resource(show_spinner="Optimising an image for every unit of the layer (a few seconds, once)…")
+def _feature_visualisation(root: str, key: str, epoch: int | None, layer: str) -> units.FeatureVisualisation:
+    with heavy_gate():
+        return units.feature_visualisation(_model(root, key, epoch).model, layer)
+
+
+def conv_step(ref: ModelRef, pixels: bytes, layer: str, channel: int, row: int, col: int) -> units.ConvStep:
+    """One conv activation of one digit taken apart (patch, kernel, products, bias, ReLU)."""
+    return _conv_step(str(cache_dir()), ref.key, ref.epoch, pixels, layer, channel, row, col)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _conv_step(
+    root: str, key: str, epoch: int | None, pixels: bytes, layer: str, channel: int, row: int, col: int
+) -> units.ConvStep:
+    return units.conv_step(_model(root, key, epoch).model, _pixels_tensor(pixels), layer, channel, row, col)
+
+
+def pool_step(ref: ModelRef, pixels: bytes, layer: str, channel: int, row: int, col: int) -> units.PoolStep:
+    """One max-pool value of one digit: the 2x2 block it keeps the largest of."""
+    return _pool_step(str(cache_dir()), ref.key, ref.epoch, pixels, layer, channel, row, col)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _pool_step(
+    root: str, key: str, epoch: int | None, pixels: bytes, layer: str, channel: int, row: int, col: int
+) -> units.PoolStep:
+    return units.pool_step(_model(root, key, epoch).model, _pixels_tensor(pixels), layer, channel, row, col)

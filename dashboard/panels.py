@@ -104,9 +104,16 @@ def sample_detail(view: View, sample: Sample, image: np.ndarray, image_title: st
             key=f"detail_probs_{sample.split}",
             config=figures.CHART_CONFIG,
         )
+    digit_links(sample)
+
+
+def digit_links(sample: Sample) -> None:
+    """Links to the pages about the selected digit."""
     links = st.columns(2)
-    links[0].page_link("app_pages/feature_maps.py", label="Its feature maps", icon=":material/layers:")
-    links[1].page_link("app_pages/attributions.py", label="Why: its attributions", icon=":material/insights:")
+    links[0].page_link("app_pages/feature_maps.py", label=f"{sample.title}: its feature maps", icon=":material/layers:")
+    links[1].page_link(
+        "app_pages/attributions.py", label=f"{sample.title}: its attributions", icon=":material/insights:"
+    )
 
 
 def sample_picker(view: View, prefix: str) -> Sample:
@@ -168,6 +175,7 @@ def sample_picker(view: View, prefix: str) -> Sample:
 OTHER_PAGE = {  # a page about one digit links to the other one about it
     "fm": ("app_pages/attributions.py", "Why: its attributions", ":material/insights:"),
     "at": ("app_pages/feature_maps.py", "Its feature maps", ":material/layers:"),
+    "units": ("app_pages/feature_maps.py", "Its feature maps", ":material/layers:"),
 }
 
 

@@ -18,7 +18,20 @@ from core.checkpoints import CheckpointError, ModelRef
 from core.config import RECIPES
 from core.jobs import DONE
 from dashboard import cache
-from dashboard.view import DRAWN, FIRST, Sample, View, check_epoch, check_sample, from_query, to_query
+from dashboard.view import (
+    DRAWN,
+    FIRST,
+    FIRST_UNIT,
+    Sample,
+    Unit,
+    View,
+    check_epoch,
+    check_sample,
+    from_query,
+    to_query,
+    unit_from_query,
+    unit_to_query,
+)
 
 
 class NoModelError(RuntimeError):
@@ -26,6 +39,7 @@ class NoModelError(RuntimeError):
 
 
 _REF, _SAMPLE, _DRAWN, _WAIT, _VIEW = "view_ref", "view_sample", "drawn_image", "view_job", "view_resolved"
+_UNIT = "view_unit"  # the unit card's choice; None until a link or a click names one
 
 
 def resolve() -> tuple[View, list[str]]:
@@ -35,9 +49,13 @@ def resolve() -> tuple[View, list[str]]:
     warnings: list[str] = []
     models = {info.key: info for info in cache.cached_models()}
     if _REF not in st.session_state:  # a new session: take the model and digit from the link
-        ref, sample, warnings = from_query(st.query_params.to_dict(), models)
+        params = st.query_params.to_dict()
+        ref, sample, warnings = from_query(params, models)
+        unit, problem = unit_from_query(params)
+        warnings += problem
         st.session_state[_REF] = ref
         st.session_state[_SAMPLE] = sample
+        st.session_state[_UNIT] = unit if "layer" in params or "unit" in params else None
     ref: ModelRef | None = st.session_state[_REF]
     if ref is None:
         ref = _default_ref(models)
@@ -84,7 +102,15 @@ def resolve() -> tuple[View, list[str]]:
     drawn = st.session_state.get(_DRAWN)
     sample, problem = check_sample(st.session_state[_SAMPLE], data, drawn is not None)
     st.session_state[_SAMPLE] = sample
-    view = View(ref=ref, trained=trained, data=data, sample=sample, drawn=drawn, job=job if trained is None else None)
+    view = View(
+        ref=ref,
+        trained=trained,
+        data=data,
+        sample=sample,
+        drawn=drawn,
+        job=job if trained is None else None,
+        unit=st.session_state.get(_UNIT) or FIRST_UNIT,
+    )
     st.session_state[_VIEW] = view
     return view, warnings + problem
 
@@ -133,6 +159,11 @@ def select_drawn(image: np.ndarray) -> None:
     st.session_state[_SAMPLE] = Sample(DRAWN, 0)
 
 
+def select_unit(unit: Unit) -> None:
+    """Make ``unit`` (and its position, if any) the unit card's choice."""
+    st.session_state[_UNIT] = unit
+
+
 def use_model(ref: ModelRef) -> None:
     """Switch to other weights; the sample is checked against their data on the next run."""
     st.session_state[_REF] = ref
@@ -144,11 +175,14 @@ def selected() -> Sample:
 
 
 def sync_url() -> None:
-    """Write the model and the selected sample to the query string (after the page ran)."""
+    """Write the model, the selected sample and the unit card's choice to the query string
+    (after the page ran)."""
     params = to_query(st.session_state.get(_REF), selected())
+    if st.session_state.get(_UNIT) is not None:
+        params |= unit_to_query(st.session_state[_UNIT])
     for name, value in params.items():
         if st.query_params.get(name) != value:
             st.query_params[name] = value
     for name in set(st.query_params) - set(params):
-        if name in ("model", "split", "index"):
+        if name in ("model", "split", "index", "layer", "unit", "at"):
             del st.query_params[name]

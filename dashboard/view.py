@@ -17,7 +17,9 @@ import numpy as np
 from core.checkpoints import CheckpointInfo, ModelRef
 from core.data import Mnist
 from core.jobs import JobStatus
+from core.model import layer_table
 from core.train import TrainedModel
+from core.units import UNIT_LAYERS, grid_size
 
 DATA_SPLITS = ("test", "train")
 DRAWN = "drawn"  # the user's own digit, drawn or uploaded: not in any split, not in links
@@ -36,6 +38,34 @@ class Sample:
 
 
 FIRST = Sample("test", 0)
+UNIT_COUNTS = {row.name: row.output_shape[0] for row in layer_table() if row.name in UNIT_LAYERS}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A unit whose card is shown: a conv channel or an fc1 unit, and optionally a position
+    of its grid (the value taken apart step by step; None: the digit's strongest)."""
+
+    layer: str
+    unit: int
+    position: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.layer not in UNIT_COUNTS:
+            raise ValueError(f"layer {self.layer!r} has no unit cards: choose one of {', '.join(UNIT_COUNTS)}")
+        if not 0 <= self.unit < UNIT_COUNTS[self.layer]:
+            raise ValueError(f"{self.layer} has units 0 to {UNIT_COUNTS[self.layer] - 1}, not {self.unit}")
+        if self.position is not None:
+            rows, cols = grid_size(self.layer)
+            if self.layer == "fc1" or not (0 <= self.position[0] < rows and 0 <= self.position[1] < cols):
+                raise ValueError(f"{self.position} is not a position of {self.layer}'s {rows}x{cols} grid")
+
+    @property
+    def title(self) -> str:
+        return f"{self.layer} · {'unit' if self.layer == 'fc1' else 'channel'} {self.unit}"
+
+
+FIRST_UNIT = Unit("conv1", 0)
 
 
 @dataclass(frozen=True)
@@ -52,6 +82,7 @@ class View:
     sample: Sample
     drawn: np.ndarray | None = None  # the user's own digit, uint8 (28, 28)
     job: JobStatus | None = None
+    unit: Unit = FIRST_UNIT  # the unit card's choice
 
     @property
     def epoch(self) -> int:
@@ -82,6 +113,34 @@ def to_query(ref: ModelRef | None, sample: Sample) -> dict[str, str]:
     if sample.split in DATA_SPLITS:
         params.update(split=sample.split, index=str(sample.index))
     return params
+
+
+def unit_to_query(unit: Unit) -> dict[str, str]:
+    """The query string's parameters for a unit card (``layer``, ``unit``, ``at=ROW,COL``)."""
+    params = {"layer": unit.layer, "unit": str(unit.unit)}
+    if unit.position is not None:
+        params["at"] = f"{unit.position[0]},{unit.position[1]}"
+    return params
+
+
+def unit_from_query(params: Mapping[str, str]) -> tuple[Unit, list[str]]:
+    """The unit a link names (the first unit when it names none), and a warning when the
+    link's unit cannot be shown; a bad position alone falls back to the strongest one."""
+    if "layer" not in params and "unit" not in params:
+        return FIRST_UNIT, []
+    layer, raw = params.get("layer", FIRST_UNIT.layer), params.get("unit", "0")
+    try:
+        unit = Unit(layer, int(raw))
+    except ValueError as err:
+        return FIRST_UNIT, [f"The link's unit ({layer} {raw!r}) cannot be shown: {err}. Showing conv1 · channel 0."]
+    if "at" not in params:
+        return unit, []
+    try:
+        row, col = (int(v) for v in params["at"].split(","))
+        return Unit(layer, unit.unit, (row, col)), []
+    except ValueError:
+        where = params["at"]
+        return unit, [f"The link's position {where!r} is not a ROW,COL of {layer}'s grid: showing the strongest."]
 
 
 def from_query(

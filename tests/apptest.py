@@ -16,6 +16,7 @@ PAGES = [
     "app_pages/browse.py",
     "app_pages/errors.py",
     "app_pages/feature_maps.py",
+    "app_pages/units.py",
     "app_pages/attributions.py",
     "app_pages/trust.py",
     "app_pages/your_digit.py",

@@ -33,7 +33,8 @@ def tile_indices(spec: dict) -> list[int]:
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders(reference_model, page):
     at = open_app(page)
-    if page not in ("app_pages/your_digit.py", "app_pages/trust.py"):  # they wait for a drawing or a click
+    # They wait for a drawing, a click, or the unit index's background computation.
+    if page not in ("app_pages/your_digit.py", "app_pages/trust.py", "app_pages/units.py"):
         assert at.get("plotly_chart"), f"{page} drew no chart"
     assert "reference recipe" in texts(at)  # the sidebar names the loaded model
 
@@ -279,3 +280,78 @@ def test_scorecard_page_computes_in_the_background_then_shows_the_table(model_ca
     assert sorted(table["method"]) == sorted(scorecard.ROWS)
     assert "Over 20 test digits" in texts(at)
     assert list((tmp_path / "models" / trained.info.key).glob("scorecard_epoch01_20_*.json"))
+
+
+# ---- units --------------------------------------------------------------------------------
+
+
+def open_units(**query: str):
+    """The Units page once the test split's unit index exists (computed in the background)."""
+    import time
+
+    from dashboard import cache
+
+    at = open_app("app_pages/units.py", **query)
+    for _ in range(600):
+        tasks = [t for t in list(cache.heavy_work()._tasks) if t.startswith("units:")]
+        if tasks and all(cache.heavy_work().status(t).state in ("done", "failed") for t in tasks):
+            break
+        time.sleep(0.1)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_unit_card_from_a_link_shows_its_numbers(reference_model):
+    """A link names the layer, unit and position; the card's numbers are core's, and the
+    step-by-step value is the feature map's value at that position."""
+    import torch
+
+    from core import units
+    from core.data import to_tensor
+
+    at = open_units(layer="conv3", unit="7", at="2,3", index="5")
+    assert "conv3 · channel 7" in [h.value for h in at.subheader]
+    assert at.query_params["layer"] == "conv3" and at.query_params["unit"] == "7"
+    assert at.query_params["at"] == "2,3"
+    test = load_mnist().test
+    index = units.activation_index(reference_model.model, to_tensor(test.images))
+    spec = next(s for s in chart_specs(at) if any(t.get("mode") == "markers" for t in s["data"]))
+    shown = array(next(t for t in spec["data"] if t.get("mode") == "markers")["customdata"]).reshape(-1).astype(int)
+    assert shown.tolist() == index.top_digits("conv3", 7, len(shown)).tolist()
+    boxes = [(s["y0"] + 0.5, s["x0"] + 0.5) for s in spec["layout"]["shapes"]]
+    assert len(boxes) == len(shown)  # one receptive field boxed per digit
+    step = units.conv_step(reference_model.model, to_tensor(test.images[5:6]), "conv3", 7, 2, 3)
+    with torch.no_grad():
+        value = reference_model.model.taps(to_tensor(test.images[5:6]))["conv3"][0, 7, 2, 3].item()
+    assert step.value == pytest.approx(value, abs=1e-5)
+    assert f"keeps **{value:.3f}**" in texts(at)
+    before, after = units.ablation_accuracy(reference_model.model, to_tensor(test.images), test.labels, "conv3", 7)
+    assert f"from {np.nanmean(before):.2%} to {np.nanmean(after):.2%}" in texts(at)
+
+
+def test_a_dead_unit_says_so(reference_model):
+    from core import units
+    from core.data import to_tensor
+
+    test = load_mnist().test
+    index = units.activation_index(reference_model.model, to_tensor(test.images))
+    dead = [u for u in range(20) if index.firing_share("fc1", u) == 0]
+    if not dead:
+        pytest.skip("every fc1 unit of this model fires")
+    at = open_units(layer="fc1", unit=str(dead[0]))
+    assert "never fires on the 10,000 test digits" in texts(at)
+
+
+def test_changing_the_unit_updates_the_link_and_a_bad_link_warns(reference_model):
+    first = open_app(layer="conv2", unit="99")  # the warning is drawn on the link's first run
+    assert any("conv2 has units 0 to 7, not 99" in w.value for w in first.warning), [w.value for w in first.warning]
+    at = open_units(layer="conv2", unit="99")
+    assert "conv1 · channel 0" in [h.value for h in at.subheader]
+    at.selectbox(key="units_layer").set_value("conv4")
+    at.run()
+    at.number_input(key="units_unit").set_value(5)
+    at.run()
+    assert not at.exception
+    assert at.query_params["layer"] == "conv4" and at.query_params["unit"] == "5"
+    assert "conv4 · channel 5" in [h.value for h in at.subheader]

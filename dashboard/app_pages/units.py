@@ -1,0 +1,205 @@
+"""Units: a card for every conv channel and fc1 unit (what excites it, its weights, what it
+does per class, what zeroing it costs, an image made for it), and one of its values taken
+apart step by step for the selected digit."""
+
+import numpy as np
+import streamlit as st
+
+from core.activations import kernels
+from core.units import UNIT_LAYERS, receptive_field
+from dashboard import cache, figures, panels, state, unit_figures
+from dashboard.view import UNIT_COUNTS, Unit, View
+
+TOP = 16  # digits shown per unit
+RARE = 0.01  # a unit firing on fewer than this share of the test digits is "rarely active"
+
+
+def render(view: View) -> None:
+    st.title("Units: what each channel learned")
+    st.caption(
+        "A unit is one channel of a conv layer (the same 3×3 detector slid over the whole image) or one of fc1's "
+        "20 units, read after its ReLU. Its card shows the test digits that excite it most (the part of the digit "
+        "it sees boxed), the weights it reads with, how it responds per class, what the network loses without "
+        "it, and an image made to excite it."
+    )
+    if view.trained is None:
+        panels.training_status(view.job.key, "Unit cards appear when the model is trained")
+        return
+    unit = _pick_unit(view.unit)
+    index = cache.unit_index(view.trained, view.epoch)
+    if index is None:
+        task = cache.unit_index_task(view.trained, view.epoch)
+        status = cache.heavy_work().status(task)
+        if status is not None and status.state == "failed":
+            st.error(f"Indexing the units failed: {status.error}", icon=":material/error:")
+            if not st.button("Try again", key="units_retry"):
+                return
+        if status is None or status.state == "failed":
+            cache.start_unit_index(view.trained, view.epoch)
+        panels.work_status(task, "Indexing every unit over the 10,000 test digits (once per model and epoch)")
+        return
+    _card(view, unit, index)
+    st.divider()
+    _one_value(view, unit, index)
+
+
+def _pick_unit(unit: Unit) -> Unit:
+    """The layer and unit widgets, filled from the shared choice; a change selects the unit."""
+    st.session_state["units_layer"] = unit.layer
+    st.session_state["units_unit"] = unit.unit
+
+    def on_layer() -> None:
+        state.select_unit(Unit(st.session_state["units_layer"], 0))
+
+    def on_unit() -> None:
+        state.select_unit(Unit(unit.layer, int(st.session_state["units_unit"])))
+
+    left, right, _ = st.columns([1, 1, 3])
+    left.selectbox("Layer", UNIT_LAYERS, key="units_layer", on_change=on_layer)
+    right.number_input(
+        "fc1 unit" if unit.layer == "fc1" else "Channel",
+        0,
+        UNIT_COUNTS[unit.layer] - 1,
+        key="units_unit",
+        on_change=on_unit,
+    )
+    return unit
+
+
+def _card(view: View, unit: Unit, index) -> None:
+    layer, u = unit.layer, unit.unit
+    share = index.firing_share(layer, u)
+    fires = round(share * len(index))
+    st.subheader(unit.title)
+    if fires == 0:
+        st.warning(
+            f"{unit.title} never fires on the {len(index):,} test digits: its value is 0 after the ReLU on every one "
+            "(a dead ReLU). The network does not use it; its weights below are what it would read with.",
+            icon=":material/block:",
+        )
+    elif share < RARE:
+        st.info(f"{unit.title} is rarely active: it fires on only {fires:,} of the {len(index):,} test digits.")
+    else:
+        st.caption(f"It fires (is above 0 somewhere) on {share:.0%} of the {len(index):,} test digits.")
+    test = view.data.test
+    if fires:
+        top = index.top_digits(layer, u, TOP)[: max(1, min(TOP, fires))]
+        values = index.maximum[layer][top, u]
+        boxes = [None if layer == "fc1" else receptive_field(layer, *index.peak(layer, u, int(i))) for i in top]
+        st.markdown(
+            f"**The {len(top)} test digits that excite it most**"
+            + ("" if layer == "fc1" else ", with the part of the image its strongest position sees boxed")
+            + ". Click one to select it on every page."
+        )
+
+        def on_click() -> None:
+            data = panels.clicked("units_top")
+            if data:
+                state.select("test", int(data[0]))
+
+        st.plotly_chart(
+            unit_figures.top_digits(test.images[top], top, values, boxes),
+            key="units_top",
+            on_select=on_click,
+            selection_mode="points",
+            config=figures.CHART_CONFIG,
+        )
+        if view.sample.split == "test" and view.sample.index in set(top.tolist()):
+            panels.digit_links(view.sample)
+    left, right = st.columns(2)
+    with left:
+        if layer == "fc1":
+            weights = view.trained.model.fc1.weight.detach()[u].reshape(32, 4, 4).numpy()
+            title = "incoming weights: one 4×4 map per conv4 channel (after pool2)"
+        else:
+            weights = kernels(view.trained.model, layer)[u]
+            title = f"its 3×3 kernel on each of the {weights.shape[0]} input channels"
+        st.plotly_chart(unit_figures.incoming_weights(weights, title), key="units_weights", config=figures.CHART_CONFIG)
+    with right:
+        means = index.mean_per_class(layer, u, test.labels)
+        st.plotly_chart(
+            unit_figures.class_means(means, view.data.classes), key="units_classes", config=figures.CHART_CONFIG
+        )
+    left, right = st.columns([3, 2])
+    with left:
+        before, after = cache.unit_ablation(view.ref, layer, u)
+        worst = int(np.nanargmin(after - before))
+        st.markdown(
+            f"**Without it:** zeroed after its ReLU, test accuracy goes from {np.nanmean(before):.2%} to "
+            f"{np.nanmean(after):.2%} (mean over classes); class {view.data.classes[worst]} changes most "
+            f"({(after[worst] - before[worst]) * 100:+.2f} points)."
+        )
+        st.plotly_chart(
+            unit_figures.ablation(before, after, view.data.classes), key="units_ablation", config=figures.CHART_CONFIG
+        )
+    with right:
+        visual = cache.feature_visualisation(view.ref, layer)
+        st.markdown("**An image made to excite it**")
+        st.plotly_chart(
+            figures.digit((visual.images[u] * 255).astype(np.uint8), size=200),
+            key="units_visual",
+            config=figures.CHART_CONFIG,
+        )
+        st.caption(f"{visual.how}. Its value on this image: {visual.activation[u]:.2f} (before the ReLU).")
+
+
+def _one_value(view: View, unit: Unit, index) -> None:
+    """The selected digit's value of this unit, computed step by step."""
+    st.subheader("How one value is computed")
+    _, image, acts = panels.picked_digit(view, "units")
+    layer, u = unit.layer, unit.unit
+    if layer == "fc1":
+        weights = view.trained.model.fc1.weight.detach()[u].numpy()
+        inputs = acts["pool2"].reshape(-1)
+        bias = float(view.trained.model.fc1.bias[u])
+        pre = float(inputs @ weights) + bias
+        st.markdown(
+            f"fc1 unit {u} multiplies each of the 512 values of pool2 (32 channels × 4×4) by its weight and adds them: "
+            f"**{float(inputs @ weights):.3f}**, plus the bias **{bias:+.3f}** = **{pre:.3f}**; the ReLU keeps "
+            f"**{max(pre, 0.0):.3f}**, the value the Feature maps page shows ({acts['fc1'][u]:.3f})."
+        )
+        return
+    values = acts[layer][u]  # (h, w)
+    strongest = divmod(int(np.argmax(values)), values.shape[1])
+    row, col = unit.position or strongest
+    left, right, _ = st.columns([1, 1, 3])
+
+    def on_position() -> None:
+        where = (int(st.session_state["units_row"]), int(st.session_state["units_col"]))
+        state.select_unit(Unit(layer, u, where))
+
+    st.session_state["units_row"], st.session_state["units_col"] = row, col
+    left.number_input("Row", 0, values.shape[0] - 1, key="units_row", on_change=on_position)
+    right.number_input("Column", 0, values.shape[1] - 1, key="units_col", on_change=on_position)
+    step = cache.conv_step(view.ref, image.tobytes(), layer, u, row, col)
+    where = "its strongest position on this digit" if (row, col) == strongest else "the chosen position"
+    top, left_px, size, _ = receptive_field(layer, row, col)
+    st.markdown(
+        f"{unit.title} at ({row}, {col}), {where}: it sees input rows {top}–{top + size - 1} and columns "
+        f"{left_px}–{left_px + size - 1}. Its 3×3 window of each of the {len(step.patch)} channels of "
+        f"**{step.source}**{' (the normalised pixels (x − 0.1307) / 0.3081)' if step.source == 'input' else ''} is "
+        "multiplied by the kernel, cell by cell (no flip), and the products are summed:"
+    )
+    st.plotly_chart(
+        unit_figures.step_maps(step.patch, step.kernel, step.products, step.source),
+        key="units_step",
+        config=figures.CHART_CONFIG,
+    )
+    sums = " + ".join(f"{s:.3f}" for s in step.channel_sums)
+    st.markdown(
+        f"Per input channel: {sums} = **{float(step.channel_sums.sum()):.3f}**; plus the bias **{step.bias:+.3f}** "
+        f"= **{step.pre_relu:.3f}** before the ReLU, which keeps **{step.value:.3f}**: the value the Feature maps "
+        f"page draws ({float(values[row, col]):.3f})."
+    )
+    pool = {"conv2": "pool1", "conv4": "pool2"}.get(layer)
+    if pool is not None:
+        block = cache.pool_step(view.ref, image.tobytes(), pool, u, row // 2, col // 2)
+        st.markdown(
+            f"Then **{pool}** keeps the largest of the 2×2 block rows {2 * (row // 2)}–{2 * (row // 2) + 1}, columns "
+            f"{2 * (col // 2)}–{2 * (col // 2) + 1}: "
+            + ", ".join(f"{v:.3f}" for v in block.block.ravel())
+            + f" → **{block.value:.3f}**."
+        )
+
+
+render(state.page_view())

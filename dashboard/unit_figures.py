@@ -1,0 +1,175 @@
+"""The unit card's figures: the digits that excite a unit (with what the unit sees boxed), its
+incoming weights, its mean activation per class, what zeroing it costs, the image optimised
+for it, and one of its values taken apart. Pure functions from arrays to figures, in the
+house style of ``dashboard.figures`` (one mosaic heatmap per grid, one colour scale per meaning).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard.figures import DIVERGING, INK, SEQUENTIAL, _figure, _labels_trace, tile
+
+BOX = "#F08C00"  # the receptive field's outline: orange reads on both ink and paper
+
+
+def top_digits(
+    images: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    boxes: list[tuple[int, int, int, int] | None],
+    columns: int = 8,
+) -> go.Figure:
+    """uint8 (n, 28, 28) digits with the unit's value under each and the receptive field of
+    its strongest position boxed ((top, left, h, w) or None: the whole image); clicking a
+    digit selects it (``indices`` go into each marker's customdata)."""
+    n = len(images)
+    z, corners = tile(images.astype(np.float32), columns, gap=6)
+    shapes = [
+        dict(
+            type="rect",
+            x0=c + left - 0.5,
+            x1=c + left + w - 0.5,
+            y0=r + top - 0.5,
+            y1=r + top + h - 0.5,
+            line=dict(color=BOX, width=2),
+        )
+        for (r, c), box in zip(corners, boxes, strict=True)
+        if box is not None
+        for top, left, h, w in [box]
+    ]
+    captions = [f"#{i:,} · {v:.2f}" for i, v in zip(indices, values, strict=True)]
+    traces = [
+        go.Heatmap(z=z, colorscale=INK, zmin=0, zmax=255, showscale=False, hoverinfo="skip"),
+        go.Scatter(
+            x=corners[:, 1] + 13.5,
+            y=corners[:, 0] + 30.5,
+            mode="text",
+            text=captions,
+            textfont=dict(size=10, color="#1F2430"),
+            hoverinfo="skip",
+        ),
+        go.Scatter(
+            x=corners[:, 1] + 13.5,
+            y=corners[:, 0] + 13.5,
+            mode="markers",
+            marker=dict(symbol="square", size=40, color="rgba(0,0,0,0)"),
+            customdata=np.asarray(indices).reshape(-1, 1),
+            hovertext=[
+                f"test #{i:,}: the unit's strongest value {v:.3f}" for i, v in zip(indices, values, strict=True)
+            ],
+            hovertemplate="%{hovertext}<br>click to select it<extra></extra>",
+        ),
+    ]
+    rows = max(1, -(-n // columns))
+    return _figure(traces, rows * 34 * 2 + 30, columns * 34 * 2, image=True, top=5, shapes=shapes, showlegend=False)
+
+
+def incoming_weights(weights: np.ndarray, title: str) -> go.Figure:
+    """A unit's incoming weights as maps, float32 (n, h, w): a conv channel's 3x3 kernel per
+    input channel, or an fc1 unit's 512 weights as 32 maps of 4x4 (one per conv4 channel)."""
+    n, h, w = weights.shape
+    columns = min(n, 8)
+    z, corners = tile(weights, columns, gap=1)
+    limit = float(np.abs(weights).max()) or 1.0
+    ids, _ = tile(np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None], weights.shape), columns, gap=1)
+    heatmap = go.Heatmap(
+        z=z,
+        customdata=ids,
+        colorscale=DIVERGING,
+        zmin=-limit,
+        zmax=limit,
+        colorbar=dict(title="weight", thickness=10),
+        hovertemplate="from channel %{customdata}: %{z:.3f}<extra></extra>",
+    )
+    labels = _labels_trace(corners, [str(i) for i in range(n)], (h, w))
+    rows = -(-n // columns)
+    pixel = max(8, min(24, 360 // (columns * w)))
+    return _figure(
+        [heatmap, labels],
+        int(rows * (h + 2) * pixel) + 60,
+        image=True,
+        showlegend=False,
+        title=dict(text=title, font=dict(size=12)),
+    )
+
+
+def class_means(means: np.ndarray, classes: tuple[str, ...]) -> go.Figure:
+    """The unit's mean activation per true class, float (10,), as bars."""
+    bars = go.Bar(
+        x=list(classes), y=means, marker_color="#4C6EF5", hovertemplate="class %{x}: mean %{y:.3f}<extra></extra>"
+    )
+    return _figure(
+        [bars],
+        240,
+        xaxis=dict(type="category", title="true class"),
+        yaxis=dict(title="mean activation (after ReLU)", rangemode="tozero"),
+    )
+
+
+def ablation(before: np.ndarray, after: np.ndarray, classes: tuple[str, ...]) -> go.Figure:
+    """Each class's test accuracy with the unit and with it zeroed, float (10,) twice."""
+    traces = [
+        go.Bar(x=list(classes), y=before, name="as trained", marker_color="#ADB5BD"),
+        go.Bar(
+            x=list(classes),
+            y=after,
+            name="unit zeroed",
+            marker_color="#F08C00",
+            customdata=(after - before) * 100,
+            hovertemplate="class %{x}: %{y:.2%} (%{customdata:+.2f} points)<extra>unit zeroed</extra>",
+        ),
+    ]
+    low = float(np.nanmin(np.concatenate([before, after])))
+    return _figure(
+        traces,
+        260,
+        barmode="group",
+        xaxis=dict(type="category", title="true class"),
+        yaxis=dict(title="test accuracy", tickformat=".0%", range=[max(0.0, low - 0.02), 1.0]),
+        legend=dict(orientation="h", y=1.15),
+    )
+
+
+def step_maps(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, source: str) -> go.Figure:
+    """One conv value's window of every input channel, the kernel and their products,
+    float32 (C_in, k, k) each: three rows of small maps, numbers on hover and in the cells."""
+    c, k, _ = patch.shape
+    rows = [
+        ("window of " + source, patch, SEQUENTIAL),
+        ("kernel", kernel, DIVERGING),
+        ("products", products, DIVERGING),
+    ]
+    traces, annotations_x, annotations_y, texts = [], [], [], []
+    for r, (name, maps, scale) in enumerate(rows):
+        z, _ = tile(maps, c, gap=1)
+        limit = float(np.abs(maps).max()) or 1.0
+        traces.append(
+            go.Heatmap(
+                z=z,
+                x0=0,
+                y0=r * (k + 2),
+                colorscale=scale,
+                zmin=-limit if scale == DIVERGING else float(maps.min()),
+                zmax=limit if scale == DIVERGING else float(maps.max()) or 1.0,
+                showscale=False,
+                hovertemplate=f"{name}: %{{z:.3f}}<extra></extra>",
+                xaxis="x",
+                yaxis="y",
+            )
+        )
+        annotations_x.append(-0.7)
+        annotations_y.append(r * (k + 2) + (k - 1) / 2)
+        texts.append(name)
+    labels = go.Scatter(
+        x=annotations_x, y=annotations_y, mode="text", text=texts, textposition="middle left", hoverinfo="skip"
+    )
+    heights = 3 * (k + 2) * 26 + 40
+    return _figure(
+        [*traces, labels],
+        heights,
+        image=True,
+        showlegend=False,
+        xaxis=dict(visible=False, range=[-9, c * (k + 1)]),
+    )
