@@ -364,14 +364,42 @@ def feature_maps(maps: np.ndarray, layer: str, shared_scale: bool, columns: int 
     labels = _labels_trace(corners, [f"{layer}·{i}" for i in range(c)], (h, w))
     rows = -(-c // columns)
     pixel = max(4, min(14, 560 // (columns * w)))
-    return _figure([heatmap, labels], int(rows * (h + 3) * pixel) + 50, image=True)
+    return _figure(
+        [heatmap, labels, _tile_markers(corners, (h, w), pixel, np.arange(c), f"{layer} channel")],
+        int(rows * (h + 3) * pixel) + 50,
+        image=True,
+        showlegend=False,
+        hovermode="closest",
+    )
+
+
+def _tile_markers(corners: np.ndarray, size: tuple[int, int], pixel: int, ids: np.ndarray, name: str) -> go.Scatter:
+    """Invisible square markers over each tile, carrying its id: Streamlit reports clicks on
+    scatter points, not on heatmap cells. Hover stays with the heatmap underneath."""
+    return go.Scatter(
+        x=corners[:, 1] + size[1] / 2 - 0.5,
+        y=corners[:, 0] + size[0] / 2 - 0.5,
+        mode="markers",
+        name="tiles",
+        marker=dict(symbol="square", size=max(size) * pixel, color="rgba(0,0,0,0)"),
+        customdata=ids.reshape(-1, 1),
+        hovertemplate=f"{name} %{{customdata[0]}}: click for its unit card<extra></extra>",
+    )
 
 
 def units(values: np.ndarray, layer: str, classes: tuple[str, ...] | None = None) -> go.Figure:
     """A fully connected layer's outputs for one image, float32 (units,), as bars."""
     names = list(classes) if classes is not None else [f"{layer}·{i}" for i in range(len(values))]
     colors = np.where(values >= 0, "#4C6EF5", "#C92A2A").tolist()
-    bars = go.Bar(x=names, y=values, marker_color=colors, hovertemplate="%{x}: %{y:.3f}<extra></extra>")
+    bars = go.Bar(
+        x=names,
+        y=values,
+        marker_color=colors,
+        customdata=np.arange(len(values)).reshape(-1, 1),
+        hovertemplate="%{x}: %{y:.3f}"
+        + ("" if classes is not None else "<br>click for its unit card")
+        + "<extra></extra>",
+    )
     return _figure(
         [bars],
         240,

@@ -355,3 +355,24 @@ def test_changing_the_unit_updates_the_link_and_a_bad_link_warns(reference_model
     assert not at.exception
     assert at.query_params["layer"] == "conv4" and at.query_params["unit"] == "5"
     assert "conv4 · channel 5" in [h.value for h in at.subheader]
+
+
+def test_feature_maps_open_a_unit_card(reference_model):
+    """Each conv tile carries its channel for a click; the layer's button opens the card of
+    the layer's strongest channel on the digit (or the chosen one), with the unit in the URL."""
+    from core.activations import layer_outputs
+    from core.data import to_tensor
+
+    at = open_app("app_pages/feature_maps.py", index="3")
+    at.session_state["fm_layer"] = "conv2"
+    at.run()
+    spec = next(s for s in chart_specs(at) if any(t.get("name") == "tiles" for t in s["data"]))
+    tiles = next(t for t in spec["data"] if t.get("name") == "tiles")
+    assert array(tiles["customdata"]).reshape(-1).astype(int).tolist() == list(range(8))
+    conv2 = layer_outputs(reference_model.model, to_tensor(load_mnist().test.images[3:4]))["conv2"][0]
+    strongest = int(conv2.reshape(8, -1).max(axis=1).argmax())
+    at.button(key="fm_card_conv2").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["layer"] == "conv2" and at.query_params["unit"] == str(strongest)
+    assert at.query_params["index"] == "3"

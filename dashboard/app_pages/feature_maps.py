@@ -5,7 +5,7 @@ import streamlit as st
 from core.activations import kernels, strongest_channels
 from core.model import CONV_LAYERS, LAYER_NAMES
 from dashboard import figures, panels, state
-from dashboard.view import View
+from dashboard.view import UNIT_COUNTS, Unit, View
 
 FLOW_LAYERS = ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2")
 FLOW_TOP = 4  # strongest channels shown per layer in the flow view
@@ -48,10 +48,24 @@ def render(view: View) -> None:
 
 def _layer(view: View, layer: str, values, shared: bool) -> None:
     """One layer's outputs for the digit, and a conv layer's kernels on request."""
+    card = layer in UNIT_COUNTS  # conv layers and fc1 have unit cards
+
+    def on_click() -> None:
+        data = panels.clicked(f"fm_maps_{layer}")
+        if data and card:
+            state.select_unit(Unit(layer, int(data[0])))
+
+    clickable = dict(on_select=on_click, selection_mode="points") if card else {}
     if values.ndim == 3:
-        st.caption(f"{layer}: {values.shape[0]} channels of {values.shape[1]}×{values.shape[2]}. Hover for values.")
+        st.caption(
+            f"{layer}: {values.shape[0]} channels of {values.shape[1]}×{values.shape[2]}. Hover for values"
+            + ("; click a channel for its unit card." if card else ".")
+        )
         st.plotly_chart(
-            figures.feature_maps(values, layer, shared), key=f"fm_maps_{layer}", config=figures.CHART_CONFIG
+            figures.feature_maps(values, layer, shared),
+            key=f"fm_maps_{layer}",
+            config=figures.CHART_CONFIG,
+            **clickable,
         )
     elif layer == "fc2":
         st.caption("fc2: the ten output scores (logits); softmax turns them into the probabilities.")
@@ -59,8 +73,16 @@ def _layer(view: View, layer: str, values, shared: bool) -> None:
             figures.units(values, layer, view.data.classes), key="fm_units_fc2", config=figures.CHART_CONFIG
         )
     else:
-        st.caption(f"{layer}: {values.shape[0]} units after ReLU, the features fc2 weighs into a decision.")
-        st.plotly_chart(figures.units(values, layer), key=f"fm_units_{layer}", config=figures.CHART_CONFIG)
+        st.caption(
+            f"{layer}: {values.shape[0]} units after ReLU, the features fc2 weighs into a decision. "
+            "Click a unit for its card."
+        )
+        st.plotly_chart(figures.units(values, layer), key=f"fm_maps_{layer}", config=figures.CHART_CONFIG, **clickable)
+    if card:
+        # The chosen unit of this layer, else the layer's strongest on this digit.
+        strongest = int(values.reshape(len(values), -1).max(axis=1).argmax())
+        unit = view.unit if view.unit.layer == layer else Unit(layer, strongest)
+        _unit_link(unit)
     if layer in CONV_LAYERS:
         kernels_box = st.expander(f"{layer}'s kernels (weights)", key=f"fm_kernels_open_{layer}", on_change="rerun")
         if kernels_box.open:
@@ -70,6 +92,13 @@ def _layer(view: View, layer: str, values, shared: bool) -> None:
                     key=f"fm_kernels_{layer}",
                     config=figures.CHART_CONFIG,
                 )
+
+
+def _unit_link(unit: Unit) -> None:
+    """A button that opens ``unit``'s card (the selection changes, then the page)."""
+    if st.button(f"Open the unit card of {unit.title}", key=f"fm_card_{unit.layer}", icon=":material/grain:"):
+        state.select_unit(unit)
+        st.switch_page("app_pages/units.py")
 
 
 render(state.page_view())
