@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core import checkpoints, explanation_checks, scorecard, units
+from core import checkpoints, explanation_checks, relevance, scorecard, units
 from core.activations import layer_outputs
 from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointInfo, ModelRef
@@ -387,3 +387,16 @@ def _pool_step(
     root: str, key: str, epoch: int | None, pixels: bytes, layer: str, channel: int, row: int, col: int
 ) -> units.PoolStep:
     return units.pool_step(_model(root, key, epoch).model, _pixels_tensor(pixels), layer, channel, row, col)
+
+
+def channel_relevance(ref: ModelRef, pixels: bytes, layer: str, target: int) -> relevance.ChannelRelevance:
+    """Which channels of ``layer`` carry the evidence for ``target`` on this digit (CRP)."""
+    return _channel_relevance(str(cache_dir()), ref.key, ref.epoch, pixels, layer, target)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _channel_relevance(
+    root: str, key: str, epoch: int | None, pixels: bytes, layer: str, target: int
+) -> relevance.ChannelRelevance:
+    with heavy_gate():
+        return relevance.channel_relevance(_model(root, key, epoch).model, _pixels_tensor(pixels), layer, target)

@@ -173,3 +173,34 @@ def step_maps(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, sourc
         showlegend=False,
         xaxis=dict(visible=False, range=[-9, c * (k + 1)]),
     )
+
+
+def channel_heatmaps(
+    heatmaps: np.ndarray, channels: np.ndarray, relevance: np.ndarray, share: np.ndarray, layer: str
+) -> go.Figure:
+    """The strongest channels' conditional relevance on the digit, float32 (k, 28, 28), on
+    one colour scale centred on zero (red for the class, blue against), each titled with its
+    relevance and share; clicking one selects that channel's unit card."""
+    k = len(heatmaps)
+    limit = float(np.abs(heatmaps).max()) or 1.0
+    z, corners = tile(heatmaps, k, gap=3)
+    heatmap = go.Heatmap(
+        z=z,
+        colorscale=DIVERGING,
+        zmin=-limit,
+        zmax=limit,
+        colorbar=dict(title="relevance", thickness=10),
+        hovertemplate="relevance %{z:.4f}<extra></extra>",
+    )
+    name = "unit" if layer == "fc1" else "channel"
+    titles = [f"{name} {c} · {r:+.2f} ({s:.0%})" for c, r, s in zip(channels, relevance, share, strict=True)]
+    labels = _labels_trace(corners, titles, (28, 28))
+    markers = go.Scatter(
+        x=corners[:, 1] + 13.5,
+        y=corners[:, 0] + 13.5,
+        mode="markers",
+        marker=dict(symbol="square", size=80, color="rgba(0,0,0,0)"),
+        customdata=np.asarray(channels).reshape(-1, 1),
+        hovertemplate=f"{layer} {name} %{{customdata[0]}}: click for its unit card<extra></extra>",
+    )
+    return _figure([heatmap, labels, markers], 210, image=True, top=20, showlegend=False, hovermode="closest")

@@ -328,6 +328,15 @@ def test_unit_card_from_a_link_shows_its_numbers(reference_model):
     assert f"keeps **{value:.3f}**" in texts(at)
     before, after = units.ablation_accuracy(reference_model.model, to_tensor(test.images), test.labels, "conv3", 7)
     assert f"from {np.nanmean(before):.2%} to {np.nanmean(after):.2%}" in texts(at)
+    # Which conv3 channels carry the evidence for the predicted class: core's CRP ranking.
+    from core.relevance import channel_relevance
+
+    predicted = int(reference_model.model(to_tensor(test.images[5:6])).argmax())
+    found = channel_relevance(reference_model.model, to_tensor(test.images[5:6]), "conv3", predicted)
+    evidence = next(s for s in chart_specs(at) if "relevance" in str(s["data"][0].get("colorbar", "")))
+    ranked = array(next(t for t in evidence["data"] if t.get("mode") == "markers")["customdata"]).reshape(-1)
+    assert ranked.astype(int).tolist() == found.ranking[:6].tolist()
+    assert f"add up to {found.total:.2f}" in texts(at)
 
 
 def test_a_dead_unit_says_so(reference_model):

@@ -12,6 +12,7 @@ from dashboard.view import UNIT_COUNTS, Unit, View
 
 TOP = 16  # digits shown per unit
 RARE = 0.01  # a unit firing on fewer than this share of the test digits is "rarely active"
+SHOWN_CHANNELS = 6  # the strongest channels drawn for one digit
 
 
 def render(view: View) -> None:
@@ -144,9 +145,12 @@ def _card(view: View, unit: Unit, index) -> None:
 
 
 def _one_value(view: View, unit: Unit, index) -> None:
-    """The selected digit's value of this unit, computed step by step."""
-    st.subheader("How one value is computed")
+    """For the selected digit: which channels of the layer carry the evidence, and this
+    unit's value computed step by step."""
+    st.subheader(f"One digit in {unit.layer}")
     _, image, acts = panels.picked_digit(view, "units")
+    _evidence(view, unit, image, acts)
+    st.markdown("##### How one value is computed")
     layer, u = unit.layer, unit.unit
     if layer == "fc1":
         weights = view.trained.model.fc1.weight.detach()[u].numpy()
@@ -200,6 +204,44 @@ def _one_value(view: View, unit: Unit, index) -> None:
             + ", ".join(f"{v:.3f}" for v in block.block.ravel())
             + f" → **{block.value:.3f}**."
         )
+
+
+def _evidence(view: View, unit: Unit, image: np.ndarray, acts: dict) -> None:
+    """The layer's channels ranked by how much of the class's evidence flows through them (CRP)."""
+    predicted = int(np.argmax(acts["fc2"]))
+    classes = view.data.classes
+    left, _ = st.columns([1, 3])
+    target = left.selectbox(
+        "Evidence for class",
+        range(len(classes)),
+        index=predicted,
+        key=f"units_target_{predicted}",  # a new digit starts from its own prediction
+        format_func=lambda c: f"{classes[c]} (predicted)" if c == predicted else classes[c],
+    )
+    found = cache.channel_relevance(view.ref, image.tobytes(), unit.layer, int(target))
+    top = found.ranking[:SHOWN_CHANNELS]
+    name = "units" if unit.layer == "fc1" else "channels"
+    carried = float(np.abs(found.relevance[top]).sum() / (np.abs(found.relevance).sum() or 1.0))
+    st.markdown(
+        f"**Which {unit.layer} {name} carry the evidence for {classes[target]}**: the {len(top)} strongest hold "
+        f"{carried:.0%} of it (|relevance|). Relevance is the class's score (logit {found.logit:.2f}) split over the "
+        f"layer by concept relevance propagation (LRP rules from zennit-crp); the {name} add up to "
+        f"{found.total:.2f}, the rest went to biases. Red: where on the digit the {name[:-1]} found evidence for the "
+        "class, blue: against. Click one for its unit card."
+    )
+
+    def on_click() -> None:
+        data = panels.clicked("units_evidence")
+        if data:
+            state.select_unit(Unit(unit.layer, int(data[0])))
+
+    st.plotly_chart(
+        unit_figures.channel_heatmaps(found.heatmaps[top], top, found.relevance[top], found.share[top], unit.layer),
+        key="units_evidence",
+        on_select=on_click,
+        selection_mode="points",
+        config=figures.CHART_CONFIG,
+    )
 
 
 render(state.page_view())
