@@ -165,10 +165,11 @@ def step_maps(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, sourc
     labels = go.Scatter(
         x=annotations_x, y=annotations_y, mode="text", text=texts, textposition="middle left", hoverinfo="skip"
     )
-    heights = 3 * (k + 2) * 26 + 40
+    span = c * (k + 1) + 9  # the maps, and the row names on the left
+    pixel = min(26.0, 1000 / span)  # the width decides the scale: no empty band above the maps
     return _figure(
         [*traces, labels],
-        heights,
+        int(3 * (k + 2) * pixel) + 40,
         image=True,
         showlegend=False,
         xaxis=dict(visible=False, range=[-9, c * (k + 1)]),
