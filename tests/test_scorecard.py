@@ -52,8 +52,10 @@ def card_with(values: dict[str, dict[str, float]]) -> Scorecard:
 
 
 def test_best_ranking_and_words_follow_the_numbers():
-    good = {"passes": 1.0, "deletion_gain": 0.3, "deletion_vs_random_net": 0.3, "deletion_vs_ink": 0.2}
-    edges = {"passes": 0.2, "deletion_gain": 0.2, "deletion_vs_random_net": 0.05, "deletion_vs_ink": 0.1}
+    good = {"passes": 1.0, "deletion_passes": 0.9, "deletion_gain": 0.3, "deletion_vs_random_net": 0.3}
+    good |= {"shape_flags": 0.1, "deletion_vs_ink": 0.2}
+    edges = {"passes": 0.2, "deletion_passes": 0.7, "deletion_gain": 0.2, "deletion_vs_random_net": 0.05}
+    edges |= {"shape_flags": 0.8, "deletion_vs_ink": 0.1}
     card = card_with({"A": good, "B": edges, "C": {**good, "deletion_vs_random_net": 0.2, "sensitivity": -1}})
     assert card.best("deletion_vs_random_net") == "A"
     assert card.best("sensitivity") == "C"  # lower is better there
@@ -61,7 +63,7 @@ def test_best_ranking_and_words_follow_the_numbers():
     assert card.checks_passed("B") == 2
     words = card.summary()
     assert "B fails the randomisation check" in words
-    assert "For B, a map taken from a fully random network deletes" in words
+    assert "For B, on most digits a map taken from a fully random network deletes" in words
     assert Scorecard.from_json(card.to_json()) == card
     assert "*" in scorecard.format_table(card)
 
