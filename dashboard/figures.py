@@ -440,6 +440,7 @@ def flow(image: np.ndarray, stages: list[tuple[str, np.ndarray, np.ndarray]]) ->
     columns = 1 + len(stages)
     z = np.full((k * (cell + 4), columns * (cell + 6)), np.nan, dtype=np.float32)
     labels_x, labels_y, labels = [], [], []
+    tiles_x, tiles_y, tiles = [], [], []  # each channel's tile centre and (stage, channel), for clicks
     z[:cell, :cell] = image / 255.0
     labels_x.append(cell / 2), labels_y.append(-2), labels.append("input")
     for s, (layer, maps, ids) in enumerate(stages, start=1):
@@ -452,12 +453,24 @@ def flow(image: np.ndarray, stages: list[tuple[str, np.ndarray, np.ndarray]]) ->
             z[r0 : r0 + big.shape[0], c0 : c0 + big.shape[1]] = big
             labels_x.append(s * (cell + 6) + cell / 2), labels_y.append(j * (cell + 4) + cell + 1.5)
             labels.append(f"#{ch}")
+            tiles_x.append(s * (cell + 6) + cell / 2 - 0.5), tiles_y.append(j * (cell + 4) + cell / 2 - 0.5)
+            tiles.append((s - 1, int(ch)))
         labels_x.append(s * (cell + 6) + cell / 2), labels_y.append(-2), labels.append(layer)
     traces = [
         go.Heatmap(z=z, colorscale=SEQUENTIAL, zmin=0, zmax=1, showscale=False, hoverinfo="skip"),
         go.Scatter(x=labels_x, y=labels_y, mode="text", text=labels, textfont=dict(size=10), hoverinfo="skip"),
+        go.Scatter(
+            x=tiles_x,
+            y=tiles_y,
+            mode="markers",
+            name="tiles",
+            marker=dict(symbol="square", size=60, color="rgba(0,0,0,0)"),
+            customdata=np.array(tiles),
+            text=[f"{stages[i][0]} channel {ch}" for i, ch in tiles],
+            hovertemplate="%{text}: click for its unit card<extra></extra>",
+        ),
     ]
-    return _figure(traces, int(k * 32 * 2.2) + 60, image=True, showlegend=False)
+    return _figure(traces, int(k * 32 * 2.2) + 60, image=True, showlegend=False, hovermode="closest")
 
 
 def attribution_row(maps: list[np.ndarray], titles: list[str], image: np.ndarray) -> go.Figure:

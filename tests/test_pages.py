@@ -375,11 +375,14 @@ def test_feature_maps_open_a_unit_card(reference_model):
     at = open_app("app_pages/feature_maps.py", index="3")
     at.session_state["fm_layer"] = "conv2"
     at.run()
-    spec = next(s for s in chart_specs(at) if any(t.get("name") == "tiles" for t in s["data"]))
+    flow, spec = [s for s in chart_specs(at) if any(t.get("name") == "tiles" for t in s["data"])][:2]
     tiles = next(t for t in spec["data"] if t.get("name") == "tiles")
     assert array(tiles["customdata"]).reshape(-1).astype(int).tolist() == list(range(8))
     conv2 = layer_outputs(reference_model.model, to_tensor(load_mnist().test.images[3:4]))["conv2"][0]
     strongest = int(conv2.reshape(8, -1).max(axis=1).argmax())
+    # The flow view: every tile carries (stage, channel).
+    pairs = array(next(t for t in flow["data"] if t.get("name") == "tiles")["customdata"]).reshape(-1, 2)
+    assert len(pairs) == 6 * 4 and sorted(set(pairs[:, 0].astype(int).tolist())) == list(range(6))
     at.button(key="fm_card_conv2").click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -9,6 +9,7 @@ from dashboard.view import UNIT_COUNTS, Unit, View
 
 FLOW_LAYERS = ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2")
 FLOW_TOP = 4  # strongest channels shown per layer in the flow view
+POOLED = {"pool1": "conv2", "pool2": "conv4"}  # a pool layer's channel c is its conv layer's channel c
 
 
 def render(view: View) -> None:
@@ -23,12 +24,30 @@ def render(view: View) -> None:
     _, image, acts = panels.picked_digit(view, "fm")
 
     st.subheader("The path at a glance")
-    st.caption(f"The input, then each layer's {FLOW_TOP} most active channels (by mean activation), left to right.")
+    st.caption(
+        f"The input, then each layer's {FLOW_TOP} most active channels (by mean activation), left to right. "
+        "Click a channel to choose its unit card."
+    )
     stages = []
     for layer in FLOW_LAYERS:
         top = strongest_channels(acts[layer], FLOW_TOP)
         stages.append((layer, acts[layer][top], top))
-    st.plotly_chart(figures.flow(image, stages), key="fm_flow", config=figures.CHART_CONFIG)
+
+    def on_flow_click() -> None:
+        data = panels.clicked("fm_flow")
+        if data:  # a pool's channel is the channel of the conv layer it pools
+            layer = FLOW_LAYERS[int(data[0])]
+            state.select_unit(Unit(POOLED.get(layer, layer), int(data[1])))
+
+    st.plotly_chart(
+        figures.flow(image, stages),
+        key="fm_flow",
+        config=figures.CHART_CONFIG,
+        on_select=on_flow_click,
+        selection_mode="points",
+    )
+    if view.unit.layer in CONV_LAYERS:
+        _unit_link(view.unit, "fm_card_flow")
 
     st.subheader("Every channel, layer by layer")
     shared = st.toggle(
@@ -94,9 +113,9 @@ def _layer(view: View, layer: str, values, shared: bool) -> None:
                 )
 
 
-def _unit_link(unit: Unit) -> None:
+def _unit_link(unit: Unit, key: str | None = None) -> None:
     """A button that opens ``unit``'s card (the selection changes, then the page)."""
-    if st.button(f"Open the unit card of {unit.title}", key=f"fm_card_{unit.layer}", icon=":material/grain:"):
+    if st.button(f"Open the unit card of {unit.title}", key=key or f"fm_card_{unit.layer}", icon=":material/grain:"):
         state.select_unit(unit)
         st.switch_page("app_pages/units.py")
 
