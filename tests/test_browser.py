@@ -28,7 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PAGES = ["", "browse", "errors", "feature_maps", "attributions", "trust", "your_digit"]
+PAGES = ["", "browse", "errors", "feature_maps", "units", "attributions", "trust", "your_digit"]
 NO_CHARTS = ("your_digit", "trust")  # they wait for a drawing, or for a click to compute
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -233,6 +233,44 @@ def test_clicking_a_confusion_cell_shows_its_digits(browser, app_url):
     assert "true 4, predicted 9" in body, body[:2000]
     wait_for_app(page)
     page.screenshot(path=str(SHOTS / "errors_cell.png"), full_page=True)
+    assert_clean(page, errors)
+    page.close()
+
+
+def test_from_a_feature_map_to_a_unit_card_to_a_digit_and_back(browser, app_url):
+    """Feature maps → a unit card (button) → one of its top digits (a click on the tile
+    selects it: the URL names it) → the digit's strongest channels → back to its feature maps."""
+    page, errors = open_page(browser, app_url, "feature_maps?index=0")
+    page.get_by_role("button", name="Open the unit card").first.click()
+    page.wait_for_url("**/units?*", timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=stMain]').innerText.includes('excite it most')", timeout=90_000
+    )
+    wait_for_app(page)
+    assert "layer=" in page.url and "unit=" in page.url
+    # The first top digit's tile: its marker's data coordinates, then a click there.
+    target = page.evaluate(
+        """() => {
+            const gd = [...document.querySelectorAll('.js-plotly-plot')].find(
+                g => g.data.some(t => t.mode === 'markers' && t.hovertemplate.includes('click to select')));
+            const t = gd._fullData.find(t => t.mode === 'markers');  // typed arrays decoded
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+            return {x: r.left + xa._offset + xa.d2p(t.x[0]), y: r.top + ya._offset + ya.d2p(t.y[0]),
+                    index: Number(t.customdata[0][0] ?? t.customdata[0]["0"])};
+        }"""
+    )
+    page.mouse.click(target["x"], target["y"])
+    page.wait_for_url(f"**index={target['index']}*", timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=stMain]').innerText.includes('carry the evidence')",
+        timeout=90_000,
+    )
+    wait_for_app(page)
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "units_digit.png"), full_page=True)
+    page.get_by_role("link", name="Its feature maps").first.click()
+    page.wait_for_url(f"**/feature_maps?*index={target['index']}*", timeout=60_000)  # the same digit
+    wait_for_app(page)
     assert_clean(page, errors)
     page.close()
 
