@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from core.config import CACHE_ENV, recipe
 from core.train import TrainedModel, load_or_train
@@ -26,3 +27,13 @@ def reference_model(model_cache) -> TrainedModel:
 def tiny_config(**overrides):
     """A config that trains in well under a second: 2,000 images, one epoch."""
     return recipe("reference", train_limit=2000, **overrides)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run as the dashboard does (dashboard/Home.py): one torch thread, which on a busy machine
+    is many times faster than two. Per test, so the session's reference model trains as always."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

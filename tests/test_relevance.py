@@ -33,13 +33,7 @@ GRIDS = {"conv1": (26, 26), "conv2": (24, 24), "conv3": (10, 10), "conv4": (8, 8
 CHANNELS = {"conv1": 4, "conv2": 8, "conv3": 16, "conv4": 32, "fc1": 20}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """As the dashboard runs (dashboard/Home.py): one torch thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the dashboard runs (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -32,14 +32,7 @@ KEY = "0123456789abcdef"
 FINGERPRINT = load_mnist().fingerprint
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Run as the dashboard does (dashboard/Home.py): one torch thread, which on a busy machine is
-    many times faster than two. Per test, so the session's reference model trains as it always does."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the dashboard runs (conftest.py)
 
 
 @pytest.fixture(scope="module")
