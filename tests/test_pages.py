@@ -388,3 +388,18 @@ def test_feature_maps_open_a_unit_card(reference_model):
     assert not at.exception, [e.value for e in at.exception]
     assert at.query_params["layer"] == "conv2" and at.query_params["unit"] == str(strongest)
     assert at.query_params["index"] == "3"
+
+
+def test_layer_attributions_open_the_strongest_channels_unit_card(reference_model):
+    from core.data import to_tensor
+    from core.relevance import channel_relevance
+
+    at = open_app("app_pages/attributions.py", index="7")
+    at.session_state["at_tab"] = "Compare layers"
+    at.run()
+    at.button(key="at_units_conv4").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    x = to_tensor(load_mnist().test.images[7:8])
+    found = channel_relevance(reference_model.model, x, "conv4", int(reference_model.model(x).argmax()))
+    assert at.query_params["layer"] == "conv4" and at.query_params["unit"] == str(int(found.ranking[0]))

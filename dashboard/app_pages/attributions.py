@@ -15,7 +15,7 @@ from core.attributions import (
 )
 from core.evaluate import softmax
 from dashboard import cache, figures, panels, state
-from dashboard.view import View
+from dashboard.view import UNIT_COUNTS, Unit, View
 
 DEFAULT_METHODS = ["Saliency", "Integrated Gradients", "Input × Gradient", "Guided Backprop", "Occlusion"]
 
@@ -137,6 +137,7 @@ def render(view: View) -> None:
                 st.plotly_chart(figures.units(fc1, "fc1"), key="at_layers_fc1", config=figures.CHART_CONFIG)
             elif "fc1" not in METHODS[method].layers:
                 st.caption(f"fc1 is left out: {METHODS[method].not_applicable}.")
+            _channels_links(view, pixels)
 
     if by_target.open:
         with by_target:
@@ -187,6 +188,18 @@ def _method_options() -> dict[str, object]:
                 )
         st.caption("Values outside a method's range get a message on the map instead of a result.")
     return options
+
+
+def _channels_links(view: View, pixels: bytes) -> None:
+    """One button per layer: its unit card, at the channel carrying most evidence for the
+    predicted class on this digit (the Units page then ranks them all)."""
+    st.caption("Which channels of a layer carry the evidence for the predicted class, ranked, each with its card:")
+    predicted = int(np.argmax(cache.activations(view.ref, pixels)["fc2"]))
+    for column, layer in zip(st.columns(len(UNIT_COUNTS)), UNIT_COUNTS, strict=True):
+        if column.button(f"{layer} channels" if layer != "fc1" else "fc1 units", key=f"at_units_{layer}"):
+            found = cache.channel_relevance(view.ref, pixels, layer, predicted)
+            state.select_unit(Unit(layer, int(found.ranking[0])))
+            st.switch_page("app_pages/units.py")
 
 
 render(state.page_view())
