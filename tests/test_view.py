@@ -9,7 +9,20 @@ import pytest
 
 from core.checkpoints import CheckpointInfo, ModelRef
 from core.config import TrainConfig
-from dashboard.view import DRAWN, Sample, check_epoch, check_sample, from_query, to_query
+from core.units import grid_size
+from dashboard.view import (
+    DRAWN,
+    FIRST_UNIT,
+    UNIT_COUNTS,
+    Sample,
+    Unit,
+    check_epoch,
+    check_sample,
+    from_query,
+    to_query,
+    unit_from_query,
+    unit_to_query,
+)
 
 KEY = "0123456789abcdef"
 OTHER = "fedcba9876543210"
@@ -97,3 +110,42 @@ def test_check_epoch():
     assert check_epoch(ModelRef(KEY, 2), MODELS[KEY]) == (ModelRef(KEY, 2), [])
     assert check_epoch(ModelRef(KEY, 3), MODELS[KEY]) == (ModelRef(KEY), [])
     assert check_epoch(ModelRef(KEY, 4), MODELS[KEY])[0] == ModelRef(KEY)
+
+
+def every_unit():
+    for layer, count in UNIT_COUNTS.items():
+        rows, cols = grid_size(layer)
+        for unit in range(count):
+            yield Unit(layer, unit)
+            if layer != "fc1":
+                yield Unit(layer, unit, (unit % rows, (unit * 7) % cols))
+                yield Unit(layer, unit, (rows - 1, cols - 1))
+
+
+def test_every_unit_round_trips():
+    units = list(every_unit())
+    assert len(units) == 4 * 3 + 8 * 3 + 16 * 3 + 32 * 3 + 20
+    for unit in units:
+        assert unit_from_query(unit_to_query(unit)) == (unit, [])
+
+
+def test_unit_counts_come_from_the_model():
+    assert UNIT_COUNTS == {"conv1": 4, "conv2": 8, "conv3": 16, "conv4": 32, "fc1": 20}
+
+
+@pytest.mark.parametrize(
+    ("params", "expected", "message"),
+    [
+        ({}, FIRST_UNIT, None),
+        ({"layer": "pool1", "unit": "0"}, FIRST_UNIT, "pool1"),
+        ({"layer": "conv2", "unit": "8"}, FIRST_UNIT, "conv2 has units 0 to 7, not 8"),
+        ({"layer": "conv2", "unit": "x"}, FIRST_UNIT, "cannot be shown"),
+        ({"layer": "conv2", "unit": "3", "at": "24,0"}, Unit("conv2", 3), "not a ROW,COL"),
+        ({"layer": "conv2", "unit": "3", "at": "1;2"}, Unit("conv2", 3), "not a ROW,COL"),
+        ({"layer": "fc1", "unit": "3", "at": "0,0"}, Unit("fc1", 3), "not a ROW,COL"),
+    ],
+)
+def test_bad_units_in_links_are_named(params, expected, message):
+    unit, warnings = unit_from_query(params)
+    assert unit == expected
+    assert (not warnings) if message is None else message in warnings[0]
