@@ -429,6 +429,18 @@ def _tail(model: nn.Module, layer: str, values: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _head(model: nn.Module, layer: str, images: torch.Tensor) -> torch.Tensor:
+    """``layer``'s output (after its ReLU), running only the modules up to it, as ``taps`` does."""
+    modules = _forward_modules(model)
+    stop = [name for name, _ in modules].index(TAPS[layer])
+    x = (images - MNIST_MEAN) / MNIST_STD
+    for _, module in modules[: stop + 1]:
+        if isinstance(module, nn.Linear) and x.dim() > 2:
+            x = torch.flatten(x, 1)
+        x = module(x)
+    return x
+
+
 def ablation_accuracy(
     model: nn.Module,
     images: torch.Tensor,
@@ -436,27 +448,44 @@ def ablation_accuracy(
     layer: str,
     unit: int,
     batch_size: int = INDEX_BATCH,
+    before: np.ndarray | None = None,
+    active: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each class's accuracy, float64 (10,) (NaN for a class absent from ``labels``), with the
     unit intact and with it zeroed after its ReLU, over float32 images (N, 1, 28, 28) and
-    int64 labels (N,). The network is run once; only the layers after ``layer`` are rerun,
-    on a copy of its output with the unit's channel set to zero, so no weights change."""
+    int64 labels (N,). Only the layers after ``layer`` are rerun, on a copy of its output with
+    the unit's channel set to zero, so no weights change.
+
+    Two exact shortcuts for a caller that has them: ``before``, the model's predictions int64
+    (N,) (a cached evaluation), spares the full pass; ``active``, bool (N,) the digits on which
+    the unit is above zero anywhere (the activation index), spares the others: zeroing a unit
+    that is already zero changes nothing. Measured (bench/unit_speed.py): a cold unit card went
+    from 1.14 s to 0.79 s."""
     _check_layer(layer, UNIT_LAYERS)
     _check_unit(model, layer, unit)
+    if active is not None and before is None:
+        raise ValueError("active digits are a shortcut for a caller that passes the predictions (before) too")
     device = _device(model)
-    before, after = [], []
-    with torch.inference_mode():
-        for i in range(0, len(images), batch_size):
-            taps = model.taps(images[i : i + batch_size].to(device))
-            cut = taps[layer].clone()
-            cut[:, unit] = 0.0  # a whole channel (every position) or one fc1 unit
-            before.append(taps["fc2"].argmax(dim=1).cpu())
-            after.append(_tail(model, layer, cut).argmax(dim=1).cpu())
     truth = np.asarray(labels)
-    return (
-        _per_class(torch.cat(before).numpy() == truth, truth),
-        _per_class(torch.cat(after).numpy() == truth, truth),
-    )
+    chosen = np.arange(len(images)) if active is None else np.flatnonzero(active)
+    computed_before, after = [], []
+    with torch.inference_mode():
+        for i in range(0, len(chosen), batch_size):
+            rows = torch.from_numpy(chosen[i : i + batch_size])
+            batch = images[rows].to(device)
+            if before is None:
+                taps = model.taps(batch)
+                values = taps[layer].clone()
+                computed_before.append(taps["fc2"].argmax(dim=1).cpu())
+            else:
+                values = _head(model, layer, batch)
+            values[:, unit] = 0.0  # a whole channel (every position) or one fc1 unit
+            after.append(_tail(model, layer, values).argmax(dim=1).cpu())
+    before = torch.cat(computed_before).numpy() if before is None else np.asarray(before)  # (N,) all digits
+    changed = before.copy()
+    if after:
+        changed[chosen] = torch.cat(after).numpy()
+    return _per_class(before == truth, truth), _per_class(changed == truth, truth)
 
 
 # --- Feature visualisation ------------------------------------------------------------

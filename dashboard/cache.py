@@ -341,17 +341,25 @@ def start_unit_index(trained: TrainedModel, epoch: int) -> None:
     )
 
 
-def unit_ablation(ref: ModelRef, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each class's test accuracy with the unit intact and zeroed, float (10,) twice."""
-    return _unit_ablation(str(cache_dir()), ref.key, ref.epoch, layer, unit)
+def unit_ablation(trained: TrainedModel, epoch: int, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each class's test accuracy with the unit intact and zeroed, float (10,) twice (needs the
+    unit index: only the digits the unit fires on are rerun)."""
+    loaded_as = None if epoch == trained.info.epochs_done else epoch
+    return _unit_ablation(str(cache_dir()), trained.info.key, epoch, loaded_as, layer, unit)
 
 
-@st.cache_data(max_entries=256, show_spinner="Zeroing the unit and rerunning the 10,000 test digits…")
-def _unit_ablation(root: str, key: str, epoch: int | None, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
-    trained = _model(root, key, epoch)
+@st.cache_data(max_entries=256, show_spinner="Zeroing the unit and rerunning the test digits it fires on…")
+def _unit_ablation(
+    root: str, key: str, epoch: int, loaded_as: int | None, layer: str, unit: int
+) -> tuple[np.ndarray, np.ndarray]:
+    trained = _model(root, key, loaded_as)
     split = dataset(trained.info.data_source).test
+    before = _evaluation(root, key, epoch, loaded_as, UNIT_SPLIT).preds
+    active = _unit_index(root, key, epoch, loaded_as).maximum[layer][:, unit] > 0
     with heavy_gate():
-        return units.ablation_accuracy(trained.model, to_tensor(split.images), split.labels, layer, unit)
+        return units.ablation_accuracy(
+            trained.model, to_tensor(split.images), split.labels, layer, unit, before=before, active=active
+        )
 
 
 def feature_visualisation(ref: ModelRef, layer: str) -> units.FeatureVisualisation:

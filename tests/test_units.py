@@ -499,3 +499,23 @@ def test_many_threads_share_one_model(net, small_split, monkeypatch):
             for got, want in zip(results, expected, strict=True):
                 np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, equal_nan=True)
     _assert_unchanged(net, before_state)
+
+
+@pytest.mark.slow
+def test_ablation_shortcuts_give_the_same_accuracies(reference_model):
+    """The cached predictions and the active digits (the index) are exact shortcuts."""
+    from core.evaluate import predict_logits
+
+    test = load_mnist().test
+    images, labels = to_tensor(test.images[:600]), test.labels[:600]
+    model = reference_model.model
+    preds = predict_logits(model, images).argmax(1).numpy()
+    index = activation_index(model, images)
+    for layer, unit in [("conv1", 1), ("conv3", 4), ("conv4", 9), ("fc1", 2)]:
+        full = ablation_accuracy(model, images, labels, layer, unit)
+        active = index.maximum[layer][:, unit] > 0
+        fast = ablation_accuracy(model, images, labels, layer, unit, before=preds, active=active)
+        np.testing.assert_array_equal(full[0], fast[0])
+        np.testing.assert_array_equal(full[1], fast[1])
+    with pytest.raises(ValueError, match="before"):
+        ablation_accuracy(model, images, labels, "conv1", 0, active=np.ones(600, dtype=bool))

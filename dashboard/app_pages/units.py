@@ -123,7 +123,7 @@ def _card(view: View, unit: Unit, index) -> None:
         )
     left, right = st.columns([3, 2])
     with left:
-        before, after = cache.unit_ablation(view.ref, layer, u)
+        before, after = cache.unit_ablation(view.trained, view.epoch, layer, u)
         worst = int(np.nanargmin(after - before))
         st.markdown(
             f"**Without it:** zeroed after its ReLU, test accuracy goes from {np.nanmean(before):.2%} to "
