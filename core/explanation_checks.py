@@ -278,20 +278,33 @@ def road(model: MnistCNN, images: torch.Tensor, targets: torch.Tensor, order: np
 
 
 ROAD_NOISE = 0.01  # standard deviation of the noise added to imputed pixels (Rong et al.'s default)
-ROAD_SWEEPS = 60  # Jacobi sweeps of the imputation: each removed pixel ends near its neighbours' weighted mean
-# The imputation's neighbour weights (Rong et al.): 1/6 for the four direct neighbours, 1/12 diagonal.
-_NEIGHBOURS = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]]).reshape(1, 1, 3, 3)
+ROAD_SWEEPS = 60  # at most this many Jacobi sweeps of the imputation...
+ROAD_TOLERANCE = 1e-6  # ...stopping when no pixel moves by more than this (of the [0, 1] range)
+
+
+def _neighbour_sum(images: torch.Tensor) -> torch.Tensor:
+    """(N, 1, 28, 28): each pixel's neighbours weighted as Rong et al. impute (1/6 for the four
+    direct ones, 1/12 diagonal; none beyond the border). Shifted slices, not a 3x3 conv2d: a
+    one-channel convolution is 8x slower here (2.1 s against 0.25 s for 60 sweeps of 1,100 digits)."""
+    p = torch.nn.functional.pad(images, (1, 1, 1, 1))
+    direct = p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
+    diagonal = p[..., :-2, :-2] + p[..., :-2, 2:] + p[..., 2:, :-2] + p[..., 2:, 2:]
+    return direct / 6 + diagonal / 12
 
 
 def impute(images: torch.Tensor, removed: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """float32 (N, 1, 28, 28): every ``removed`` pixel (bool, same shape) replaced by the
     weighted mean of its neighbours (those outside the image left out), solved for all
     removed pixels together by Jacobi sweeps, plus seeded Gaussian noise; pixels in [0, 1]."""
-    weight_sum = torch.nn.functional.conv2d(torch.ones_like(images), _NEIGHBOURS, padding=1)  # borders: fewer
+    weight_sum = _neighbour_sum(torch.ones_like(images))  # at the border: fewer neighbours
     filled = images.clone()
-    for _ in range(ROAD_SWEEPS):
-        mean = torch.nn.functional.conv2d(filled, _NEIGHBOURS, padding=1) / weight_sum
-        filled = torch.where(removed, mean, images)
+    for _ in range(ROAD_SWEEPS):  # strokes are thin, so every hole is near known pixels: ~10-20 sweeps
+        mean = _neighbour_sum(filled) / weight_sum
+        updated = torch.where(removed, mean, images)
+        converged = float((updated - filled).abs().max()) < ROAD_TOLERANCE
+        filled = updated
+        if converged:
+            break
     noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed)) * ROAD_NOISE
     return torch.where(removed, (filled + noise).clamp(0.0, 1.0), images)
 
