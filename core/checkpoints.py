@@ -3,8 +3,9 @@
 A model's folder holds ``epoch_NN.safetensors`` (weights after each epoch),
 ``history.json`` (loss and accuracy per epoch), cached evaluations (logits of a split,
 named by :func:`evaluation_file` after the epoch, the split and the data's fingerprint),
-activation indexes (every unit on every digit of a split, named likewise by :func:`activation_index_file`)
-and ``meta.json``, written last: a folder without ``meta.json`` is unfinished.
+activation indexes (every unit on every digit of a split, named likewise by :func:`activation_index_file`),
+2-D maps of a split's fc1 (named by :func:`projection_file`) and ``meta.json``, written
+last: a folder without ``meta.json`` is unfinished.
 ``meta.json`` records the SHA-256 of every weights file; a file whose checksum does not
 match, or has no checksum recorded, is refused, never loaded. Every file is written to a
 temporary name, fsynced, renamed, and the folder fsynced, so a crash never leaves a
@@ -245,6 +246,17 @@ def activation_index_file(epoch: int, split: str, data_fingerprint: str) -> str:
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
     return f"activation_index_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
+
+
+def projection_file(epoch: int, split: str, data_fingerprint: str, method: str) -> str:
+    """The cached 2-D map's file name (``core.projection.load_or_compute_projection``) inside a model's
+    folder, e.g. ``projection_pca_epoch03_test_<16 hex>.safetensors``; ``method`` is lowercase letters
+    and digits, so it cannot reach outside the folder."""
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
+    if not (method.isascii() and method.isalnum() and method == method.lower()):
+        raise ValueError(f"method {method!r} must be lowercase ASCII letters and digits")
+    return f"projection_{method}_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
 
 
 def scorecard_file(epoch: int, data_fingerprint: str, digits: int) -> str:
