@@ -23,6 +23,7 @@ navigation = st.navigation(
             st.Page("app_pages/overview.py", title="Overview", icon=":material/info:", default=True),
             st.Page("app_pages/browse.py", title="Browse digits", icon=":material/grid_view:"),
             st.Page("app_pages/errors.py", title="Errors", icon=":material/error:"),
+            st.Page("app_pages/data_map.py", title="Data map", icon=":material/scatter_plot:"),
         ],
         "Inside the network": [
             st.Page("app_pages/feature_maps.py", title="Feature maps", icon=":material/layers:"),

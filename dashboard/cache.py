@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core import checkpoints, explanation_checks, relevance, scorecard, units
+from core import checkpoints, explanation_checks, projection, relevance, scorecard, units
 from core.activations import layer_outputs
 from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointInfo, ModelRef
@@ -408,3 +408,51 @@ def _channel_relevance(
 ) -> relevance.ChannelRelevance:
     with heavy_gate():
         return relevance.channel_relevance(_model(root, key, epoch).model, _pixels_tensor(pixels), layer, target)
+
+
+# ---- the data map (every test digit's fc1 in two dimensions) ----------------------------
+
+
+def data_map(trained: TrainedModel, epoch: int) -> projection.Projection | None:
+    """The test digits' fc1 map of these weights on the last epoch's axes if it is on disk
+    (read once per server), else None: :func:`start_data_map` computes it in the background."""
+    try:
+        return _data_map(str(cache_dir()), trained.info.key, epoch)
+    except LookupError:  # not computed yet: an exception, so Streamlit does not remember it
+        return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _data_map(root: str, key: str, epoch: int) -> projection.Projection:
+    info = _model(root, key, None).info
+    names = [
+        checkpoints.projection_file(e, UNIT_SPLIT, info.data_fingerprint, projection.PCA)
+        for e in {epoch, info.epochs_done}
+    ]
+    if not all((info.folder / name).is_file() for name in names):
+        raise LookupError("not mapped yet")
+    return _compute_data_map(root, key, epoch)
+
+
+def _compute_data_map(root: str, key: str, epoch: int, progress=None) -> projection.Projection:
+    """The last epoch's PCA (the axes), then ``epoch`` through it; each cached beside the checkpoint."""
+    last = _model(root, key, None)
+    info, data = last.info, dataset(last.info.data_source)
+    args = (data.test, UNIT_SPLIT, info.folder)
+    basis = projection.load_or_compute_projection(
+        last.model, *args, info.epochs_done, data.fingerprint, progress=progress
+    )
+    if epoch == info.epochs_done:
+        return basis
+    model = _model(root, key, epoch).model
+    return projection.load_or_compute_projection(model, *args, epoch, data.fingerprint, basis=basis, progress=progress)
+
+
+def data_map_task(trained: TrainedModel, epoch: int) -> str:
+    return f"map:{trained.info.key}@{epoch}"
+
+
+def start_data_map(trained: TrainedModel, epoch: int) -> None:
+    """Map every test digit's fc1 in the background (about a second per epoch)."""
+    root, key = str(cache_dir()), trained.info.key
+    heavy_work().submit(data_map_task(trained, epoch), lambda progress: _compute_data_map(root, key, epoch, progress))

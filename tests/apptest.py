@@ -15,6 +15,7 @@ PAGES = [
     "app_pages/overview.py",
     "app_pages/browse.py",
     "app_pages/errors.py",
+    "app_pages/data_map.py",
     "app_pages/feature_maps.py",
     "app_pages/units.py",
     "app_pages/attributions.py",

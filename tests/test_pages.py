@@ -34,7 +34,7 @@ def tile_indices(spec: dict) -> list[int]:
 def test_every_page_renders(reference_model, page):
     at = open_app(page)
     # They wait for a drawing, a click, or the unit index's background computation.
-    if page not in ("app_pages/your_digit.py", "app_pages/trust.py", "app_pages/units.py"):
+    if page not in ("app_pages/your_digit.py", "app_pages/trust.py", "app_pages/units.py", "app_pages/data_map.py"):
         assert at.get("plotly_chart"), f"{page} drew no chart"
     assert "reference recipe" in texts(at)  # the sidebar names the loaded model
 
@@ -403,3 +403,37 @@ def test_layer_attributions_open_the_strongest_channels_unit_card(reference_mode
     x = to_tensor(load_mnist().test.images[7:8])
     found = channel_relevance(reference_model.model, x, "conv4", int(reference_model.model(x).argmax()))
     assert at.query_params["layer"] == "conv4" and at.query_params["unit"] == str(int(found.ranking[0]))
+
+
+# ---- the data map -------------------------------------------------------------------------
+
+
+def test_data_map_draws_every_test_digit_where_core_puts_it(reference_model):
+    """10,000 points, each the digit's fc1 PCA coordinates (computed again here with core), the
+    selected digit ringed; the map is computed in the background and kept beside the checkpoint."""
+    import time
+
+    from core import projection
+    from core.data import to_tensor
+    from dashboard import cache
+
+    at = open_app("app_pages/data_map.py", index="17")
+    for _ in range(600):
+        tasks = [t for t in list(cache.heavy_work()._tasks) if t.startswith("map:")]
+        if tasks and all(cache.heavy_work().status(t).state in ("done", "failed") for t in tasks):
+            break
+        time.sleep(0.1)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    spec = next(s for s in chart_specs(at) if any(t["type"] == "scattergl" for t in s["data"]))
+    digits = spec["data"][0]
+    ids = array(digits["customdata"]).reshape(-1, 3)[:, 0].astype(int)
+    assert ids.tolist() == list(range(10_000))
+    test = load_mnist().test
+    expected = projection.fit_pca(projection.fc1_features(reference_model.model, to_tensor(test.images))).points
+    np.testing.assert_allclose(array(digits["x"]), expected[:, 0], atol=1e-4)
+    np.testing.assert_allclose(array(digits["y"]), expected[:, 1], atol=1e-4)
+    ring = spec["data"][-1]
+    assert ring["name"] == "#17" and ring["x"][0] == pytest.approx(float(expected[17, 0]), abs=1e-4)
+    assert list(reference_model.info.folder.glob("projection_pca_epoch01_test_*.safetensors"))
+    assert "test #17" in texts(at)

@@ -1,0 +1,74 @@
+"""Data map: every test digit on one map, where the network's fc1 places it (PCA of its
+20 values), coloured by class or by mistake; click a point to select that digit."""
+
+import streamlit as st
+
+from dashboard import cache, data_figures, figures, panels, state
+from dashboard.view import View
+
+
+def render(view: View) -> None:
+    st.title("Every test digit on one map")
+    st.caption(
+        "Each point is a test digit, placed by the 20 numbers fc1 computes for it (the features the last layer "
+        "weighs into a decision), flattened to two dimensions by PCA: digits the network sees alike sit close. "
+        "The axes are the last epoch's, so stepping through epochs in the sidebar shows the classes separate. "
+        "Crosses are mistakes. Click a point to select that digit on every page."
+    )
+    if view.trained is None:
+        panels.training_status(view.job.key, "The map appears when the model is trained")
+        return
+    found = cache.data_map(view.trained, view.epoch)
+    if found is None:
+        task = cache.data_map_task(view.trained, view.epoch)
+        status = cache.heavy_work().status(task)
+        if status is not None and status.state == "failed":
+            st.error(f"Mapping the digits failed: {status.error}", icon=":material/error:")
+            if not st.button("Try again", key="map_retry"):
+                return
+        if status is None or status.state == "failed":
+            cache.start_data_map(view.trained, view.epoch)
+        panels.work_status(task, "Placing the 10,000 test digits (once per model and epoch)")
+        return
+    evaluation = cache.evaluation(view.trained, view.epoch, "test")
+    colour_by = st.segmented_control(
+        "Colour by", data_figures.COLOUR_BY, default=data_figures.COLOUR_BY[0], key="map_colour"
+    )
+    selected = view.sample.index if view.sample.split == "test" else None
+
+    def on_click() -> None:
+        data = panels.clicked("map_points")
+        if data:
+            state.select("test", int(data[0]))
+
+    left, right = st.columns([3, 1.3])
+    with left:
+        st.plotly_chart(
+            data_figures.data_map(
+                found.points,
+                evaluation.labels,
+                evaluation.preds,
+                view.data.classes,
+                colour_by or data_figures.COLOUR_BY[0],
+                selected,
+                found.explained,
+            ),
+            key="map_points",
+            on_select=on_click,
+            selection_mode="points",
+            config=figures.CHART_CONFIG,
+        )
+        epoch = f"epoch {view.epoch} of {view.trained.info.epochs_done}"
+        mistakes = int((evaluation.labels != evaluation.preds).sum())
+        st.caption(
+            f"{len(found.points):,} digits ({mistakes} misread), weights after {epoch}; the two axes hold "
+            f"{found.explained.sum():.0%} of the spread of fc1's values."
+        )
+    with right:
+        if selected is None:
+            st.info("Your own digit is selected: pick a test digit on the map.")
+        else:
+            panels.sample_detail(view, view.sample, view.image(), "")
+
+
+render(state.page_view())

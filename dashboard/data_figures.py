@@ -1,0 +1,79 @@
+"""The data set as a whole: every test digit on one map. Pure functions from arrays to
+figures, in the house style of ``dashboard.figures``."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard.figures import WRONG, _figure
+
+# Ten classes, told apart by colour-blind viewers too (Okabe-Ito, then two greys' neighbours).
+CLASS_COLOURS = (
+    "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2",
+    "#D55E00", "#CC79A7", "#000000", "#999999", "#882255",
+)  # fmt: skip
+COLOUR_BY = ("true class", "predicted class", "right or wrong")
+
+
+def data_map(
+    points: np.ndarray,
+    labels: np.ndarray,
+    preds: np.ndarray,
+    classes: tuple[str, ...],
+    colour_by: str,
+    selected: int | None,
+    explained: np.ndarray,
+) -> go.Figure:
+    """float32 (N, 2) points of the test digits (customdata: the digit's index), one WebGL
+    trace coloured by ``colour_by``; mistakes drawn as crosses; ``selected`` ringed."""
+    wrong = labels != preds
+    if colour_by == "right or wrong":
+        colour = np.where(wrong, WRONG, "#ADB5BD")
+    else:
+        colour = np.asarray(CLASS_COLOURS)[labels if colour_by == "true class" else preds]
+    index = np.arange(len(points))
+    traces = [
+        go.Scattergl(
+            x=points[:, 0],
+            y=points[:, 1],
+            mode="markers",
+            name="digits",
+            marker=dict(
+                color=colour.tolist(),
+                size=np.where(wrong, 7, 4).tolist(),
+                symbol=np.where(wrong, "x", "circle").tolist(),
+                opacity=0.8,
+            ),
+            customdata=np.stack([index, labels, preds], axis=1),
+            hovertemplate="test #%{customdata[0]}: true %{customdata[1]}, read as %{customdata[2]}<extra></extra>",
+            unselected=dict(marker=dict(opacity=0.8)),  # a click selects one digit; keep the rest as they were
+        )
+    ]
+    # A legend of the classes (or right / wrong) as empty traces: the points are one trace, so
+    # a click's customdata is always the digit's index.
+    names = ["right", "wrong (×)"] if colour_by == "right or wrong" else [f"{c}" for c in classes]
+    swatches = ["#ADB5BD", WRONG] if colour_by == "right or wrong" else CLASS_COLOURS[: len(classes)]
+    traces += [
+        go.Scattergl(x=[None], y=[None], mode="markers", name=n, marker=dict(color=c, size=8), hoverinfo="skip")
+        for n, c in zip(names, swatches, strict=True)
+    ]
+    if selected is not None:
+        traces.append(
+            go.Scattergl(
+                x=[points[selected, 0]],
+                y=[points[selected, 1]],
+                mode="markers",
+                name=f"#{selected}",
+                marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(color="#1F2430", width=3)),
+                hoverinfo="skip",
+            )
+        )
+    return _figure(
+        traces,
+        620,
+        xaxis=dict(title=f"first principal axis ({explained[0]:.0%} of the variance)", zeroline=False),
+        yaxis=dict(title=f"second axis ({explained[1]:.0%})", zeroline=False),
+        hovermode="closest",
+        legend=dict(title=colour_by, itemsizing="constant"),
+    )
