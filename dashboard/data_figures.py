@@ -39,6 +39,7 @@ def data_map(
             y=points[:, 1],
             mode="markers",
             name="digits",
+            showlegend=False,
             marker=dict(
                 color=colour.tolist(),
                 size=np.where(wrong, 7, 4).tolist(),
@@ -64,7 +65,7 @@ def data_map(
                 x=[points[selected, 0]],
                 y=[points[selected, 1]],
                 mode="markers",
-                name=f"#{selected}",
+                name=f"selected: #{selected}",
                 marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(color="#1F2430", width=3)),
                 hoverinfo="skip",
             )

@@ -28,7 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PAGES = ["", "browse", "errors", "feature_maps", "units", "attributions", "trust", "your_digit"]
+PAGES = ["", "browse", "errors", "data_map", "feature_maps", "units", "attributions", "trust", "your_digit"]
 NO_CHARTS = ("your_digit", "trust")  # they wait for a drawing, or for a click to compute
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -271,6 +271,37 @@ def test_from_a_feature_map_to_a_unit_card_to_a_digit_and_back(browser, app_url)
     page.get_by_role("link", name="Its feature maps").first.click()
     page.wait_for_url(f"**/feature_maps?*index={target['index']}*", timeout=60_000)  # the same digit
     wait_for_app(page)
+    assert_clean(page, errors)
+    page.close()
+
+
+def test_clicking_a_point_on_the_data_map_selects_that_digit(browser, app_url):
+    """A point of the 10,000 (WebGL) → that digit everywhere: the URL names it, it is shown
+    beside the map and ringed; its feature maps open the same digit."""
+    page, errors = open_page(browser, app_url, "data_map?index=3")
+    target = page.evaluate(
+        """() => {
+            const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => g._fullData[0].type === 'scattergl');
+            const t = gd._fullData[0], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            const r = gd.getBoundingClientRect();
+            // The digit farthest from the centre: no other point lies on top of it.
+            let best = 0, far = -1;
+            for (let i = 0; i < t.x.length; i++) {
+                const d = t.x[i] * t.x[i] + t.y[i] * t.y[i];
+                if (d > far) { far = d; best = i; }
+            }
+            return {x: r.left + xa._offset + xa.d2p(t.x[best]), y: r.top + ya._offset + ya.d2p(t.y[best]), index: best};
+        }"""
+    )
+    page.mouse.click(target["x"], target["y"])
+    page.wait_for_url(f"**index={target['index']}*", timeout=60_000)
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid=stMain]').innerText.includes('test #{target['index']:,}')",
+        timeout=60_000,
+    )
+    wait_for_app(page)
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "data_map_clicked.png"), full_page=True)
     assert_clean(page, errors)
     page.close()
 

@@ -434,6 +434,6 @@ def test_data_map_draws_every_test_digit_where_core_puts_it(reference_model):
     np.testing.assert_allclose(array(digits["x"]), expected[:, 0], atol=1e-4)
     np.testing.assert_allclose(array(digits["y"]), expected[:, 1], atol=1e-4)
     ring = spec["data"][-1]
-    assert ring["name"] == "#17" and ring["x"][0] == pytest.approx(float(expected[17, 0]), abs=1e-4)
+    assert ring["name"] == "selected: #17" and ring["x"][0] == pytest.approx(float(expected[17, 0]), abs=1e-4)
     assert list(reference_model.info.folder.glob("projection_pca_epoch01_test_*.safetensors"))
     assert "test #17" in texts(at)

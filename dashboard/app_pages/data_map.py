@@ -41,7 +41,7 @@ def render(view: View) -> None:
         if data:
             state.select("test", int(data[0]))
 
-    left, right = st.columns([3, 1.3])
+    left, right = st.columns([2.6, 1.6])
     with left:
         st.plotly_chart(
             data_figures.data_map(
