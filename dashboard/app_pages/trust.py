@@ -27,7 +27,7 @@ def render(view: View) -> None:
     st.markdown(card.summary())
     rows = []
     for method in card.ranking():
-        row = {"method": method, "tests passed": f"{card.checks_passed(method)} of 4"}
+        row = {"method": method, "tests passed": f"{card.checks_passed(method)} of 4"}  # see Scorecard.checks_passed
         for key, title, _, _ in scorecard.COLUMNS:
             c = card.rows[method][key]
             star = " ★" if card.best(key) == method else ""
@@ -44,9 +44,12 @@ def render(view: View) -> None:
     st.caption(
         "Randomisation: how alike the map's ink pixels still rank after fc2, fc1 and conv4 get random weights, "
         "minus how alike two random networks' maps rank (lower is better). Deletion: the class probability as the "
-        "digit's ink is removed in the map's order, compared with random order, brightest pixels first and a random "
-        "network's map (higher margins are better). Insertion adds the ink to a black image, which the network "
-        "already reads as some class. Max-sensitivity: how much the map changes under ±2% pixel noise. "
+        "digit's ink is removed in the map's order, compared with 8 random orders, brightest pixels first and a "
+        "random network's map (higher margins are better); 'passes deletion' and 'a random net's map deletes as "
+        "well' are the shares of digits whose badge says so. ROAD (Rong et al. 2022) removes the ink the same way "
+        "but fills each removed pixel from its neighbours, so the shape of the hole cannot tell the class. "
+        "Insertion adds the ink to a black image, which the network already reads as some class. "
+        "Max-sensitivity: how much the map changes under ±2% pixel noise. "
         f"Computed for {card.model} in {card.seconds:.0f} s."
     )
     st.caption(
