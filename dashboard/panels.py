@@ -87,7 +87,7 @@ def sample_probs(view: View, sample: Sample, image: np.ndarray) -> np.ndarray:
     return cache.evaluation(view.trained, view.epoch, sample.split).probs[sample.index]
 
 
-def sample_detail(view: View, sample: Sample, image: np.ndarray, image_title: str = "") -> None:
+def sample_detail(view: View, sample: Sample, image: np.ndarray, image_title: str = "", map_link: bool = True) -> None:
     """A digit large, its probabilities, and links to look inside the network."""
     label = None if sample.split == DRAWN else view.label(sample)
     probs = sample_probs(view, sample, image)
@@ -104,16 +104,19 @@ def sample_detail(view: View, sample: Sample, image: np.ndarray, image_title: st
             key=f"detail_probs_{sample.split}",
             config=figures.CHART_CONFIG,
         )
-    digit_links(sample)
+    digit_links(sample, map_link)
 
 
-def digit_links(sample: Sample) -> None:
+def digit_links(sample: Sample, map_link: bool = True) -> None:
     """Links to the pages about the selected digit."""
-    links = st.columns(2)
+    on_map = map_link and sample.split == "test"  # the data map places the test digits
+    links = st.columns(3 if on_map else 2)
     links[0].page_link("app_pages/feature_maps.py", label=f"{sample.title}: its feature maps", icon=":material/layers:")
     links[1].page_link(
         "app_pages/attributions.py", label=f"{sample.title}: its attributions", icon=":material/insights:"
     )
+    if on_map:
+        links[2].page_link("app_pages/data_map.py", label="On the data map", icon=":material/scatter_plot:")
 
 
 def sample_picker(view: View, prefix: str) -> Sample:

@@ -253,14 +253,15 @@ def test_bad_upload_gets_a_message(reference_model, name, content, message):
     assert any(message in e.value and name in e.value for e in at.error), [e.value for e in at.error]
 
 
-def test_scorecard_page_computes_in_the_background_then_shows_the_table(model_cache, monkeypatch, reference_model):
-    """Seed 0 and the shared test cache: the shuffled-label network is the one test_train trains."""
+def test_scorecard_page_computes_in_the_background_then_shows_the_table(tmp_path, monkeypatch, reference_model):
+    """Its own cache: a model added to the shared one would become the newest, which the other
+    page tests would then open by default."""
     from core import scorecard
     from dashboard import cache
 
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
     monkeypatch.setattr(scorecard, "DIGITS", 20)
-    trained = load_or_train(tiny_config(seed=0), root=model_cache)
-    tmp_path = model_cache
+    trained = load_or_train(tiny_config(seed=51), root=tmp_path)
     at = open_app("app_pages/trust.py", model=trained.info.key)
     assert "No scorecard for these weights yet" in texts(at)
     next(b for b in at.button if b.label == "Compute the scorecard").click()
@@ -310,7 +311,7 @@ def test_unit_card_from_a_link_shows_its_numbers(reference_model):
     from core import units
     from core.data import to_tensor
 
-    at = open_units(layer="conv3", unit="7", at="2,3", index="5")
+    at = open_units(layer="conv3", unit="7", at="2,3", index="5", model=reference_model.info.key)
     assert "conv3 · channel 7" in [h.value for h in at.subheader]
     assert at.query_params["layer"] == "conv3" and at.query_params["unit"] == "7"
     assert at.query_params["at"] == "2,3"
@@ -348,7 +349,7 @@ def test_a_dead_unit_says_so(reference_model):
     dead = [u for u in range(20) if index.firing_share("fc1", u) == 0]
     if not dead:
         pytest.skip("every fc1 unit of this model fires")
-    at = open_units(layer="fc1", unit=str(dead[0]))
+    at = open_units(layer="fc1", unit=str(dead[0]), model=reference_model.info.key)
     assert "never fires on the 10,000 test digits" in texts(at)
 
 
@@ -372,7 +373,7 @@ def test_feature_maps_open_a_unit_card(reference_model):
     from core.activations import layer_outputs
     from core.data import to_tensor
 
-    at = open_app("app_pages/feature_maps.py", index="3")
+    at = open_app("app_pages/feature_maps.py", index="3", model=reference_model.info.key)
     at.session_state["fm_layer"] = "conv2"
     at.run()
     flow, spec = [s for s in chart_specs(at) if any(t.get("name") == "tiles" for t in s["data"])][:2]
@@ -394,7 +395,7 @@ def test_layer_attributions_open_the_strongest_channels_unit_card(reference_mode
     from core.data import to_tensor
     from core.relevance import channel_relevance
 
-    at = open_app("app_pages/attributions.py", index="7")
+    at = open_app("app_pages/attributions.py", index="7", model=reference_model.info.key)
     at.session_state["at_tab"] = "Compare layers"
     at.run()
     at.button(key="at_units_conv4").click()
@@ -417,7 +418,7 @@ def test_data_map_draws_every_test_digit_where_core_puts_it(reference_model):
     from core.data import to_tensor
     from dashboard import cache
 
-    at = open_app("app_pages/data_map.py", index="17")
+    at = open_app("app_pages/data_map.py", index="17", model=reference_model.info.key)
     for _ in range(600):
         tasks = [t for t in list(cache.heavy_work()._tasks) if t.startswith("map:")]
         if tasks and all(cache.heavy_work().status(t).state in ("done", "failed") for t in tasks):
@@ -437,3 +438,7 @@ def test_data_map_draws_every_test_digit_where_core_puts_it(reference_model):
     assert ring["name"] == "selected: #17" and ring["x"][0] == pytest.approx(float(expected[17, 0]), abs=1e-4)
     assert list(reference_model.info.folder.glob("projection_pca_epoch01_test_*.safetensors"))
     assert "test #17" in texts(at)
+    links = [link.proto.page for link in at.get("page_link")]
+    assert not any("data_map" in page for page in links)  # no link from the map to itself
+    browse = open_app("app_pages/browse.py", index="17")
+    assert any("data_map" in link.proto.page for link in browse.get("page_link"))

@@ -69,10 +69,12 @@ def test_best_ranking_and_words_follow_the_numbers():
 
 
 @pytest.mark.slow
-def test_cli_computes_once_then_reads_the_cache(model_cache, monkeypatch, capsys):
-    """On a fresh model every column has a number, data randomisation included (seed 0: the
-    shuffled-label network is shared with test_train's, trained once per test run)."""
-    trained = load_or_train(tiny_config(seed=0), root=model_cache)
+def test_cli_computes_once_then_reads_the_cache(tmp_path, monkeypatch, capsys):
+    """On a fresh model every column has a number, data randomisation included. Its own cache:
+    a model added to the shared one would become the newest, which page tests open by default."""
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    model_cache = tmp_path
+    trained = load_or_train(tiny_config(seed=61), root=model_cache)
     assert scorecard.main(["--model", trained.info.key, "--digits", "12"]) == 0
     out = capsys.readouterr().out
     assert "Over 12 test digits" in out and "Guided Backprop" in out

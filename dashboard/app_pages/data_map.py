@@ -68,7 +68,7 @@ def render(view: View) -> None:
         if selected is None:
             st.info("Your own digit is selected: pick a test digit on the map.")
         else:
-            panels.sample_detail(view, view.sample, view.image(), "")
+            panels.sample_detail(view, view.sample, view.image(), "", map_link=False)
 
 
 render(state.page_view())
