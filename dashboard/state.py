@@ -25,6 +25,8 @@ from dashboard.view import (
     Sample,
     Unit,
     View,
+    cell_from_query,
+    cell_to_query,
     check_epoch,
     check_sample,
     from_query,
@@ -40,6 +42,7 @@ class NoModelError(RuntimeError):
 
 _REF, _SAMPLE, _DRAWN, _WAIT, _VIEW = "view_ref", "view_sample", "drawn_image", "view_job", "view_resolved"
 _UNIT = "view_unit"  # the unit card's choice; None until a link or a click names one
+_CELL = "view_cell"  # the Errors page's confusion cell (true, predicted); None until a link or a click
 
 
 def resolve() -> tuple[View, list[str]]:
@@ -53,6 +56,9 @@ def resolve() -> tuple[View, list[str]]:
         ref, sample, warnings = from_query(params, models)
         unit, problem = unit_from_query(params)
         warnings += problem
+        cell, problem = cell_from_query(params)
+        warnings += problem
+        st.session_state[_CELL] = cell
         st.session_state[_REF] = ref
         st.session_state[_SAMPLE] = sample
         st.session_state[_UNIT] = unit if "layer" in params or "unit" in params else None
@@ -164,6 +170,15 @@ def select_unit(unit: Unit) -> None:
     st.session_state[_UNIT] = unit
 
 
+def select_cell(true: int, pred: int) -> None:
+    """Make (true, predicted) the Errors page's confusion cell."""
+    st.session_state[_CELL] = (int(true), int(pred))
+
+
+def selected_cell() -> tuple[int, int] | None:
+    return st.session_state.get(_CELL)
+
+
 def use_model(ref: ModelRef) -> None:
     """Switch to other weights; the sample is checked against their data on the next run."""
     st.session_state[_REF] = ref
@@ -180,9 +195,11 @@ def sync_url() -> None:
     params = to_query(st.session_state.get(_REF), selected())
     if st.session_state.get(_UNIT) is not None:
         params |= unit_to_query(st.session_state[_UNIT])
+    if st.session_state.get(_CELL) is not None:
+        params |= cell_to_query(st.session_state[_CELL])
     for name, value in params.items():
         if st.query_params.get(name) != value:
             st.query_params[name] = value
     for name in set(st.query_params) - set(params):
-        if name in ("model", "split", "index", "layer", "unit", "at"):
+        if name in ("model", "split", "index", "layer", "unit", "at", "cell"):
             del st.query_params[name]

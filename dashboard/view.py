@@ -143,6 +143,24 @@ def unit_from_query(params: Mapping[str, str]) -> tuple[Unit, list[str]]:
         return unit, [f"The link's position {where!r} is not a ROW,COL of {layer}'s grid: showing the strongest."]
 
 
+def cell_to_query(cell: tuple[int, int]) -> dict[str, str]:
+    """The query string's parameter for a confusion cell (true, predicted): ``cell=4,9``."""
+    return {"cell": f"{cell[0]},{cell[1]}"}
+
+
+def cell_from_query(params: Mapping[str, str], classes: int = 10) -> tuple[tuple[int, int] | None, list[str]]:
+    """The confusion cell a link names (None when it names none), and a warning for a bad one."""
+    if "cell" not in params:
+        return None, []
+    try:
+        true, pred = (int(v) for v in params["cell"].split(","))
+    except ValueError:
+        true = pred = -1
+    if not (0 <= true < classes and 0 <= pred < classes):
+        return None, [f"The link's confusion cell {params['cell']!r} is not TRUE,PREDICTED with classes 0 to 9."]
+    return (true, pred), []
+
+
 def from_query(
     params: Mapping[str, str], models: Mapping[str, CheckpointInfo]
 ) -> tuple[ModelRef | None, Sample, list[str]]:

@@ -99,6 +99,17 @@ def test_confusion_cell_shows_exactly_its_digits(reference_model, test_eval):
     assert np.all(np.diff(confidences) <= 0)  # most confident first
 
 
+def test_a_link_opens_its_confusion_cell_and_a_click_writes_it(reference_model, test_eval):
+    at = open_app("app_pages/errors.py", cell="3,5", model=reference_model.info.key)
+    assert f"**{len(test_eval.cell(3, 5))}** mistakes: true **3**, predicted **5**" in texts(at)
+    assert at.query_params["cell"] == "3,5"
+    at.selectbox(key="errors_true").set_value(7)
+    at.run()
+    assert at.query_params["cell"] == "7,5"
+    bad = open_app(cell="3;x")
+    assert any("not TRUE,PREDICTED" in w.value for w in bad.warning)
+
+
 def test_confusion_matrix_counts(reference_model, test_eval):
     at = open_app("app_pages/errors.py")
     heatmap = chart_specs(at)[0]["data"][0]

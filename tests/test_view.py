@@ -16,6 +16,8 @@ from dashboard.view import (
     UNIT_COUNTS,
     Sample,
     Unit,
+    cell_from_query,
+    cell_to_query,
     check_epoch,
     check_sample,
     from_query,
@@ -149,3 +151,13 @@ def test_bad_units_in_links_are_named(params, expected, message):
     unit, warnings = unit_from_query(params)
     assert unit == expected
     assert (not warnings) if message is None else message in warnings[0]
+
+
+def test_every_confusion_cell_round_trips_and_bad_ones_are_named():
+    for true in range(10):
+        for pred in range(10):
+            assert cell_from_query(cell_to_query((true, pred))) == ((true, pred), [])
+    assert cell_from_query({}) == (None, [])
+    for bad in ("10,1", "1", "a,b", "1,2,3", "-1,2"):
+        cell, warnings = cell_from_query({"cell": bad})
+        assert cell is None and "not TRUE,PREDICTED" in warnings[0]

@@ -19,17 +19,20 @@ def render(view: View) -> None:
         "Rows are the true digit, columns what the network answered. Click a square to see its digits."
     )
 
-    if "errors_true" not in st.session_state:  # start on the most frequent confusion
+    if state.selected_cell() is None:  # start on the most frequent confusion
         off_diagonal = matrix.copy()
         off_diagonal[range(10), range(10)] = -1
-        t, p = divmod(int(off_diagonal.argmax()), 10)
-        st.session_state["errors_true"], st.session_state["errors_pred"] = t, p
+        state.select_cell(*divmod(int(off_diagonal.argmax()), 10))
+    # The shared choice (a link's cell=4,9 included) is the truth: put it into the widgets.
+    st.session_state["errors_true"], st.session_state["errors_pred"] = state.selected_cell()
 
     def on_cell_click() -> None:
         clicked = panels.clicked("errors_matrix")
         if clicked:
-            true, pred = clicked[:2]  # customdata: (true, predicted, count, rate)
-            st.session_state["errors_true"], st.session_state["errors_pred"] = int(true), int(pred)
+            state.select_cell(*clicked[:2])  # customdata: (true, predicted, count, rate)
+
+    def on_pick() -> None:
+        state.select_cell(st.session_state["errors_true"], st.session_state["errors_pred"])
 
     left, right = st.columns([1, 1], gap="large")
     with left:
@@ -78,8 +81,8 @@ def render(view: View) -> None:
 
     with right:
         picks = st.columns(2)
-        true = picks[0].selectbox("True class", range(10), key="errors_true")
-        pred = picks[1].selectbox("Predicted class", range(10), key="errors_pred")
+        true = picks[0].selectbox("True class", range(10), key="errors_true", on_change=on_pick)
+        pred = picks[1].selectbox("Predicted class", range(10), key="errors_pred", on_change=on_pick)
         cell = evaluation.cell(true, pred)
         kind = "correct" if true == pred else "mistakes"
         st.markdown(f"**{len(cell):,}** {kind}: true **{true}**, predicted **{pred}**, most confident first")
