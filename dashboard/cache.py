@@ -18,7 +18,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core import checkpoints, explanation_checks, projection, relevance, scorecard, units
+from core import checkpoints, confusion, explanation_checks, projection, relevance, scorecard, units
 from core.activations import layer_outputs
 from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointInfo, ModelRef
@@ -456,3 +456,61 @@ def start_data_map(trained: TrainedModel, epoch: int) -> None:
     """Map every test digit's fc1 in the background (about a second per epoch)."""
     root, key = str(cache_dir()), trained.info.key
     heavy_work().submit(data_map_task(trained, epoch), lambda progress: _compute_data_map(root, key, epoch, progress))
+
+
+# ---- why a confusion cell fails -----------------------------------------------------------
+
+CELL_DIGITS_SHOWN = 8  # cell digits whose nearest training digits are drawn
+
+
+def why_cell(trained: TrainedModel, epoch: int, a: int, b: int) -> dict:
+    """Why the test digits of class ``a`` read as ``b`` are misread: the contrast maps, the
+    channels that differ (needs the unit index: {} until it exists), the nearest training
+    digits of the first cell digits, and the sentence."""
+    loaded_as = None if epoch == trained.info.epochs_done else epoch
+    indexed = unit_index(trained, epoch) is not None
+    return _why_cell(str(cache_dir()), trained.info.key, epoch, loaded_as, a, b, indexed)
+
+
+@st.cache_data(max_entries=128, show_spinner="Comparing the cell's digits with the ones read right…")
+def _why_cell(root: str, key: str, epoch: int, loaded_as: int | None, a: int, b: int, indexed: bool) -> dict:
+    trained = _model(root, key, loaded_as)
+    data = dataset(trained.info.data_source)
+    evaluation = _evaluation(root, key, epoch, loaded_as, UNIT_SPLIT)
+    cell = confusion.cell_digits(evaluation, a, b)
+    correct = confusion.correct_digits(evaluation, a)
+    with heavy_gate():
+        maps = confusion.contrast_maps(
+            trained.model, to_tensor(data.test.images[cell]), to_tensor(data.test.images[correct]), a, b
+        )
+        shown = cell[:CELL_DIGITS_SHOWN]
+        nearest = confusion.nearest_training_digits(
+            projection.fc1_features(trained.model, to_tensor(data.test.images[shown])),
+            _train_features(root, key, loaded_as),
+            data.train.labels,
+            a,
+            b,
+        )
+    channels = confusion.channel_differences(_unit_index(root, key, epoch, loaded_as), cell, correct) if indexed else {}
+    return {
+        "cell": cell,
+        "correct": correct,
+        "maps": maps,
+        "channels": channels,
+        "shown": shown,
+        "nearest": nearest,
+        "sentence": confusion.explain_cell(maps, channels),
+    }
+
+
+@st.cache_resource(show_spinner="Reading fc1 for the 60,000 training digits (once per model, a few seconds)…")
+def _train_features(root: str, key: str, loaded_as: int | None) -> np.ndarray:
+    """float32 (60000, 20): every training digit's fc1, for nearest-neighbour look-ups."""
+    trained = _model(root, key, loaded_as)
+    train = dataset(trained.info.data_source).train
+    return np.concatenate(
+        [
+            projection.fc1_features(trained.model, to_tensor(train.images[i : i + 10_000]))
+            for i in range(0, len(train), 10_000)
+        ]
+    )

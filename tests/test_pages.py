@@ -453,3 +453,56 @@ def test_data_map_draws_every_test_digit_where_core_puts_it(reference_model):
     assert not any("data_map" in page for page in links)  # no link from the map to itself
     browse = open_app("app_pages/browse.py", index="17")
     assert any("data_map" in link.proto.page for link in browse.get("page_link"))
+
+
+def test_why_a_confusion_cell_fails(reference_model, test_eval):
+    """The cell as a whole: core's sentence, the two mean maps, the channel buttons and the
+    nearest training digits, for the 4s read as 9 (from a link)."""
+    import time
+
+    from core import confusion, projection
+    from core.data import to_tensor
+    from dashboard import cache
+
+    at = open_app("app_pages/errors.py", cell="4,9", model=reference_model.info.key)
+    at.session_state["errors_why_open"] = True
+    at.run()
+    for _ in range(600):  # the unit index, in the background
+        tasks = [t for t in list(cache.heavy_work()._tasks) if t.startswith("units:")]
+        if tasks and all(cache.heavy_work().status(t).state in ("done", "failed") for t in tasks):
+            break
+        time.sleep(0.1)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    cell = confusion.cell_digits(test_eval, 4, 9)
+    assert confusion.explain_cell(
+        confusion.contrast_maps(
+            reference_model.model,
+            to_tensor(load_mnist().test.images[cell]),
+            to_tensor(load_mnist().test.images[confusion.correct_digits(test_eval, 4)]),
+            4,
+            9,
+        ),
+        confusion.channel_differences(
+            cache.unit_index(reference_model, reference_model.info.epochs_done),
+            cell,
+            confusion.correct_digits(test_eval, 4),
+        ),
+    ) in texts(at)
+    maps = next(s for s in chart_specs(at) if "4s read as 9" in str(s))
+    assert "4s read right" in str(maps)
+    assert any(b.key.startswith("errors_why_conv4_") for b in at.button)
+    data = load_mnist()
+    model = reference_model.model
+    shown = cell[: cache.CELL_DIGITS_SHOWN]
+    nearest = confusion.nearest_training_digits(
+        projection.fc1_features(model, to_tensor(data.test.images[shown])),
+        projection.fc1_features(model, to_tensor(data.train.images)),
+        data.train.labels,
+        4,
+        9,
+    )
+    grids = [s for s in chart_specs(at) if any(t.get("name") == "tiles" for t in s["data"])]
+    assert len(grids) == 2  # the cell's digits, then their nearest training digits
+    expected = np.concatenate([nearest.a_indices, nearest.b_indices], axis=1).reshape(-1).tolist()
+    assert tile_indices(grids[1]) == expected

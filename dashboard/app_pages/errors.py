@@ -1,9 +1,10 @@
 """Errors: the confusion matrix; click a cell to see the digits in it."""
 
+import numpy as np
 import streamlit as st
 
 from dashboard import cache, figures, panels, state
-from dashboard.view import View
+from dashboard.view import Unit, View
 
 
 def render(view: View) -> None:
@@ -98,6 +99,65 @@ def render(view: View) -> None:
             panels.sample_detail(view, sample, view.image(sample))
         else:
             st.caption("Click a digit to see its probabilities and look inside the network.")
+    if true != pred and len(cell):
+        why = st.expander(
+            f"Why are these {true}s read as {pred}? The cell as a whole", key="errors_why_open", on_change="rerun"
+        )
+        if why.open:
+            with why:
+                _why(view, true, pred)
+
+
+def _why(view: View, a: int, b: int) -> None:
+    """The cell as a group: where the evidence for b over a lies, which channels differ from
+    the a's read right, and the training digits nearest to the cell's digits."""
+    if cache.unit_index(view.trained, view.epoch) is None:  # the channel comparison reads it
+        task = cache.unit_index_task(view.trained, view.epoch)
+        if cache.heavy_work().status(task) is None:
+            cache.start_unit_index(view.trained, view.epoch)
+        panels.work_status(task, "Indexing every unit over the test digits first (once per model and epoch)")
+        return
+    found = cache.why_cell(view.trained, view.epoch, a, b)
+    maps = found["maps"]
+    st.markdown(found["sentence"])
+    images = view.data.test.images
+    mean_digit = images[found["cell"]].mean(axis=0).astype(np.uint8)
+    st.plotly_chart(
+        figures.attribution_row(
+            [maps.cell, maps.correct],
+            [f"{maps.cell_count} {a}s read as {b}", f"{maps.correct_count} {a}s read right"],
+            mean_digit,
+        ),
+        key="errors_why_maps",
+        config=figures.CHART_CONFIG,
+    )
+    st.caption(
+        f"The mean {maps.method} map of the evidence for {b} minus the evidence for {a}: red pixels speak for {b} "
+        f"over {a}. The outline is the cell's mean digit."
+    )
+    st.markdown(f"**Channels whose mean activation differs most** between the {a}s read as {b} and those read right:")
+    layers = list(found["channels"])
+    default = "conv4" if "conv4" in layers else layers[-1]  # the last layer with positions, as the sentence
+    layer = st.segmented_control("Layer", layers, default=default, key="errors_why_layer") or default
+    columns = st.columns(len(found["channels"][layer]))
+    for column, diff in zip(columns, found["channels"][layer], strict=True):
+        label = f"{layer} · {diff.channel}: {diff.cell_mean:.2f} vs {diff.correct_mean:.2f}"
+        if column.button(label, key=f"errors_why_{layer}_{diff.channel}", icon=":material/grain:"):
+            state.select_unit(Unit(layer, diff.channel))
+            st.switch_page("app_pages/units.py")
+    st.caption("Each: its mean activation on the cell's digits vs on the ones read right. Click for its card.")
+    nearest = found["nearest"]
+    shown = found["shown"]
+    st.markdown(
+        f"**The training digits nearest to each of the cell's first {len(shown)} digits** in fc1 (the features "
+        f"the last layer reads): per row, the {nearest.a_indices.shape[1]} nearest {a}s, then the nearest {b}s."
+    )
+    flat = np.concatenate([nearest.a_indices, nearest.b_indices], axis=1).reshape(-1)
+    panels.digit_grid(
+        view, "train", flat, key="errors_why_nearest", columns=nearest.a_indices.shape[1] + nearest.b_indices.shape[1]
+    )
+    rows = ", ".join(f"#{i:,}" for i in shown)
+    st.caption(f"Rows follow the cell's digits, most confident mistake first: test {rows}.")
 
 
 render(state.page_view())
