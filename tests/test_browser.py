@@ -290,7 +290,9 @@ def test_clicking_a_point_on_the_data_map_selects_that_digit(browser, app_url):
                 const d = t.x[i] * t.x[i] + t.y[i] * t.y[i];
                 if (d > far) { far = d; best = i; }
             }
-            return {x: r.left + xa._offset + xa.d2p(t.x[best]), y: r.top + ya._offset + ya.d2p(t.y[best]), index: best};
+            const row = t.customdata[best];  // (digit, true, predicted)
+            return {x: r.left + xa._offset + xa.d2p(t.x[best]), y: r.top + ya._offset + ya.d2p(t.y[best]),
+                    index: Number(row[0] ?? row["0"])};
         }"""
     )
     page.mouse.click(target["x"], target["y"])

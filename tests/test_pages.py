@@ -420,7 +420,7 @@ def test_layer_attributions_open_the_strongest_channels_unit_card(reference_mode
 # ---- the data map -------------------------------------------------------------------------
 
 
-def test_data_map_draws_every_test_digit_where_core_puts_it(reference_model):
+def test_data_map_draws_every_test_digit_where_core_puts_it(reference_model, test_eval):
     """10,000 points, each the digit's fc1 PCA coordinates (computed again here with core), the
     selected digit ringed; the map is computed in the background and kept beside the checkpoint."""
     import time
@@ -438,13 +438,17 @@ def test_data_map_draws_every_test_digit_where_core_puts_it(reference_model):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     spec = next(s for s in chart_specs(at) if any(t["type"] == "scattergl" for t in s["data"]))
-    digits = spec["data"][0]
-    ids = array(digits["customdata"]).reshape(-1, 3)[:, 0].astype(int)
-    assert ids.tolist() == list(range(10_000))
+    right, wrong = (t for t in spec["data"] if t.get("name") == "digits")  # mistakes drawn on top, as crosses
+    rows = [array(t["customdata"]).reshape(-1, 3).astype(int) for t in (right, wrong)]
+    ids = np.concatenate([r[:, 0] for r in rows])
+    assert sorted(ids.tolist()) == list(range(10_000))
+    assert sorted(rows[1][:, 0].tolist()) == np.flatnonzero(test_eval.labels != test_eval.preds).tolist()
     test = load_mnist().test
     expected = projection.fit_pca(projection.fc1_features(reference_model.model, to_tensor(test.images))).points
-    np.testing.assert_allclose(array(digits["x"]), expected[:, 0], atol=1e-4)
-    np.testing.assert_allclose(array(digits["y"]), expected[:, 1], atol=1e-4)
+    for trace, r in zip((right, wrong), rows, strict=True):
+        np.testing.assert_allclose(array(trace["x"]), expected[r[:, 0], 0], atol=1e-4)
+        np.testing.assert_allclose(array(trace["y"]), expected[r[:, 0], 1], atol=1e-4)
+        assert (r[:, 1] == test_eval.labels[r[:, 0]]).all() and (r[:, 2] == test_eval.preds[r[:, 0]]).all()
     ring = spec["data"][-1]
     assert ring["name"] == "selected: #17" and ring["x"][0] == pytest.approx(float(expected[17, 0]), abs=1e-4)
     assert list(reference_model.info.folder.glob("projection_pca_epoch01_test_*.safetensors"))
