@@ -239,6 +239,31 @@ def work_status(key: str, title: str) -> None:
     watch()
 
 
+def background(task: str, start, title: str, failed: str, key: str) -> None:
+    """A dataset-wide computation a page waits for: start it in the shared pool (once, for
+    every session), show its progress, and offer a retry with the message if it failed.
+    The page reruns when it ends; ``start`` is called with no argument."""
+    status = cache.heavy_work().status(task)
+    if status is not None and status.state == "failed":
+        st.error(f"{failed}: {status.error}", icon=":material/error:")
+        if not st.button("Try again", key=key):
+            return
+    if status is None or status.state == "failed":
+        start()
+    work_status(task, title)
+
+
+def unit_index_status(view: View, title: str) -> None:
+    """The unit index of the view's weights, being computed in the background (see :func:`background`)."""
+    background(
+        cache.unit_index_task(view.trained, view.epoch),
+        lambda: cache.start_unit_index(view.trained, view.epoch),
+        title,
+        "Indexing the units failed",
+        key="units_retry",
+    )
+
+
 def job_progress(status: JobStatus) -> tuple[float, str]:
     """A progress bar's fraction and text for a job: queued, waiting, or epoch, loss and accuracy."""
     eta = f" · about {status.estimate_s:.0f} s left" if status.estimate_s is not None else ""

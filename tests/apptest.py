@@ -45,6 +45,21 @@ def finish_training(root: Path) -> None:
         assert jobs.wait(status.key, timeout=120).state == "done", status
 
 
+def finish_background(prefix: str, timeout_s: float = 60.0) -> None:
+    """Wait for the server's background computations whose task names start with ``prefix``
+    (``units:`` for the unit index, ``map:`` for the data map)."""
+    import time
+
+    from dashboard import cache
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        tasks = [t for t in list(cache.heavy_work()._tasks) if t.startswith(prefix)]
+        if tasks and all(cache.heavy_work().status(t).state in ("done", "failed") for t in tasks):
+            return
+        time.sleep(0.1)
+
+
 def progress_texts(at: AppTest) -> list[str]:
     """The text of every progress bar on the page."""
     return [p.proto.text for p in at.get("progress")]

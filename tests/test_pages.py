@@ -15,7 +15,7 @@ from PIL import Image
 from core.data import load_mnist
 from core.evaluate import evaluate
 from core.train import load_or_train
-from tests.apptest import PAGES, array, chart_specs, open_app, texts
+from tests.apptest import PAGES, array, chart_specs, finish_background, open_app, texts
 from tests.conftest import tiny_config
 
 
@@ -299,16 +299,8 @@ def test_scorecard_page_computes_in_the_background_then_shows_the_table(tmp_path
 
 def open_units(**query: str):
     """The Units page once the test split's unit index exists (computed in the background)."""
-    import time
-
-    from dashboard import cache
-
     at = open_app("app_pages/units.py", **query)
-    for _ in range(600):
-        tasks = [t for t in list(cache.heavy_work()._tasks) if t.startswith("units:")]
-        if tasks and all(cache.heavy_work().status(t).state in ("done", "failed") for t in tasks):
-            break
-        time.sleep(0.1)
+    finish_background("units:")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -423,18 +415,12 @@ def test_layer_attributions_open_the_strongest_channels_unit_card(reference_mode
 def test_data_map_draws_every_test_digit_where_core_puts_it(reference_model, test_eval):
     """10,000 points, each the digit's fc1 PCA coordinates (computed again here with core), the
     selected digit ringed; the map is computed in the background and kept beside the checkpoint."""
-    import time
 
     from core import projection
     from core.data import to_tensor
-    from dashboard import cache
 
     at = open_app("app_pages/data_map.py", index="17", model=reference_model.info.key)
-    for _ in range(600):
-        tasks = [t for t in list(cache.heavy_work()._tasks) if t.startswith("map:")]
-        if tasks and all(cache.heavy_work().status(t).state in ("done", "failed") for t in tasks):
-            break
-        time.sleep(0.1)
+    finish_background("map:")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     spec = next(s for s in chart_specs(at) if any(t["type"] == "scattergl" for t in s["data"]))
@@ -462,8 +448,6 @@ def test_data_map_draws_every_test_digit_where_core_puts_it(reference_model, tes
 def test_why_a_confusion_cell_fails(reference_model, test_eval):
     """The cell as a whole: core's sentence, the two mean maps, the channel buttons and the
     nearest training digits, for the 4s read as 9 (from a link)."""
-    import time
-
     from core import confusion, projection
     from core.data import to_tensor
     from dashboard import cache
@@ -471,11 +455,7 @@ def test_why_a_confusion_cell_fails(reference_model, test_eval):
     at = open_app("app_pages/errors.py", cell="4,9", model=reference_model.info.key)
     at.session_state["errors_why_open"] = True
     at.run()
-    for _ in range(600):  # the unit index, in the background
-        tasks = [t for t in list(cache.heavy_work()._tasks) if t.startswith("units:")]
-        if tasks and all(cache.heavy_work().status(t).state in ("done", "failed") for t in tasks):
-            break
-        time.sleep(0.1)
+    finish_background("units:")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     cell = confusion.cell_digits(test_eval, 4, 9)

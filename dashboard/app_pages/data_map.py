@@ -20,15 +20,13 @@ def render(view: View) -> None:
         return
     found = cache.data_map(view.trained, view.epoch)
     if found is None:
-        task = cache.data_map_task(view.trained, view.epoch)
-        status = cache.heavy_work().status(task)
-        if status is not None and status.state == "failed":
-            st.error(f"Mapping the digits failed: {status.error}", icon=":material/error:")
-            if not st.button("Try again", key="map_retry"):
-                return
-        if status is None or status.state == "failed":
-            cache.start_data_map(view.trained, view.epoch)
-        panels.work_status(task, "Placing the 10,000 test digits (once per model and epoch)")
+        panels.background(
+            cache.data_map_task(view.trained, view.epoch),
+            lambda: cache.start_data_map(view.trained, view.epoch),
+            "Placing the 10,000 test digits (once per model and epoch)",
+            "Mapping the digits failed",
+            key="map_retry",
+        )
         return
     evaluation = cache.evaluation(view.trained, view.epoch, "test")
     colour_by = st.segmented_control(

@@ -112,10 +112,7 @@ def _why(view: View, a: int, b: int) -> None:
     """The cell as a group: where the evidence for b over a lies, which channels differ from
     the a's read right, and the training digits nearest to the cell's digits."""
     if cache.unit_index(view.trained, view.epoch) is None:  # the channel comparison reads it
-        task = cache.unit_index_task(view.trained, view.epoch)
-        if cache.heavy_work().status(task) is None:
-            cache.start_unit_index(view.trained, view.epoch)
-        panels.work_status(task, "Indexing every unit over the test digits first (once per model and epoch)")
+        panels.unit_index_status(view, "Indexing every unit over the test digits first (once per model and epoch)")
         return
     found = cache.why_cell(view.trained, view.epoch, a, b)
     maps = found["maps"]

@@ -29,15 +29,7 @@ def render(view: View) -> None:
     unit = _pick_unit(view.unit)
     index = cache.unit_index(view.trained, view.epoch)
     if index is None:
-        task = cache.unit_index_task(view.trained, view.epoch)
-        status = cache.heavy_work().status(task)
-        if status is not None and status.state == "failed":
-            st.error(f"Indexing the units failed: {status.error}", icon=":material/error:")
-            if not st.button("Try again", key="units_retry"):
-                return
-        if status is None or status.state == "failed":
-            cache.start_unit_index(view.trained, view.epoch)
-        panels.work_status(task, "Indexing every unit over the 10,000 test digits (once per model and epoch)")
+        panels.unit_index_status(view, "Indexing every unit over the 10,000 test digits (once per model and epoch)")
         return
     _card(view, unit, index)
     st.divider()
