@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from core.config import TrainConfig, cache_dir
+from core.config import ADDED_FIELDS, TrainConfig, cache_dir
 from core.model import MnistCNN, architecture_signature
 
 KEY_LENGTH = 16  # hexadecimal characters of a model key
@@ -94,6 +94,8 @@ class CheckpointInfo:
     def label(self) -> str:
         """A short human name, as the dashboard lists it."""
         shuffled = " · shuffled labels" if self.config.shuffle_labels else ""
+        if self.config.flip_labels:
+            shuffled += f" · {self.config.flip_labels:.0%} labels flipped"
         return (
             f"{self.config.recipe} · {self.epochs_done} epoch{'s' if self.epochs_done != 1 else ''}"
             f" · seed {self.config.seed}{shuffled} · {self.test_accuracy:.2%}"
@@ -102,9 +104,14 @@ class CheckpointInfo:
 
 def model_key(config: TrainConfig, data_fingerprint: str) -> str:
     """A short hash of everything that changes the weights: settings, data, architecture."""
+    settings = {
+        name: value
+        for name, value in dataclasses.asdict(config).items()
+        if not (name in ADDED_FIELDS and value == ADDED_FIELDS[name])
+    }
     payload = json.dumps(
         {
-            "config": dataclasses.asdict(config),
+            "config": settings,
             "data": data_fingerprint,
             "architecture": architecture_signature(),
             "format": FORMAT_VERSION,
@@ -257,6 +264,13 @@ def projection_file(epoch: int, split: str, data_fingerprint: str, method: str) 
     if not (method.isascii() and method.isalnum() and method == method.lower()):
         raise ValueError(f"method {method!r} must be lowercase ASCII letters and digits")
     return f"projection_{method}_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
+
+
+def influence_bank_file(epoch: int, split: str, data_fingerprint: str) -> str:
+    """The cached TracIn bank's file name (``core.influence.load_or_compute_bank``) inside a model's folder."""
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
+    return f"influence_bank_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
 
 
 def scorecard_file(epoch: int, data_fingerprint: str, digits: int) -> str:

@@ -36,10 +36,17 @@ class TrainConfig:
     # The data-randomisation check (Adebayo et al. 2018): labels permuted at random (seeded),
     # so the network can learn nothing about digits, only memorise; see SHUFFLED_LABELS.
     shuffle_labels: bool = False
+    # Purpose-made label noise, to measure how well suspicious labels are found: this share of
+    # the training labels is changed to another class at random (seeded; see core.train.flipped).
+    flip_labels: float = 0.0
 
     def replace(self, **changes: object) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
+
+# Fields added after models were cached: left out of the cache key while at their default, so
+# the keys (and links naming them) of models trained before they existed stay the same.
+ADDED_FIELDS = {"flip_labels": 0.0}
 
 RECIPES: dict[str, TrainConfig] = {
     # The original project's run: Adam 1e-3, batch 100, one epoch, constant rate (97.39%).

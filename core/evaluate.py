@@ -77,7 +77,8 @@ class Evaluation:
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Probabilities float32 (..., 10) from logits (..., 10), along the last axis."""
-    return torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=-1).numpy()
+    # np.array copies, so read-only arrays (cached banks) convert without a warning
+    return torch.softmax(torch.from_numpy(np.array(logits, dtype=np.float32)), dim=-1).numpy()
 
 
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:

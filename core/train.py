@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 from core import checkpoints
 from core.checkpoints import CheckpointError, CheckpointInfo
 from core.config import MIN_FIT, RECIPES, TrainConfig, choose_device, recipe, shuffled_labels_config
-from core.data import Mnist, load_mnist, to_tensor
+from core.data import NUM_CLASSES, Mnist, load_mnist, to_tensor
 from core.evaluate import predict_logits
 from core.model import MnistCNN, format_layer_table, layer_table
 
@@ -153,7 +153,24 @@ def training_labels(config: TrainConfig, data: Mnist) -> torch.Tensor:
     labels = torch.from_numpy(data.train.labels[: config.train_limit or len(data.train)])
     if config.shuffle_labels:  # the data-randomisation check: labels carry no information
         labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(config.seed + 1))]
+    if config.flip_labels:
+        labels = labels.clone()
+        where, to = flipped(config, labels)
+        labels[where] = to
     return labels
+
+
+def flipped(config: TrainConfig, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Purpose-made label noise: which of these training labels ``config.flip_labels`` changes
+    (int64 (K,), K = round(share x N), sorted) and to what (int64 (K,), each a different class
+    from the given one, drawn uniformly from the other nine). Seeded by the config's seed."""
+    if not 0.0 <= config.flip_labels <= 1.0:
+        raise ValueError(f"flip_labels is a share of the training labels, not {config.flip_labels}")
+    generator = torch.Generator().manual_seed(config.seed + 2)
+    count = round(config.flip_labels * len(labels))
+    where = torch.randperm(len(labels), generator=generator)[:count].sort().values
+    shift = torch.randint(1, NUM_CLASSES, (count,), generator=generator)
+    return where, (labels[where] + shift) % NUM_CLASSES
 
 
 def fit_accuracy(model: MnistCNN, config: TrainConfig, data: Mnist) -> float:
@@ -302,13 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     parser.add_argument("--lr", type=float, help="override the recipe's (peak) learning rate")
     parser.add_argument("--seed", type=int, help="override the recipe's seed")
+    parser.add_argument(
+        "--flip-labels", type=float, help="change this share of the training labels at random (label-noise experiments)"
+    )
     parser.add_argument("--data", dest="data_source", help="'bundled' (default), a folder of IDX files, or hf:NAME")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     parser.add_argument("--dry-run", action="store_true", help="train on 1,000 images for one epoch: a smoke test")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "seed", "data_source")}
+    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "seed", "data_source", "flip_labels")}
     if args.dry_run:
         overrides.update(epochs=1, train_limit=1000)
     try:

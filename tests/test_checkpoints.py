@@ -10,6 +10,7 @@ import torch
 
 from core import checkpoints
 from core.checkpoints import CheckpointError, ModelRef
+from core.config import RECIPES
 from core.data import load_mnist
 from core.model import MnistCNN
 from core.train import load_or_train
@@ -336,3 +337,12 @@ def test_evict_least_recently_used_beyond_the_cap_but_never_kept_or_locked(tmp_p
     load_cached(keys[1], root=tmp_path)  # using a model makes it the most recent
     assert checkpoints.evict(2, keep={keys[0]}, root=tmp_path) == [keys[3]]
     assert checkpoints.evict(2, keep=set(), root=tmp_path) == []  # within the cap
+
+
+def test_fields_added_later_keep_old_keys():
+    """A field added to TrainConfig is left out of the key at its default: links and caches from
+    before it existed still name the same models (keys computed before flip_labels existed)."""
+    fingerprint = "f" * 64
+    assert checkpoints.model_key(RECIPES["default"], fingerprint) == "3282c7abb4e43986"
+    assert checkpoints.model_key(RECIPES["reference"], fingerprint) == "67cd42301b39495b"
+    assert checkpoints.model_key(RECIPES["default"].replace(flip_labels=0.01), fingerprint) != "3282c7abb4e43986"
