@@ -24,6 +24,8 @@ navigation = st.navigation(
             st.Page("app_pages/browse.py", title="Browse digits", icon=":material/grid_view:"),
             st.Page("app_pages/errors.py", title="Errors", icon=":material/error:"),
             st.Page("app_pages/data_map.py", title="Data map", icon=":material/scatter_plot:"),
+            st.Page("app_pages/labels.py", title="Suspicious labels", icon=":material/label_off:"),
+            st.Page("app_pages/influence.py", title="Behind an answer", icon=":material/family_history:"),
         ],
         "Inside the network": [
             st.Page("app_pages/feature_maps.py", title="Feature maps", icon=":material/layers:"),

@@ -18,15 +18,25 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core import checkpoints, confusion, explanation_checks, projection, relevance, scorecard, units
+from core import (
+    checkpoints,
+    confusion,
+    explanation_checks,
+    influence,
+    label_issues,
+    projection,
+    relevance,
+    scorecard,
+    units,
+)
 from core.activations import layer_outputs
 from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointInfo, ModelRef
 from core.config import RECIPES, ServerSettings, cache_dir, server_settings, shuffled_labels_config
 from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
-from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits
+from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits, softmax
 from core.jobs import TrainingJobs
-from core.train import ShuffledNetwork, TrainedModel, load_cached, shuffled_label_network
+from core.train import ShuffledNetwork, TrainedModel, load_cached, shuffled_label_network, training_labels
 from core.workers import Gate, Workers
 
 
@@ -514,3 +524,85 @@ def _train_features(root: str, key: str, loaded_as: int | None) -> np.ndarray:
             for i in range(0, len(train), 10_000)
         ]
     )
+
+
+# ---- the training digits: suspicious labels and the digits behind an answer ----------------
+
+
+def banks_task(trained: TrainedModel) -> str:
+    return f"banks:{trained.info.key}"
+
+
+def start_banks(trained: TrainedModel) -> None:
+    """Run every train and test digit through each saved epoch in the background (about 15 s
+    for the default model), keeping fc2's input and the logits beside each checkpoint."""
+    info, data = trained.info, dataset(trained.info.data_source)
+    heavy_work().submit(banks_task(trained), lambda progress: influence.load_or_compute_banks(info, data, progress))
+
+
+def banks(trained: TrainedModel) -> dict[str, list[influence.Bank]] | None:
+    """Both splits' banks at every saved epoch if they are on disk (read once per server), else
+    None: :func:`start_banks` computes them in the background."""
+    try:
+        return _banks(str(cache_dir()), trained.info.key)
+    except LookupError:  # not computed yet: an exception, so Streamlit does not remember it
+        return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _banks(root: str, key: str) -> dict[str, list[influence.Bank]]:
+    info = _model(root, key, None).info
+    names = [
+        checkpoints.influence_bank_file(epoch, split, info.data_fingerprint)
+        for epoch in range(1, info.epochs_done + 1)
+        for split in influence.SPLITS
+    ]
+    if not all((info.folder / name).is_file() for name in names):
+        raise LookupError("not banked yet")
+    return influence.load_or_compute_banks(info, dataset(info.data_source))  # a verified read
+
+
+def given_labels(trained: TrainedModel, split: str) -> np.ndarray:
+    """The labels a split's digits carry for this model: for the training split the ones it
+    trained on (its first ``train_limit`` digits, with any labels flipped on purpose)."""
+    data = dataset(trained.info.data_source)
+    if split == "train":
+        return training_labels(trained.info.config, data).numpy()
+    return data.split(split).labels
+
+
+def suspicious_labels(trained: TrainedModel, epoch: int, split: str) -> label_issues.LabelIssues:
+    """Confident learning over a split's given labels and the epoch's probabilities (needs the banks)."""
+    return _suspicious_labels(str(cache_dir()), trained.info.key, epoch, split)
+
+
+@st.cache_resource(show_spinner="Ranking the labels (confident learning)…", max_entries=16)
+def _suspicious_labels(root: str, key: str, epoch: int, split: str) -> label_issues.LabelIssues:
+    trained = _model(root, key, None)
+    probs = softmax(_banks(root, key)[split][epoch - 1].logits)
+    return label_issues.find(given_labels(trained, split), probs)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _training_side(root: str, key: str, epoch: int) -> influence.TrainingSide:
+    trained = _model(root, key, None)
+    train_banks = _banks(root, key)["train"][:epoch]
+    digits = len(train_banks[0])
+    weights = influence.checkpoint_weights(trained.info.config, digits)[:epoch]
+    return influence.TrainingSide.of(train_banks, given_labels(trained, "train"), weights)
+
+
+def training_digits_behind(trained: TrainedModel, epoch: int, split: str, index: int) -> influence.Behind:
+    """TracIn over checkpoints 1..epoch: the training digits that most raised and most lowered
+    the probability of the class the epoch's weights give digit ``index`` of ``split`` (needs
+    the banks, and a digit they hold)."""
+    return _training_digits_behind(str(cache_dir()), trained.info.key, epoch, split, index)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _training_digits_behind(root: str, key: str, epoch: int, split: str, index: int) -> influence.Behind:
+    rows = _banks(root, key)[split][:epoch]
+    inputs = np.stack([bank.inputs[index] for bank in rows])
+    logits = np.stack([bank.logits[index] for bank in rows])
+    target = int(logits[-1].argmax())
+    return influence.behind(influence.tracin_scores(_training_side(root, key, epoch), inputs, logits, target), target)

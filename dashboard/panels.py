@@ -49,11 +49,22 @@ def tile_captions(evaluation, indices: np.ndarray, short: bool = False) -> tuple
     return captions, wrong, hover
 
 
-def digit_grid(view: View, split: str, indices: np.ndarray, key: str, columns: int = 10, short: bool = False) -> None:
-    """A clickable grid of digits; a click makes the digit the selected sample. Before a
-    model is trained the captions give the true labels only."""
+def digit_grid(
+    view: View,
+    split: str,
+    indices: np.ndarray,
+    key: str,
+    columns: int = 10,
+    short: bool = False,
+    tiles: tuple[list[str], np.ndarray, list[str]] | None = None,
+) -> None:
+    """A clickable grid of digits; a click makes the digit the selected sample. The captions
+    say label, prediction and confidence (before a model is trained, the labels only), unless
+    ``tiles`` gives each tile's caption, whether it is drawn as a mistake, and its hover text."""
     images = view.data.split(split).images[indices]
-    if view.trained is not None:
+    if tiles is not None:
+        captions, wrong, hover = tiles
+    elif view.trained is not None:
         captions, wrong, hover = tile_captions(cache.evaluation(view.trained, view.epoch, split), indices, short)
     else:
         labels = view.data.split(split).labels[indices]
@@ -87,7 +98,14 @@ def sample_probs(view: View, sample: Sample, image: np.ndarray) -> np.ndarray:
     return cache.evaluation(view.trained, view.epoch, sample.split).probs[sample.index]
 
 
-def sample_detail(view: View, sample: Sample, image: np.ndarray, image_title: str = "", map_link: bool = True) -> None:
+def sample_detail(
+    view: View,
+    sample: Sample,
+    image: np.ndarray,
+    image_title: str = "",
+    map_link: bool = True,
+    behind_link: bool = True,
+) -> None:
     """A digit large, its probabilities, and links to look inside the network."""
     label = None if sample.split == DRAWN else view.label(sample)
     probs = sample_probs(view, sample, image)
@@ -104,19 +122,24 @@ def sample_detail(view: View, sample: Sample, image: np.ndarray, image_title: st
             key=f"detail_probs_{sample.split}",
             config=figures.CHART_CONFIG,
         )
-    digit_links(sample, map_link)
+    digit_links(sample, map_link, behind_link)
 
 
-def digit_links(sample: Sample, map_link: bool = True) -> None:
+def digit_links(sample: Sample, map_link: bool = True, behind_link: bool = True) -> None:
     """Links to the pages about the selected digit."""
     on_map = map_link and sample.split == "test"  # the data map places the test digits
-    links = st.columns(3 if on_map else 2)
+    behind = behind_link and sample.split != DRAWN  # TracIn's bank holds the data set's digits
+    links = st.columns(2 + on_map + behind)
     links[0].page_link("app_pages/feature_maps.py", label=f"{sample.title}: its feature maps", icon=":material/layers:")
     links[1].page_link(
         "app_pages/attributions.py", label=f"{sample.title}: its attributions", icon=":material/insights:"
     )
     if on_map:
         links[2].page_link("app_pages/data_map.py", label="On the data map", icon=":material/scatter_plot:")
+    if behind:
+        links[-1].page_link(
+            "app_pages/influence.py", label="The training digits behind its answer", icon=":material/family_history:"
+        )
 
 
 def sample_picker(view: View, prefix: str) -> Sample:

@@ -16,6 +16,8 @@ PAGES = [
     "app_pages/browse.py",
     "app_pages/errors.py",
     "app_pages/data_map.py",
+    "app_pages/labels.py",
+    "app_pages/influence.py",
     "app_pages/feature_maps.py",
     "app_pages/units.py",
     "app_pages/attributions.py",

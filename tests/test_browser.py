@@ -28,8 +28,13 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PAGES = ["", "browse", "errors", "data_map", "feature_maps", "units", "attributions", "trust", "your_digit"]
-NO_CHARTS = ("your_digit", "trust")  # they wait for a drawing, or for a click to compute
+PAGES = [
+    *("", "browse", "errors", "data_map", "labels", "influence"),
+    *("feature_maps", "units", "attributions", "trust", "your_digit"),
+]
+# They wait for a drawing, for a click to compute, or (labels, influence) for the training digits'
+# bank, computed in the background on a first visit.
+NO_CHARTS = ("your_digit", "trust", "labels", "influence")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -304,6 +309,56 @@ def test_clicking_a_point_on_the_data_map_selects_that_digit(browser, app_url):
     wait_for_app(page)
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "data_map_clicked.png"), full_page=True)
+    assert_clean(page, errors)
+    page.close()
+
+
+def _tile(page, grid: int = 0, tile: int = 0) -> dict:
+    """Where the ``tile``-th tile of the page's ``grid``-th digit grid is, and its digit's index."""
+    return page.evaluate(
+        """([grid, tile]) => {
+            const gd = [...document.querySelectorAll('.js-plotly-plot')].filter(
+                g => g._fullData.some(t => t.name === 'tiles'))[grid];
+            const t = gd._fullData.find(t => t.name === 'tiles');  // typed arrays decoded
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+            return {x: r.left + xa._offset + xa.d2p(t.x[tile]), y: r.top + ya._offset + ya.d2p(t.y[tile]),
+                    index: Number(t.customdata[tile][0] ?? t.customdata[tile]["0"])};
+        }""",
+        [grid, tile],
+    )
+
+
+def _wait_for_text(page, text: str, timeout_ms: int = 120_000) -> None:
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid=stMain]').innerText.includes({text!r})", timeout=timeout_ms
+    )
+
+
+def test_from_a_suspicious_label_to_the_training_digits_behind_its_answer(browser, app_url):
+    """Suspicious labels (the bank computed in the background on a first visit) → a flagged
+    training digit (the URL names it) → the training digits behind its answer → one of those."""
+    page, errors = open_page(browser, app_url, "labels")
+    _wait_for_text(page, "labels flagged")
+    wait_for_app(page)
+    first = _tile(page)
+    page.mouse.click(first["x"], first["y"])
+    flagged = first["index"]
+    page.wait_for_url(f"**split=train*index={flagged}*", timeout=60_000)
+    _wait_for_text(page, f"Selected: train #{flagged:,}")
+    wait_for_app(page)
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "labels_clicked.png"), full_page=True)
+    page.get_by_role("link", name="The training digits behind its answer").first.click()
+    page.wait_for_url(f"**/influence?*index={flagged}*", timeout=60_000)
+    _wait_for_text(page, "Raised its probability")
+    wait_for_app(page)
+    page.screenshot(path=str(SHOTS / "influence.png"), full_page=True)
+    tile = _tile(page)
+    if tile["index"] == flagged:  # a training digit is often its own strongest proponent
+        tile = _tile(page, tile=1)
+    page.mouse.click(tile["x"], tile["y"])
+    page.wait_for_url(f"**split=train*index={tile['index']}*", timeout=60_000)
+    _wait_for_text(page, f"train #{tile['index']:,}")
     assert_clean(page, errors)
     page.close()
 

@@ -34,7 +34,8 @@ def tile_indices(spec: dict) -> list[int]:
 def test_every_page_renders(reference_model, page):
     at = open_app(page)
     # They wait for a drawing, a click, or the unit index's background computation.
-    if page not in ("app_pages/your_digit.py", "app_pages/trust.py", "app_pages/units.py", "app_pages/data_map.py"):
+    waits = ("your_digit", "trust", "units", "data_map", "labels", "influence")
+    if page.removeprefix("app_pages/").removesuffix(".py") not in waits:
         assert at.get("plotly_chart"), f"{page} drew no chart"
     assert "reference recipe" in texts(at)  # the sidebar names the loaded model
 
@@ -490,3 +491,107 @@ def test_why_a_confusion_cell_fails(reference_model, test_eval):
     assert len(grids) == 2  # the cell's digits, then their nearest training digits
     expected = np.concatenate([nearest.a_indices, nearest.b_indices], axis=1).reshape(-1).tolist()
     assert tile_indices(grids[1]) == expected
+
+
+# ---- suspicious labels and the training digits behind an answer ---------------------------
+
+
+def test_suspicious_labels_are_confident_learnings_ranking(reference_model):
+    """The grid is cleanlab's flagged digits from the model's probabilities (computed again here
+    from a plain evaluation), filtered by label and by the network's answer."""
+    from core import label_issues
+    from core.evaluate import evaluate
+
+    at = open_app("app_pages/labels.py", model=reference_model.info.key)
+    finish_background("banks:", timeout_s=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    train = load_mnist().train
+    expected = label_issues.find(train.labels, evaluate(reference_model.model, train).probs)
+    assert tile_indices(chart_specs(at)[0]) == expected.flagged[:40].tolist()
+    assert f"**{len(expected.flagged):,}** of 60,000 labels flagged" in texts(at)
+    assert list(reference_model.info.folder.glob("influence_bank_epoch01_train_*.safetensors"))
+    at.selectbox(key="labels_given").set_value(7)
+    at.selectbox(key="labels_suggested").set_value(1)
+    at.run()
+    rows = expected.flagged[(expected.labels[expected.flagged] == 7) & (expected.suggested[expected.flagged] == 1)]
+    if len(rows):
+        assert tile_indices(chart_specs(at)[0]) == rows[:40].tolist()
+    else:
+        assert "No flagged label matches" in texts(at)
+    at.session_state["labels_split"] = "test"
+    at.selectbox(key="labels_given").set_value("any")
+    at.selectbox(key="labels_suggested").set_value("any")
+    at.run()
+    test = load_mnist().test
+    on_test = label_issues.find(test.labels, evaluate(reference_model.model, test).probs)
+    assert tile_indices(chart_specs(at)[0]) == on_test.flagged[:40].tolist()
+    assert "never trained on" in texts(at)
+
+
+def test_training_digits_behind_an_answer_are_tracins(reference_model):
+    """The proponents and opponents drawn are TracIn's, recomputed here from fresh forward passes
+    (fc2's input and logits of every training digit and of the test digit)."""
+    import torch
+
+    from core import influence
+    from core.data import to_tensor
+
+    at = open_app("app_pages/influence.py", index="17", model=reference_model.info.key)
+    finish_background("banks:", timeout_s=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    data = load_mnist()
+    with torch.inference_mode():
+        images = data.train.images
+        train = [reference_model.model.taps(to_tensor(images[i : i + 10_000])) for i in range(0, 60_000, 10_000)]
+        digit = reference_model.model.taps(to_tensor(data.test.images[17:18]))
+    bank = influence.Bank(
+        np.concatenate([t["fc1"].numpy() for t in train]), np.concatenate([t["fc2"].numpy() for t in train]), 1
+    )
+    training = influence.TrainingSide.of([bank], data.train.labels, np.array([1e-3]))
+    target = int(digit["fc2"].argmax())
+    scores = influence.tracin_scores(training, digit["fc1"].numpy(), digit["fc2"].numpy(), target)
+    expected = influence.behind(scores, target)
+    grids = [s for s in chart_specs(at) if any(t.get("name") == "tiles" for t in s["data"])]
+    assert tile_indices(grids[0]) == expected.proponents.tolist()
+    assert tile_indices(grids[1]) == expected.opponents.tolist()
+    same = int((data.train.labels[expected.proponents] == target).sum())
+    assert f"{same} of 8 are labelled {target}." in texts(at)
+    assert "Only one saved epoch" in texts(at)  # the reference recipe saves one epoch
+    from dashboard import state
+    from dashboard.view import DRAWN, Sample
+
+    at.session_state[state._DRAWN] = data.test.images[0]
+    at.session_state[state._SAMPLE] = Sample(DRAWN, 0)
+    at.run()
+    assert "your own digit is not among them" in texts(at)
+
+
+def test_labels_flipped_on_purpose_are_marked_and_scored(tmp_path, monkeypatch):
+    """A model trained with 3% of its 3,000 labels flipped: the page says how many of them the
+    ranking flags, and the numbers match a count made here."""
+    import torch
+
+    from core import label_issues
+    from core.config import recipe
+    from core.evaluate import evaluate
+    from core.train import flipped, load_or_train, training_labels
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    config = recipe("default", train_limit=3000, flip_labels=0.03)
+    trained = load_or_train(config, root=tmp_path)
+    at = open_app("app_pages/labels.py", model=trained.info.key)
+    finish_background("banks:", timeout_s=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    data = load_mnist()
+    labels = training_labels(config, data).numpy()
+    train = data.train
+    probs = evaluate(trained.model, type(train)(train.images[:3000], labels)).probs
+    found = label_issues.find(labels, probs)
+    purpose = flipped(config, torch.from_numpy(train.labels[:3000]))[0].numpy()
+    hits = int(np.isin(found.flagged, purpose).sum())
+    assert f"flipped 90 training labels on purpose (marked *). {hits:,} of them are flagged" in texts(at)
+    captions = next(t for t in chart_specs(at)[0]["data"] if t.get("mode") == "text")["text"]
+    assert sum(c.endswith("*") for c in captions) == int(np.isin(found.flagged[:40], purpose).sum()) > 0

@@ -1,0 +1,123 @@
+"""Behind an answer: the training digits that most raised and most lowered the selected
+digit's answer, by TracIn over the saved epochs (``core.influence``)."""
+
+import numpy as np
+import streamlit as st
+
+from core import influence
+from dashboard import cache, figures, panels
+from dashboard.state import page_view
+from dashboard.view import DRAWN, View
+
+METHOD = (
+    "**How this is measured.** TracIn (Pruthi et al. 2020) follows training: for each saved epoch it takes the "
+    "gradient of the loss on this digit at the class the network answers, and the gradient of the loss on each "
+    "training digit at its label, and multiplies them. A positive product means a step on that training digit "
+    "lowered this digit's loss: it pushed the network towards its answer. The products are summed over the "
+    "epochs, each weighted by the epoch's mean learning rate. Only the last layer (fc2's weights) is compared, as "
+    "Captum's TracInCPFast does, and each epoch's numbers are kept beside its checkpoint, so a digit takes "
+    "milliseconds. TracIn is derived for plain gradient descent; this network trained with Adam, so the weights "
+    "per epoch are a heuristic: read the digits, not the exact scores."
+)
+
+
+def _tiles(view: View, indices: np.ndarray, scores: np.ndarray, labels: np.ndarray, target: int) -> tuple:
+    names = view.data.classes
+    captions = [names[labels[i]] for i in indices]  # the score is in the hover: tiles are 28 px wide
+    other = labels[indices] != target  # a training digit of another class than the answer
+    hover = [
+        f"training #{i:,} · labelled {names[labels[i]]}<br>TracIn {s:+.3g}"
+        for i, s in zip(indices, scores, strict=True)
+    ]
+    return captions, other, hover
+
+
+def _row(view: View, title: str, indices: np.ndarray, scores: np.ndarray, target: int, key: str) -> None:
+    st.markdown(title)
+    if len(indices) == 0:
+        st.caption("None: no training digit has a score of this sign.")
+        return
+    labels = cache.given_labels(view.trained, "train")
+    panels.digit_grid(view, "train", indices, key, columns=8, tiles=_tiles(view, indices, scores, labels, target))
+    same = int((labels[indices] == target).sum())
+    st.caption(f"{same} of {len(indices)} are labelled {view.data.classes[target]}.")
+
+
+def render(view: View) -> None:
+    st.title("The training digits behind an answer")
+    st.caption(
+        "Which training digits taught the network to answer this way? The ones whose training steps most raised the "
+        "probability of its answer for the selected digit, and the ones that most lowered it. Click a training "
+        "digit to select it."
+    )
+    if view.trained is None:
+        panels.training_status(view.job.key, "The training digits appear when the model is trained")
+        return
+    sample = view.sample
+    if sample.split == DRAWN:
+        st.info(
+            "TracIn looks your digit up in what each saved epoch computed for the data set's digits, and your own "
+            "digit is not among them: pick a test or training digit.",
+            icon=":material/draw:",
+        )
+        st.page_link("app_pages/browse.py", label="Browse the digits", icon=":material/grid_view:")
+        return
+    banks = cache.banks(view.trained)
+    if banks is None:
+        panels.background(
+            cache.banks_task(view.trained),
+            lambda: cache.start_banks(view.trained),
+            "Running every training and test digit through each saved epoch (once per model, about 15 s)",
+            "Reading the digits through the saved epochs failed",
+            key="banks_retry",
+        )
+        return
+    if sample.index >= len(banks[sample.split][0]):
+        st.info(
+            f"This model trained on its first {len(banks['train'][0]):,} training digits only; training digit "
+            f"#{sample.index:,} is not among them. Pick another digit.",
+            icon=":material/info:",
+        )
+        return
+    found = cache.training_digits_behind(view.trained, view.epoch, sample.split, sample.index)
+    left, right = st.columns([1.2, 3])
+    with left:
+        st.plotly_chart(
+            figures.digit(view.image(), sample.title, size=180), key="behind_digit", config=figures.CHART_CONFIG
+        )
+        answer = view.data.classes[found.target]
+        label = view.data.classes[view.label(sample)]
+        st.markdown(f"Labelled **{label}**, read as **{answer}** after epoch {view.epoch}.")
+        if view.epoch == 1:
+            st.caption(
+                "Only one saved epoch leads to these weights, so TracIn here is the gradient similarity at the end "
+                "of that epoch, not a trace through training."
+            )
+        else:
+            st.caption(f"Traced through epochs 1 to {view.epoch}.")
+    with right:
+        _row(
+            view,
+            f"**Raised its probability of {answer} the most**",
+            found.proponents,
+            found.proponent_scores,
+            found.target,
+            "behind_up",
+        )
+        _row(
+            view,
+            f"**Lowered its probability of {answer} the most**",
+            found.opponents,
+            found.opponent_scores,
+            found.target,
+            "behind_down",
+        )
+        st.caption("Red captions: a training digit labelled with another class than the answer.")
+    panels.digit_links(sample, behind_link=False)
+    with st.expander("How this is measured"):
+        st.markdown(METHOD)
+        weights = influence.checkpoint_weights(view.trained.info.config, len(banks["train"][0]))[: view.epoch]
+        st.caption("Weight per epoch (its mean learning rate): " + ", ".join(f"{w:.2g}" for w in weights) + ".")
+
+
+render(page_view())
