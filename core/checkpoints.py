@@ -255,15 +255,20 @@ def activation_index_file(epoch: int, split: str, data_fingerprint: str) -> str:
     return f"activation_index_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
 
 
-def projection_file(epoch: int, split: str, data_fingerprint: str, method: str) -> str:
+def projection_file(
+    epoch: int, split: str, data_fingerprint: str, method: str, basis_epoch: int | None = None
+) -> str:
     """The cached 2-D map's file name (``core.projection.load_or_compute_projection``) inside a model's
-    folder, e.g. ``projection_pca_epoch03_test_<16 hex>.safetensors``; ``method`` is lowercase letters
-    and digits, so it cannot reach outside the folder."""
+    folder, e.g. ``projection_pca_epoch03_test_<16 hex>.safetensors`` for an epoch's own basis and
+    ``projection_pca_epoch01_basis03_test_<16 hex>.safetensors`` for epoch 1 on epoch 3's axes, so
+    the two never overwrite each other; ``method`` is lowercase letters and digits, so it cannot
+    reach outside the folder."""
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
     if not (method.isascii() and method.isalnum() and method == method.lower()):
         raise ValueError(f"method {method!r} must be lowercase ASCII letters and digits")
-    return f"projection_{method}_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
+    basis = "" if basis_epoch in (None, epoch) else f"_basis{basis_epoch:02d}"
+    return f"projection_{method}_epoch{epoch:02d}{basis}_{split}_{data_fingerprint[:16]}.safetensors"
 
 
 def influence_bank_file(epoch: int, split: str, data_fingerprint: str) -> str:

@@ -226,7 +226,7 @@ def load_or_compute_projection(
         raise ValueError("the basis must be labelled with the epoch it was fitted on (its epoch is None)")
     method = PCA if basis is None else basis.method
     basis_epoch = epoch if basis is None else basis.epoch
-    path = folder / checkpoints.projection_file(epoch, split_name, data_fingerprint, method)
+    path = folder / checkpoints.projection_file(epoch, split_name, data_fingerprint, method, basis_epoch)
     labels = {
         "key": folder.name,
         "epoch": str(epoch),

@@ -436,7 +436,7 @@ def data_map(trained: TrainedModel, epoch: int) -> projection.Projection | None:
 def _data_map(root: str, key: str, epoch: int) -> projection.Projection:
     info = _model(root, key, None).info
     names = [
-        checkpoints.projection_file(e, UNIT_SPLIT, info.data_fingerprint, projection.PCA)
+        checkpoints.projection_file(e, UNIT_SPLIT, info.data_fingerprint, projection.PCA, info.epochs_done)
         for e in {epoch, info.epochs_done}
     ]
     if not all((info.folder / name).is_file() for name in names):

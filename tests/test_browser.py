@@ -237,7 +237,14 @@ def test_clicking_a_confusion_cell_shows_its_digits(browser, app_url):
         body = page.locator('[data-testid="stMain"]').inner_text()
     assert "true 4, predicted 9" in body, body[:2000]
     wait_for_app(page)
+    assert "cell=4%2C9" in page.url or "cell=4,9" in page.url
     page.screenshot(path=str(SHOTS / "errors_cell.png"), full_page=True)
+    # The cell as a whole: the unit index, then the comparison, computed on opening the expander.
+    page.get_by_text("Why are these 4s read as 9?").click()
+    _wait_for_text(page, "Channels whose mean activation differs most")
+    _wait_for_text(page, "The training digits nearest to each of the cell")
+    wait_for_app(page)
+    page.screenshot(path=str(SHOTS / "errors_cell_why.png"), full_page=True)
     assert_clean(page, errors)
     page.close()
 

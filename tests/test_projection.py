@@ -249,8 +249,8 @@ def _assert_same(a: Projection, b: Projection) -> None:
     assert (a.method, a.epoch) == (b.method, b.epoch)
 
 
-def _path(folder: Path, epoch: int = 2) -> Path:
-    return folder / checkpoints.projection_file(epoch, "test", FINGERPRINT, "pca")
+def _path(folder: Path, epoch: int = 2, basis: int | None = None) -> Path:
+    return folder / checkpoints.projection_file(epoch, "test", FINGERPRINT, "pca", basis)
 
 
 def test_projection_is_cached_beside_the_checkpoint(tmp_path, net, small_split, expected):
@@ -294,7 +294,8 @@ def test_earlier_epochs_share_the_last_epochs_axes(tmp_path, net, earlier, small
     along = np.array([np.var(x @ axis) for axis in basis.components])
     np.testing.assert_allclose(first.explained, along / np.var(x, axis=0).sum(), rtol=1e-9)
     assert first.explained.sum() <= fit_pca(features).explained.sum() + 1e-12
-    _, metadata = _read(_path(folder, 1))
+    assert _path(folder, 1, 2).name == f"projection_pca_epoch01_basis02_test_{FINGERPRINT[:16]}.safetensors"
+    _, metadata = _read(_path(folder, 1, 2))
     assert metadata == {**LABELS, "epoch": "1", "basis_epoch": "2"}
     again = load_or_compute_projection(MustNotRun(), small_split, "test", folder, 1, FINGERPRINT, basis=basis)
     _assert_same(again, first)
@@ -305,10 +306,11 @@ def test_earlier_epochs_share_the_last_epochs_axes(tmp_path, net, earlier, small
     redone = load_or_compute_projection(earlier, small_split, "test", folder, 1, FINGERPRINT, basis=other_basis)
     assert np.array_equal(redone.points, project(features, other_basis))
     assert np.array_equal(redone.components, other_basis.components)
-    # Without a basis: epoch 1's own PCA replaces the file, labelled as its own basis.
+    # Without a basis: epoch 1's own PCA, in a file of its own beside the one on epoch 2's axes.
     own = load_or_compute_projection(earlier, small_split, "test", folder, 1, FINGERPRINT)
     _assert_same(own, fit_pca(features, epoch=1))
     assert _read(_path(folder, 1))[1]["basis_epoch"] == "1"
+    assert _read(_path(folder, 1, 2))[1]["basis_epoch"] == "2"  # both kept: neither overwrote the other
     with pytest.raises(ValueError, match="labelled with the epoch"):
         load_or_compute_projection(earlier, small_split, "test", folder, 1, FINGERPRINT, basis=fit_pca(features))
 
