@@ -255,9 +255,7 @@ def activation_index_file(epoch: int, split: str, data_fingerprint: str) -> str:
     return f"activation_index_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
 
 
-def projection_file(
-    epoch: int, split: str, data_fingerprint: str, method: str, basis_epoch: int | None = None
-) -> str:
+def projection_file(epoch: int, split: str, data_fingerprint: str, method: str, basis_epoch: int | None = None) -> str:
     """The cached 2-D map's file name (``core.projection.load_or_compute_projection``) inside a model's
     folder, e.g. ``projection_pca_epoch03_test_<16 hex>.safetensors`` for an epoch's own basis and
     ``projection_pca_epoch01_basis03_test_<16 hex>.safetensors`` for epoch 1 on epoch 3's axes, so
