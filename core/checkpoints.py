@@ -276,6 +276,13 @@ def influence_bank_file(epoch: int, split: str, data_fingerprint: str) -> str:
     return f"influence_bank_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
 
 
+def flip_summary_file(epoch: int, split: str, data_fingerprint: str) -> str:
+    """The cached share of digits that flip when bent (``core.probes.load_or_compute_flip_summary``)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
+    return f"flip_summary_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
+
+
 def scorecard_file(epoch: int, data_fingerprint: str, digits: int) -> str:
     """The cached scorecard's file name inside a model's folder."""
     return f"scorecard_epoch{epoch:02d}_{digits}_{data_fingerprint[:16]}.json"

@@ -157,3 +157,29 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     frame = np.zeros((IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     frame[top : top + h, left : left + w] = digit
     return frame.round().astype(np.uint8)
+
+
+EDIT_SCALE = 10  # canvas pixels per digit pixel when a digit is edited on a 280x280 canvas
+
+
+def edit_digit(digit: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+    """A 28x28 digit with strokes painted over it on a canvas ``EDIT_SCALE`` times larger.
+
+    ``digit`` uint8 (28, 28), white ink on black as MNIST; ``strokes`` (280, 280, 4) RGBA, what the
+    person drew over the digit's picture: dark strokes add ink, light strokes erase it, each in
+    proportion to its opacity (transparent pixels leave the digit as it was). No cropping or
+    re-centring: the edit stays where it was drawn. Each digit pixel becomes the mean of its
+    10x10 canvas pixels. Returns uint8 (28, 28)."""
+    digit = np.asarray(digit)
+    side = IMAGE_SIZE * EDIT_SCALE
+    if digit.shape != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ImageError(f"the digit to edit is {digit.shape}, not {IMAGE_SIZE}x{IMAGE_SIZE}")
+    strokes = np.asarray(strokes)
+    if strokes.shape != (side, side, 4):
+        raise ImageError(f"the canvas sent a {strokes.shape} picture, not {side}x{side} RGBA: reload the page")
+    ink = np.repeat(np.repeat(digit.astype(np.float32) / 255.0, EDIT_SCALE, axis=0), EDIT_SCALE, axis=1)
+    alpha = strokes[:, :, 3].astype(np.float32) / 255.0
+    stroke_ink = 1.0 - strokes[:, :, :3].astype(np.float32).mean(axis=2) / 255.0  # dark stroke: ink
+    painted = ink * (1.0 - alpha) + stroke_ink * alpha
+    small = painted.reshape(IMAGE_SIZE, EDIT_SCALE, IMAGE_SIZE, EDIT_SCALE).mean(axis=(1, 3))
+    return np.clip(np.round(small * 255.0), 0, 255).astype(np.uint8)

@@ -35,6 +35,7 @@ navigation = st.navigation(
         ],
         "Try it": [
             st.Page("app_pages/your_digit.py", title="Your own digit", icon=":material/draw:"),
+            st.Page("app_pages/probe.py", title="Probe the model", icon=":material/experiment:"),
         ],
     }
 )

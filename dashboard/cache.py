@@ -24,6 +24,7 @@ from core import (
     explanation_checks,
     influence,
     label_issues,
+    probes,
     projection,
     relevance,
     scorecard,
@@ -606,3 +607,65 @@ def _training_digits_behind(root: str, key: str, epoch: int, split: str, index: 
     logits = np.stack([bank.logits[index] for bank in rows])
     target = int(logits[-1].argmax())
     return influence.behind(influence.tracin_scores(_training_side(root, key, epoch), inputs, logits, target), target)
+
+
+# ---- probes: bending a digit, the smallest change ------------------------------------------
+
+
+def probe_sweep(ref: ModelRef, pixels: bytes, kind: str) -> probes.Sweep:
+    """A digit bent along ``kind``'s whole range (50 versions, one batched pass)."""
+    return _probe_sweep(str(cache_dir()), ref.key, ref.epoch, pixels, kind)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _probe_sweep(root: str, key: str, epoch: int | None, pixels: bytes, kind: str) -> probes.Sweep:
+    with heavy_gate():
+        return probes.sweep(_model(root, key, epoch).model, _pixels_tensor(pixels)[0], kind)
+
+
+def flip_summary_task(trained: TrainedModel, epoch: int) -> str:
+    return f"flips:{trained.info.key}@{epoch}"
+
+
+def flip_summary(trained: TrainedModel, epoch: int) -> probes.FlipSummary | None:
+    """Which test digits flip when rotated or shifted a little, if computed (else None:
+    :func:`start_flip_summary` computes it in the background)."""
+    try:
+        return _flip_summary(str(cache_dir()), trained.info.key, epoch)
+    except LookupError:  # not computed yet: an exception, so Streamlit does not remember it
+        return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _flip_summary(root: str, key: str, epoch: int) -> probes.FlipSummary:
+    info = _model(root, key, None).info
+    if not (info.folder / checkpoints.flip_summary_file(epoch, UNIT_SPLIT, info.data_fingerprint)).is_file():
+        raise LookupError("not bent yet")
+    return _compute_flip_summary(root, key, epoch)
+
+
+def _compute_flip_summary(root: str, key: str, epoch: int, progress=None) -> probes.FlipSummary:
+    last = _model(root, key, None)
+    model = _model(root, key, None if epoch == last.info.epochs_done else epoch).model
+    data = dataset(last.info.data_source)
+    return probes.load_or_compute_flip_summary(
+        model, data.test, UNIT_SPLIT, last.info.folder, epoch, data.fingerprint, progress=progress
+    )
+
+
+def start_flip_summary(trained: TrainedModel, epoch: int) -> None:
+    """Rotate and shift every test digit a little, in the background (once per model and epoch)."""
+    root, key = str(cache_dir()), trained.info.key
+    heavy_work().submit(
+        flip_summary_task(trained, epoch), lambda progress: _compute_flip_summary(root, key, epoch, progress)
+    )
+
+
+def nearest_training_digit(trained: TrainedModel, epoch: int, pixels: bytes, cls: int) -> int:
+    """The training digit labelled ``cls`` nearest to a digit in fc1 (read once per model)."""
+    loaded_as = None if epoch == trained.info.epochs_done else epoch
+    root = str(cache_dir())
+    model = _model(root, trained.info.key, loaded_as).model
+    feature = projection.fc1_features(model, _pixels_tensor(pixels))[0]
+    labels = dataset(trained.info.data_source).train.labels
+    return probes.nearest_training_digit(_train_features(root, trained.info.key, loaded_as), labels, feature, cls)

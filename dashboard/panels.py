@@ -129,13 +129,14 @@ def digit_links(sample: Sample, map_link: bool = True, behind_link: bool = True)
     """Links to the pages about the selected digit."""
     on_map = map_link and sample.split == "test"  # the data map places the test digits
     behind = behind_link and sample.split != DRAWN  # TracIn's bank holds the data set's digits
-    links = st.columns(2 + on_map + behind)
+    links = st.columns(3 + on_map + behind)
     links[0].page_link("app_pages/feature_maps.py", label=f"{sample.title}: its feature maps", icon=":material/layers:")
     links[1].page_link(
         "app_pages/attributions.py", label=f"{sample.title}: its attributions", icon=":material/insights:"
     )
+    links[2].page_link("app_pages/probe.py", label="Edit it, bend it", icon=":material/experiment:")
     if on_map:
-        links[2].page_link("app_pages/data_map.py", label="On the data map", icon=":material/scatter_plot:")
+        links[3].page_link("app_pages/data_map.py", label="On the data map", icon=":material/scatter_plot:")
     if behind:
         links[-1].page_link(
             "app_pages/influence.py", label="The training digits behind its answer", icon=":material/family_history:"

@@ -21,7 +21,9 @@ from dashboard import cache
 from dashboard.view import (
     DRAWN,
     FIRST,
+    FIRST_PROBE,
     FIRST_UNIT,
+    Probe,
     Sample,
     Unit,
     View,
@@ -30,6 +32,8 @@ from dashboard.view import (
     check_epoch,
     check_sample,
     from_query,
+    probe_from_query,
+    probe_to_query,
     to_query,
     unit_from_query,
     unit_to_query,
@@ -42,6 +46,7 @@ class NoModelError(RuntimeError):
 
 _REF, _SAMPLE, _DRAWN, _WAIT, _VIEW = "view_ref", "view_sample", "drawn_image", "view_job", "view_resolved"
 _UNIT = "view_unit"  # the unit card's choice; None until a link or a click names one
+_PROBE = "view_probe"  # the Probe page's choices; None until a link or a click names them
 _CELL = "view_cell"  # the Errors page's confusion cell (true, predicted); None until a link or a click
 
 
@@ -59,6 +64,9 @@ def resolve() -> tuple[View, list[str]]:
         cell, problem = cell_from_query(params)
         warnings += problem
         st.session_state[_CELL] = cell
+        probe, problem = probe_from_query(params)
+        warnings += problem
+        st.session_state[_PROBE] = probe
         st.session_state[_REF] = ref
         st.session_state[_SAMPLE] = sample
         st.session_state[_UNIT] = unit if "layer" in params or "unit" in params else None
@@ -116,6 +124,7 @@ def resolve() -> tuple[View, list[str]]:
         drawn=drawn,
         job=job if trained is None else None,
         unit=st.session_state.get(_UNIT) or FIRST_UNIT,
+        probe=st.session_state.get(_PROBE) or FIRST_PROBE,
     )
     st.session_state[_VIEW] = view
     return view, warnings + problem
@@ -175,6 +184,11 @@ def select_cell(true: int, pred: int) -> None:
     st.session_state[_CELL] = (int(true), int(pred))
 
 
+def select_probe(probe: Probe) -> None:
+    """Make ``probe`` the Probe page's choice (tool, bend, class)."""
+    st.session_state[_PROBE] = probe
+
+
 def selected_cell() -> tuple[int, int] | None:
     return st.session_state.get(_CELL)
 
@@ -197,9 +211,11 @@ def sync_url() -> None:
         params |= unit_to_query(st.session_state[_UNIT])
     if st.session_state.get(_CELL) is not None:
         params |= cell_to_query(st.session_state[_CELL])
+    if st.session_state.get(_PROBE) is not None:
+        params |= probe_to_query(st.session_state[_PROBE])
     for name, value in params.items():
         if st.query_params.get(name) != value:
             st.query_params[name] = value
     for name in set(st.query_params) - set(params):
-        if name in ("model", "split", "index", "layer", "unit", "at", "cell"):
+        if name in ("model", "split", "index", "layer", "unit", "at", "cell", "probe", "bend", "toward"):
             del st.query_params[name]

@@ -68,6 +68,51 @@ class Unit:
 FIRST_UNIT = Unit("conv1", 0)
 
 
+PROBE_TOOLS = ("edit", "bend", "change", "training")  # the Probe page's tools, as the URL names them
+PROBE_KINDS = ("rotation", "shift_x", "shift_y", "scale", "thickness", "noise", "occlusion")  # core.probes.KINDS
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The Probe page's choices: its tool, the bend swept, and the class the smallest change aims at
+    (None: the runner-up). In the URL as ``probe=bend&bend=rotation&toward=9``."""
+
+    tool: str = "edit"
+    kind: str = "rotation"
+    target: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.tool not in PROBE_TOOLS:
+            raise ValueError(f"unknown probe {self.tool!r}: use one of {', '.join(PROBE_TOOLS)}")
+        if self.kind not in PROBE_KINDS:
+            raise ValueError(f"unknown bend {self.kind!r}: use one of {', '.join(PROBE_KINDS)}")
+        if self.target is not None and not 0 <= self.target < 10:
+            raise ValueError(f"class {self.target} is not 0 to 9")
+
+
+FIRST_PROBE = Probe()
+
+
+def probe_to_query(probe: Probe) -> dict[str, str]:
+    params = {"probe": probe.tool, "bend": probe.kind}
+    if probe.target is not None:
+        params["toward"] = str(probe.target)
+    return params
+
+
+def probe_from_query(params: Mapping[str, str]) -> tuple[Probe | None, list[str]]:
+    """The probe a link names (None when it names none), and a warning for a bad one."""
+    if not {"probe", "bend", "toward"} & set(params):
+        return None, []
+    try:
+        target = params.get("toward")
+        return Probe(
+            params.get("probe", "edit"), params.get("bend", "rotation"), None if target is None else int(target)
+        ), []
+    except ValueError as err:
+        return None, [f"The link's probe cannot be shown ({err}); showing the first tool."]
+
+
 @dataclass(frozen=True)
 class View:
     """Everything a page draws from: which weights, the model itself, the data, the digit.
@@ -83,6 +128,7 @@ class View:
     drawn: np.ndarray | None = None  # the user's own digit, uint8 (28, 28)
     job: JobStatus | None = None
     unit: Unit = FIRST_UNIT  # the unit card's choice
+    probe: Probe = FIRST_PROBE  # the Probe page's choices
 
     @property
     def epoch(self) -> int:

@@ -23,6 +23,7 @@ PAGES = [
     "app_pages/attributions.py",
     "app_pages/trust.py",
     "app_pages/your_digit.py",
+    "app_pages/probe.py",
 ]
 
 

@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
 ]
 PAGES = [
     *("", "browse", "errors", "data_map", "labels", "influence"),
-    *("feature_maps", "units", "attributions", "trust", "your_digit"),
+    *("feature_maps", "units", "attributions", "trust", "your_digit", "probe"),
 ]
 # They wait for a drawing, for a click to compute, or (labels, influence) for the training digits'
 # bank, computed in the background on a first visit.

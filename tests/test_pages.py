@@ -595,3 +595,81 @@ def test_labels_flipped_on_purpose_are_marked_and_scored(tmp_path, monkeypatch):
     assert f"flipped 90 training labels on purpose (marked *). {hits:,} of them are flagged" in texts(at)
     captions = next(t for t in chart_specs(at)[0]["data"] if t.get("mode") == "text")["text"]
     assert sum(c.endswith("*") for c in captions) == int(np.isin(found.flagged[:40], purpose).sum()) > 0
+
+
+# ---- probing the model ----------------------------------------------------------------------
+
+
+def test_probe_edit_starts_from_the_selected_digit(reference_model, test_eval):
+    """No stroke yet: the edited digit is the digit itself, read as the evaluation reads it."""
+    at = open_app("app_pages/probe.py", index="8", model=reference_model.info.key)
+    pred = int(test_eval.preds[8])
+    assert f"The network still reads **{pred}** ({test_eval.probs[8, pred]:.1%})" in texts(at)
+    images = next(s for s in chart_specs(at) if s["data"][0].get("type") == "heatmap")
+    z = array(images["data"][0]["z"])
+    digit = load_mnist().test.images[8]
+    np.testing.assert_array_equal(z[:28, :28], digit)  # before ...
+    np.testing.assert_array_equal(z[:28, 31:59], digit)  # ... and after, with no change
+    assert at.query_params["probe"] == "edit"
+
+
+def test_probe_bend_is_cores_sweep_and_the_test_set_summary(reference_model):
+    from core import probes
+
+    at = open_app("app_pages/probe.py", index="8", model=reference_model.info.key, probe="bend", bend="shift_x")
+    finish_background("flips:", timeout_s=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    digit = load_mnist().test.images[8]
+    expected = probes.sweep(reference_model.model, digit, "shift_x")
+    lines = next(s for s in chart_specs(at) if s["data"][0].get("mode") == "lines" and "class" in str(s["data"][0]))
+    for line in lines["data"]:
+        k = int(line["name"])
+        np.testing.assert_allclose(array(line["y"]), expected.probs[:, k], atol=1e-5)
+    assert len(lines["data"]) == int((expected.probs.max(axis=0) >= 0.02).sum())
+    found = probes.load_or_compute_flip_summary(
+        reference_model.model, load_mnist().test, "test", reference_model.info.folder, 1, load_mnist().fingerprint
+    )  # read back from beside the checkpoint
+    shares = next(s for s in chart_specs(at) if s["data"][0].get("type") == "bar")
+    np.testing.assert_allclose(array(shares["data"][0]["y"]), found.rotation_share)
+    np.testing.assert_allclose(array(shares["data"][1]["y"]), found.shift_share)
+    assert f"{found.shift_flips.mean():.1%} of all 10,000" in texts(at)
+    assert at.query_params["bend"] == "shift_x"
+
+
+def test_probe_smallest_change_is_checked_by_rerunning_the_model(reference_model, test_eval):
+    import torch
+
+    from core.data import to_tensor
+    from core.evaluate import softmax
+
+    at = open_app("app_pages/probe.py", index="4", model=reference_model.info.key, probe="change", toward="9")
+    assert not chart_specs(at)  # nothing searched before the button
+    at.button(key="probe_search").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    images = next(s for s in chart_specs(at) if s["data"][0].get("type") == "heatmap")
+    edited = array(images["data"][0]["z"])[:28, 31:59].astype(np.uint8)
+    with torch.inference_mode():
+        probs = softmax(reference_model.model(to_tensor(edited[None])).numpy())[0]
+    message = (at.success or at.warning)[0].value
+    assert f"{probs[9]:.1%}" in message  # the page reports the network run again on the edited digit
+    assert ("Read as **9**" in message) == (probs[9] >= 0.9)
+    assert at.query_params["toward"] == "9"
+
+
+def test_probe_through_training_needs_several_epochs(reference_model, tmp_path, monkeypatch):
+    at = open_app("app_pages/probe.py", model=reference_model.info.key, probe="training")
+    assert "saved a single epoch" in texts(at)
+    from core.train import load_or_train
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    trained = load_or_train(tiny_config(epochs=2), root=tmp_path)
+    at = open_app("app_pages/probe.py", model=trained.info.key, probe="training", index="3")
+    assert not at.exception, [e.value for e in at.exception]
+    assert "test #3 after each saved epoch" in texts(at)
+    maps = next(s for s in chart_specs(at) if "epoch 1:" in str(s))
+    assert "epoch 2:" in str(maps)
+    at.select_slider(key=f"probe_epoch_{trained.info.key}").set_value(1)
+    at.run()
+    assert at.query_params["model"] == f"{trained.info.key}@1"  # every page now shows epoch 1

@@ -151,3 +151,26 @@ def test_odd_arrays():
         preprocess_array(np.zeros((4, 4, 4, 4)))
     float_page = paper_digit().astype(np.float64)
     assert preprocess_array(float_page).image.max() > 0
+
+
+def test_edit_digit_paints_ink_and_erases_in_place():
+    from core.preprocess import EDIT_SCALE, edit_digit
+
+    digit = np.zeros((28, 28), dtype=np.uint8)
+    digit[10:18, 12] = 255  # a vertical bar
+    strokes = np.zeros((280, 280, 4), dtype=np.uint8)  # nothing drawn: the digit as it was
+    assert np.array_equal(edit_digit(digit, strokes), digit)
+    strokes[20:30, 50:60] = (0, 0, 0, 255)  # a black square over pixel (2, 5): full ink
+    strokes[100:110, 120:130] = (255, 255, 255, 255)  # white over (10, 12): erased
+    strokes[200:210, 200:205] = (0, 0, 0, 255)  # half of pixel (20, 20) inked
+    strokes[0:10, 270:280] = (0, 0, 0, 128)  # half-opaque black over (0, 27)
+    edited = edit_digit(digit, strokes)
+    assert edited[2, 5] == 255 and edited[10, 12] == 0 and edited[20, 20] == 128 and edited[0, 27] == 128
+    assert edited[11, 12] == 255  # the rest of the bar is kept, not re-centred
+    changed = np.argwhere(edited != digit)
+    assert {tuple(p) for p in changed} == {(2, 5), (10, 12), (20, 20), (0, 27)}
+    assert EDIT_SCALE == 10
+    with pytest.raises(ImageError, match="not 280x280 RGBA"):
+        edit_digit(digit, np.zeros((280, 280, 3), dtype=np.uint8))
+    with pytest.raises(ImageError, match="not 28x28"):
+        edit_digit(np.zeros((20, 20), dtype=np.uint8), strokes)

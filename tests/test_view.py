@@ -13,7 +13,10 @@ from core.units import grid_size
 from dashboard.view import (
     DRAWN,
     FIRST_UNIT,
+    PROBE_KINDS,
+    PROBE_TOOLS,
     UNIT_COUNTS,
+    Probe,
     Sample,
     Unit,
     cell_from_query,
@@ -21,6 +24,8 @@ from dashboard.view import (
     check_epoch,
     check_sample,
     from_query,
+    probe_from_query,
+    probe_to_query,
     to_query,
     unit_from_query,
     unit_to_query,
@@ -161,3 +166,22 @@ def test_every_confusion_cell_round_trips_and_bad_ones_are_named():
     for bad in ("10,1", "1", "a,b", "1,2,3", "-1,2"):
         cell, warnings = cell_from_query({"cell": bad})
         assert cell is None and "not TRUE,PREDICTED" in warnings[0]
+
+
+def test_every_probe_round_trips_and_bad_ones_are_named():
+    for tool in PROBE_TOOLS:
+        for kind in PROBE_KINDS:
+            for target in (None, 0, 9):
+                probe = Probe(tool, kind, target)
+                assert probe_from_query(probe_to_query(probe)) == (probe, [])
+    assert probe_from_query({}) == (None, [])
+    assert probe_from_query({"probe": "bend"}) == (Probe("bend"), [])
+    for bad in ({"probe": "smash"}, {"bend": "twist"}, {"toward": "ten"}, {"toward": "12"}):
+        probe, warnings = probe_from_query(bad)
+        assert probe is None and len(warnings) == 1 and "showing the first tool" in warnings[0], bad
+
+
+def test_probe_kinds_are_cores():
+    from core import probes
+
+    assert tuple(probes.KINDS) == PROBE_KINDS
