@@ -395,6 +395,40 @@ def test_drawing_a_digit_gets_a_live_prediction(browser, app_url):
     page.close()
 
 
+def test_editing_a_digit_changes_it_in_place_and_bending_it_sweeps(browser, app_url):
+    """Probe: a stroke over test #4 on the canvas → the change is drawn (red where ink was
+    added) and the answer recomputed; then Bend it draws the sweep."""
+    page, errors = open_page(browser, app_url, "probe?index=4")
+    page.wait_for_selector("canvas", timeout=30_000)
+    _wait_for_text(page, "The network still reads")
+    canvas = page.locator("canvas").last
+    box = canvas.bounding_box()
+    assert box and box["width"] >= 200
+    page.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.25 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.7 * box["width"], box["y"] + 0.25 * box["height"], steps=10)
+    page.mouse.up()
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('.js-plotly-plot')].some(gd => {
+            const t = gd._fullData && gd._fullData[1];
+            if (!t || t.type !== 'heatmap' || !t.z) return false;
+            return [...t.z].some(row => [...row].some(v => v !== null && !Number.isNaN(v) && v > 0));
+        })""",
+        timeout=60_000,
+    )  # the change's heatmap has red: ink added where the stroke went
+    wait_for_app(page)
+    assert "probe=edit" in page.url and "index=4" in page.url
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "probe_edit.png"), full_page=True)
+    page.get_by_role("radio", name="Bend it").click()
+    _wait_for_text(page, "versions of test #4")
+    wait_for_app(page)
+    assert "probe=bend" in page.url
+    page.screenshot(path=str(SHOTS / "probe_bend.png"), full_page=True)
+    assert_clean(page, errors)
+    page.close()
+
+
 def test_several_sessions_at_once_each_see_their_own_digit(browser, app_url):
     """Four sessions (separate browser contexts: separate cookies) open Feature maps for four
     different digits at the same moment; each shows its own digit's prediction and the
