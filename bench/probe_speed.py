@@ -53,7 +53,7 @@ def main() -> None:
             strokes[y : y + 22, x : x + 22] = (0, 0, 0, 255)  # a new dab of ink: nothing cached can help
             edited = to_tensor(edit_digit(digit, strokes)[None])
             target = predict_logits(model, edited).argmax(1)
-            explain(explainer(request), model, edited, target)
+            explain(request, model, edited, target, None)
 
         ms = median_ms(stroke, 20)
         print(f"a stroke, {method}: {ms:.1f} ms ({ms / STROKE_BUDGET_MS:.2f} of the {STROKE_BUDGET_MS:.0f} ms budget)")
