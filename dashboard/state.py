@@ -21,8 +21,10 @@ from dashboard import cache
 from dashboard.view import (
     DRAWN,
     FIRST,
+    FIRST_FILTER,
     FIRST_PROBE,
     FIRST_UNIT,
+    LabelFilter,
     Probe,
     Sample,
     Unit,
@@ -32,6 +34,8 @@ from dashboard.view import (
     check_epoch,
     check_sample,
     from_query,
+    label_filter_from_query,
+    label_filter_to_query,
     probe_from_query,
     probe_to_query,
     to_query,
@@ -46,6 +50,7 @@ class NoModelError(RuntimeError):
 
 _REF, _SAMPLE, _DRAWN, _WAIT, _VIEW = "view_ref", "view_sample", "drawn_image", "view_job", "view_resolved"
 _UNIT = "view_unit"  # the unit card's choice; None until a link or a click names one
+_FILTER = "view_label_filter"  # the Suspicious labels page's choices; None until a link or a click
 _PROBE = "view_probe"  # the Probe page's choices; None until a link or a click names them
 _CELL = "view_cell"  # the Errors page's confusion cell (true, predicted); None until a link or a click
 
@@ -67,6 +72,9 @@ def resolve() -> tuple[View, list[str]]:
         probe, problem = probe_from_query(params)
         warnings += problem
         st.session_state[_PROBE] = probe
+        label_filter, problem = label_filter_from_query(params)
+        warnings += problem
+        st.session_state[_FILTER] = label_filter
         st.session_state[_REF] = ref
         st.session_state[_SAMPLE] = sample
         st.session_state[_UNIT] = unit if "layer" in params or "unit" in params else None
@@ -125,6 +133,7 @@ def resolve() -> tuple[View, list[str]]:
         job=job if trained is None else None,
         unit=st.session_state.get(_UNIT) or FIRST_UNIT,
         probe=st.session_state.get(_PROBE) or FIRST_PROBE,
+        label_filter=st.session_state.get(_FILTER) or FIRST_FILTER,
     )
     st.session_state[_VIEW] = view
     return view, warnings + problem
@@ -189,6 +198,11 @@ def select_probe(probe: Probe) -> None:
     st.session_state[_PROBE] = probe
 
 
+def select_label_filter(chosen: LabelFilter) -> None:
+    """Make ``chosen`` the Suspicious labels page's split and classes."""
+    st.session_state[_FILTER] = chosen
+
+
 def selected_cell() -> tuple[int, int] | None:
     return st.session_state.get(_CELL)
 
@@ -203,6 +217,12 @@ def selected() -> Sample:
     return st.session_state.get(_SAMPLE, FIRST)
 
 
+LINK_PARAMETERS = (  # every query parameter the app writes; others (a user's own) are left alone
+    *("model", "split", "index", "layer", "unit", "at", "cell"),
+    *("probe", "bend", "toward", "labels", "given", "says"),
+)
+
+
 def sync_url() -> None:
     """Write the model, the selected sample and the unit card's choice to the query string
     (after the page ran)."""
@@ -213,9 +233,11 @@ def sync_url() -> None:
         params |= cell_to_query(st.session_state[_CELL])
     if st.session_state.get(_PROBE) is not None:
         params |= probe_to_query(st.session_state[_PROBE])
+    if st.session_state.get(_FILTER) is not None:
+        params |= label_filter_to_query(st.session_state[_FILTER])
     for name, value in params.items():
         if st.query_params.get(name) != value:
             st.query_params[name] = value
     for name in set(st.query_params) - set(params):
-        if name in ("model", "split", "index", "layer", "unit", "at", "cell", "probe", "bend", "toward"):
+        if name in LINK_PARAMETERS:
             del st.query_params[name]

@@ -114,6 +114,48 @@ def probe_from_query(params: Mapping[str, str]) -> tuple[Probe | None, list[str]
 
 
 @dataclass(frozen=True)
+class LabelFilter:
+    """The Suspicious labels page's choices: which split it ranks and the classes it keeps (None:
+    any). In the URL as ``labels=train&given=7&says=1``."""
+
+    split: str = "train"
+    given: int | None = None
+    says: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.split not in DATA_SPLITS:
+            raise ValueError(f"split {self.split!r} is not one of {', '.join(DATA_SPLITS)}")
+        for name in ("given", "says"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 10:
+                raise ValueError(f"class {value} is not 0 to 9")
+
+
+FIRST_FILTER = LabelFilter()
+
+
+def label_filter_to_query(chosen: LabelFilter) -> dict[str, str]:
+    params = {"labels": chosen.split}
+    if chosen.given is not None:
+        params["given"] = str(chosen.given)
+    if chosen.says is not None:
+        params["says"] = str(chosen.says)
+    return params
+
+
+def label_filter_from_query(params: Mapping[str, str]) -> tuple[LabelFilter | None, list[str]]:
+    """The label filter a link names (None when it names none), and a warning for a bad one."""
+    if not {"labels", "given", "says"} & set(params):
+        return None, []
+    try:
+        given = None if params.get("given") is None else int(params["given"])
+        says = None if params.get("says") is None else int(params["says"])
+        return LabelFilter(params.get("labels", "train"), given, says), []
+    except ValueError as err:
+        return None, [f"The link's label filter cannot be shown ({err}); showing every flagged training label."]
+
+
+@dataclass(frozen=True)
 class View:
     """Everything a page draws from: which weights, the model itself, the data, the digit.
 
@@ -129,6 +171,7 @@ class View:
     job: JobStatus | None = None
     unit: Unit = FIRST_UNIT  # the unit card's choice
     probe: Probe = FIRST_PROBE  # the Probe page's choices
+    label_filter: LabelFilter = FIRST_FILTER  # the Suspicious labels page's choices
 
     @property
     def epoch(self) -> int:

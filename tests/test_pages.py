@@ -514,6 +514,7 @@ def test_suspicious_labels_are_confident_learnings_ranking(reference_model):
     at.selectbox(key="labels_given").set_value(7)
     at.selectbox(key="labels_suggested").set_value(1)
     at.run()
+    assert (at.query_params["labels"], at.query_params["given"], at.query_params["says"]) == ("train", "7", "1")
     rows = expected.flagged[(expected.labels[expected.flagged] == 7) & (expected.suggested[expected.flagged] == 1)]
     if len(rows):
         assert tile_indices(chart_specs(at)[0]) == rows[:40].tolist()
@@ -527,6 +528,10 @@ def test_suspicious_labels_are_confident_learnings_ranking(reference_model):
     on_test = label_issues.find(test.labels, evaluate(reference_model.model, test).probs)
     assert tile_indices(chart_specs(at)[0]) == on_test.flagged[:40].tolist()
     assert "never trained on" in texts(at)
+    # A link reopens the same ranking and filters.
+    given = int(on_test.labels[on_test.flagged[0]])
+    linked = open_app("app_pages/labels.py", model=reference_model.info.key, labels="test", given=str(given))
+    assert tile_indices(chart_specs(linked)[0]) == on_test.rows(given=given)[:40].tolist()
 
 
 def test_training_digits_behind_an_answer_are_tracins(reference_model):

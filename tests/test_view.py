@@ -16,6 +16,7 @@ from dashboard.view import (
     PROBE_KINDS,
     PROBE_TOOLS,
     UNIT_COUNTS,
+    LabelFilter,
     Probe,
     Sample,
     Unit,
@@ -24,6 +25,8 @@ from dashboard.view import (
     check_epoch,
     check_sample,
     from_query,
+    label_filter_from_query,
+    label_filter_to_query,
     probe_from_query,
     probe_to_query,
     to_query,
@@ -185,3 +188,16 @@ def test_probe_kinds_are_cores():
     from core import probes
 
     assert tuple(probes.KINDS) == PROBE_KINDS
+
+
+def test_every_label_filter_round_trips_and_bad_ones_are_named():
+    for split in ("train", "test"):
+        for given in (None, 0, 9):
+            for says in (None, 3):
+                chosen = LabelFilter(split, given, says)
+                assert label_filter_from_query(label_filter_to_query(chosen)) == (chosen, [])
+    assert label_filter_from_query({}) == (None, [])
+    assert label_filter_from_query({"given": "4"}) == (LabelFilter("train", 4), [])
+    for bad in ({"labels": "validation"}, {"given": "four"}, {"says": "10"}):
+        chosen, warnings = label_filter_from_query(bad)
+        assert chosen is None and len(warnings) == 1 and "every flagged training label" in warnings[0], bad

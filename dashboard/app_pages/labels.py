@@ -7,9 +7,8 @@ import torch
 
 from core import label_issues
 from core.train import flipped
-from dashboard import cache, panels
-from dashboard.state import page_view
-from dashboard.view import View
+from dashboard import cache, panels, state
+from dashboard.view import LabelFilter, View
 
 SPLITS = {"train": "Training digits", "test": "Test digits"}
 PAGE = 40  # digits per page of the ranking
@@ -62,20 +61,27 @@ def render(view: View) -> None:
         )
         return
     names = view.data.classes
-    default = "train"  # where wrong labels teach the network something
+    chosen = view.label_filter  # from the link, or this session's last choice
     controls = st.columns([2, 1.2, 1.2, 2])
     split = (
         controls[0].segmented_control(
-            "Digits", list(SPLITS), format_func=SPLITS.get, default=default, key="labels_split"
+            "Digits", list(SPLITS), format_func=SPLITS.get, default=chosen.split, key="labels_split"
         )
-        or default
+        or chosen.split
     )
     choices = [ANY, *range(len(names))]
     show = {ANY: "any class"} | dict(enumerate(names))
-    given = controls[1].selectbox("Labelled", choices, format_func=show.get, key="labels_given")
-    suggested = controls[2].selectbox("The network says", choices, format_func=show.get, key="labels_suggested")
+
+    def pick(column, title: str, value: int | None, key: str) -> int | None:
+        index = choices.index(ANY if value is None else value)
+        picked = column.selectbox(title, choices, index=index, format_func=show.get, key=key)
+        return None if picked == ANY else int(picked)
+
+    given = pick(controls[1], "Labelled", chosen.given, "labels_given")
+    suggested = pick(controls[2], "The network says", chosen.says, "labels_suggested")
+    state.select_label_filter(LabelFilter(split, given, suggested))  # in the URL
     found = cache.suspicious_labels(view.trained, view.epoch, split)
-    rows = found.rows(None if given == ANY else given, None if suggested == ANY else suggested)
+    rows = found.rows(given, suggested)
     total = len(found.labels)
     if split == "train":
         where = "the model's own probabilities: it trained on these labels, so one it memorised hides"
@@ -116,4 +122,4 @@ def render(view: View) -> None:
         panels.sample_detail(view, sample, view.image(), map_link=True)
 
 
-render(page_view())
+render(state.page_view())
