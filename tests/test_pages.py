@@ -666,15 +666,32 @@ def test_probe_smallest_change_is_checked_by_rerunning_the_model(reference_model
 def test_probe_through_training_needs_several_epochs(reference_model, tmp_path, monkeypatch):
     at = open_app("app_pages/probe.py", model=reference_model.info.key, probe="training")
     assert "saved a single epoch" in texts(at)
+    assert "No other model trained on these digits is cached" in texts(at)
     from core.train import load_or_train
 
     monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
     trained = load_or_train(tiny_config(epochs=2), root=tmp_path)
+    other = load_or_train(tiny_config(seed=5), root=tmp_path)
     at = open_app("app_pages/probe.py", model=trained.info.key, probe="training", index="3")
     assert not at.exception, [e.value for e in at.exception]
     assert "test #3 after each saved epoch" in texts(at)
     maps = next(s for s in chart_specs(at) if "epoch 1:" in str(s))
     assert "epoch 2:" in str(maps)
+    # The other model (seed 5) beside this one: its answer and map, computed here with core.
+    import torch
+
+    from core.attributions import AttributionRequest, explain
+    from core.data import to_tensor
+
+    pair = next(s for s in chart_specs(at) if "this model:" in str(s))
+    x = to_tensor(load_mnist().test.images[3:4])
+    with torch.inference_mode():
+        other_pred = int(other.model(x).argmax())
+    assert f"reference model: {other_pred} (" in str(pair)
+    request = AttributionRequest.of("Integrated Gradients", {}, target="predicted", upsample=True)
+    expected = explain(request, other.model, x, torch.tensor([other_pred]), None)[0]
+    shown = array(pair["data"][0]["customdata"])[:28, 31:59]  # the second map's raw values
+    np.testing.assert_allclose(shown, expected, rtol=1e-4, atol=1e-6)
     at.select_slider(key=f"probe_epoch_{trained.info.key}").set_value(1)
     at.run()
     assert at.query_params["model"] == f"{trained.info.key}@1"  # every page now shows epoch 1

@@ -10,6 +10,7 @@ from PIL import Image
 
 from core import probes
 from core.attributions import AttributionRequest
+from core.checkpoints import ModelRef
 from core.evaluate import softmax
 from core.preprocess import EDIT_SCALE, ImageError, edit_digit
 from dashboard import cache, figures, panels, probe_figures, state
@@ -303,18 +304,19 @@ def _training(view: View) -> None:
     base, title = _base(view)
     info = view.trained.info
     names = view.data.classes
+    label = None if view.sample.split == DRAWN or "probe_base" in st.session_state else view.label()
+    request = AttributionRequest.of("Integrated Gradients", {}, target="predicted", upsample=True)
     if info.epochs_done < 2:
         st.info(
             "This model saved a single epoch, so there is nothing to travel through. Train one with more epochs from "
             "the sidebar (the default recipe saves three).",
             icon=":material/timeline:",
         )
+        _other_model(view, base, label, request)
         return
     pixels = base.tobytes()
-    label = None if view.sample.split == DRAWN or "probe_base" in st.session_state else view.label()
     epochs = list(range(1, info.epochs_done + 1))
-    refs = [view.ref.__class__(info.key, e) if e < info.epochs_done else view.ref.last() for e in epochs]
-    request = AttributionRequest.of("Integrated Gradients", {}, target="predicted", upsample=True)
+    refs = [ModelRef(info.key, e) if e < info.epochs_done else view.ref.last() for e in epochs]
     probs = np.stack([_probs_at(ref, pixels) for ref in refs])
     maps = [cache.attribution_map(ref, pixels, label, request) for ref in refs]
     preds = probs.argmax(axis=1)
@@ -363,6 +365,38 @@ def _training(view: View) -> None:
             f"{names[down]} fell most ({change[down]:+.1%})."
         )
     st.caption(f"{moved} Red in the difference: evidence that grew.")
+    _other_model(view, base, label, request)
+
+
+def _other_model(view: View, base: np.ndarray, label: int | None, request: AttributionRequest) -> None:
+    """The same digit read by another cached model trained on the same data, beside this one."""
+    info = view.trained.info
+    others = {
+        i.key: i for i in cache.cached_models() if i.key != info.key and i.data_fingerprint == info.data_fingerprint
+    }
+    st.markdown("**Another model side by side**")
+    if not others:
+        st.caption("No other model trained on these digits is cached: train one from the sidebar to compare.")
+        return
+    key = st.selectbox("Compare with", list(others), format_func=lambda k: others[k].label, key="probe_other")
+    names = view.data.classes
+    pixels = base.tobytes()
+    pair = [view.ref, ModelRef(key)]
+    probs = [_probs_at(ref, pixels) for ref in pair]
+    maps = [cache.attribution_map(ref, pixels, label, request) for ref in pair]
+    titles = [
+        f"{who}: {names[int(p.argmax())]} ({p.max():.0%})"
+        for who, p in zip(("this model", others[key].config.recipe + " model"), probs, strict=True)
+    ]
+    st.plotly_chart(
+        figures.attribution_row([*maps, maps[1] - maps[0]], [*titles, "other minus this"], base),
+        key="probe_model_pair",
+        config=figures.CHART_CONFIG,
+    )
+    st.caption(
+        f"This model: {info.label}. The other: {others[key].label}. Each map explains its own model's answer; red in "
+        "the difference is evidence the other model weighs more."
+    )
 
 
 def _probs_at(ref, pixels: bytes) -> np.ndarray:
