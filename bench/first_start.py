@@ -1,9 +1,11 @@
 """First start on an empty cache: how soon the first page shows real content, and how soon
 the trained default model is in use, from opening the page in a real browser.
 
-Goals on a quiet 2-core machine: real content (the architecture table) within 5 s of
-opening the page, the trained default model in use (the model card's metrics drawn)
-within 15 s. The browser shares the cores with the server and its training.
+Goals on a quiet 2-core machine (issue 20): real content (the architecture table) within 5 s
+of opening the page, a trained model in use (the model card's metrics drawn, with the
+weights saved after the first epoch) within 10 s, the final default model in use (the
+provisional notice gone, the card drawn again) within 20 s. The browser shares the cores
+with the server and its training.
 
     python bench/first_start.py
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 from classroom import CHROMIUM, CHROMIUM_ARGS, start_server
 from playwright.sync_api import sync_playwright
 
-CONTENT_GOAL_S, MODEL_GOAL_S = 5.0, 15.0
+CONTENT_GOAL_S, MODEL_GOAL_S, FINAL_GOAL_S = 5.0, 10.0, 20.0
 
 
 def main() -> None:
@@ -32,8 +34,12 @@ def main() -> None:
                 page.goto(url)
                 page.wait_for_selector('[data-testid="stDataFrame"]', timeout=60_000)  # the architecture table
                 content = time.perf_counter() - start
-                page.wait_for_selector('[data-testid="stMetric"]', timeout=300_000)  # the trained model's card
+                page.wait_for_selector('[data-testid="stMetric"]', timeout=300_000)  # a trained model's card
                 model = time.perf_counter() - start
+                provisional = page.locator("text=Provisional weights").count() > 0
+                page.wait_for_selector("text=Provisional weights", state="detached", timeout=300_000)
+                page.wait_for_selector('[data-testid="stMetric"]', timeout=300_000)  # the final model's card
+                final = time.perf_counter() - start
                 browser.close()
             meta = json.loads(next(Path(tmp, "cache", "models").glob("*/meta.json")).read_text())
             training = meta["train_seconds"]
@@ -43,9 +49,14 @@ def main() -> None:
     print(
         f"real content after {content:.1f} s (goal {CONTENT_GOAL_S} s) {'ok' if content <= CONTENT_GOAL_S else 'OVER'}"
     )
+    which = "the first epoch's weights, provisional" if provisional else "the final weights"
     print(
-        f"trained default model in use after {model:.1f} s (goal {MODEL_GOAL_S} s) "
-        f"{'ok' if model <= MODEL_GOAL_S else 'OVER'}; training itself took {training:.1f} s of it"
+        f"a trained model in use after {model:.1f} s ({which}; goal {MODEL_GOAL_S} s) "
+        f"{'ok' if model <= MODEL_GOAL_S else 'OVER'}"
+    )
+    print(
+        f"the final default model in use after {final:.1f} s (goal {FINAL_GOAL_S} s) "
+        f"{'ok' if final <= FINAL_GOAL_S else 'OVER'}; training itself took {training:.1f} s of it"
     )
 
 

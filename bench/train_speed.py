@@ -11,6 +11,7 @@ one epoch of ours <= 0.15x the baseline at >= 98.5%; the default recipe >= 99.0%
 
     python bench/train_speed.py            # full run, a few minutes
     python bench/train_speed.py --quick    # one seed of the default recipe
+    python bench/train_speed.py --limit    # the trainer against the machine's practical peak, and a profile
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torchvision import transforms
 from core.config import recipe
 from core.data import load_mnist
 from core.evaluate import evaluate
-from core.model import MNIST_MEAN, MNIST_STD, MnistCNN
+from core.model import MNIST_MEAN, MNIST_STD, MnistCNN, training_flops
 from core.train import load_or_train, train
 
 
@@ -78,11 +79,46 @@ def ours(data, config) -> tuple[float, float]:
     return time.perf_counter() - start, history[-1]["test_accuracy"]
 
 
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a large float32 matrix multiply on this machine's threads (median of ``repeats``)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times)
+
+
+def limit(data) -> None:
+    """The trainer's share of the machine's practical peak, and where one epoch's time goes."""
+    config = recipe("default", epochs=1)
+    flops = training_flops(images=len(data.train))
+    torch.set_num_threads(2)
+    seconds, _ = ours(data, config)
+    peak = matmul_peak()
+    print(f"one epoch: {flops / 1e9:.0f} GFLOP (forward and backward, from the layer shapes) in {seconds:.2f} s")
+    print(
+        f"trainer {flops / seconds / 1e9:.1f} GFLOP/s; a 2048x2048 matrix multiply on {torch.get_num_threads()} "
+        f"threads {peak / 1e9:.1f} GFLOP/s: the trainer reaches {flops / seconds / peak:.0%} of it"
+    )
+    small = recipe("default", epochs=1, train_limit=12_800)  # 100 batches
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        train(small, data, torch.device("cpu"), adaptive_threads=False)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one seed of the default recipe")
+    parser.add_argument("--limit", action="store_true", help="FLOPs, the machine's peak and a profile only")
     args = parser.parse_args()
     data = load_mnist()
+    if args.limit:
+        ours(data, recipe("default", epochs=1, train_limit=5000))  # warm-up
+        limit(data)
+        return
     torch.manual_seed(0)
     ours(data, recipe("default", epochs=1, train_limit=5000))  # warm-up: oneDNN primitives, allocator
 

@@ -36,6 +36,9 @@ KEY_LENGTH = 16  # hexadecimal characters of a model key
 META = "meta.json"
 LAST_USED = "last_used"  # an empty file touched whenever the model is loaded: eviction order
 HISTORY = "history.json"
+# Written after each epoch but the last while a model trains, removed when meta.json is written:
+# the weights saved so far can be used before training ends (issue 20).
+PROVISIONAL = "provisional.json"
 FORMAT_VERSION = 2  # bump when the folder layout changes, so old folders get new keys
 
 
@@ -89,6 +92,7 @@ class CheckpointInfo:
     data_source: str
     data_fingerprint: str  # which data the weights were trained on; keys cached evaluations
     fit_accuracy: float | None = None  # a shuffled-label network: the share of its labels it memorised
+    provisional: bool = False  # still training: epochs_done epochs of config.epochs are saved
 
     @property
     def label(self) -> str:
@@ -96,10 +100,11 @@ class CheckpointInfo:
         shuffled = " · shuffled labels" if self.config.shuffle_labels else ""
         if self.config.flip_labels:
             shuffled += f" · {self.config.flip_labels:.0%} labels flipped"
-        return (
-            f"{self.config.recipe} · {self.epochs_done} epoch{'s' if self.epochs_done != 1 else ''}"
-            f" · seed {self.config.seed}{shuffled} · {self.test_accuracy:.2%}"
-        )
+        if self.provisional:
+            done = f"after epoch {self.epochs_done} of {self.config.epochs}, still training"
+        else:
+            done = f"{self.epochs_done} epoch{'s' if self.epochs_done != 1 else ''}"
+        return f"{self.config.recipe} · {done} · seed {self.config.seed}{shuffled} · {self.test_accuracy:.2%}"
 
 
 def model_key(config: TrainConfig, data_fingerprint: str) -> str:
@@ -228,6 +233,43 @@ def read_info(folder: Path) -> CheckpointInfo:
         )
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{folder / META}: missing or malformed field ({err})") from err
+
+
+def read_provisional(folder: Path) -> tuple[CheckpointInfo, list[dict]]:
+    """What a model still training has saved so far (``provisional.json``), and its history;
+    raises :class:`CheckpointError` when there is none, or when the model is complete."""
+    if (folder / META).exists():
+        raise CheckpointError(f"{folder}: training is complete")
+    meta = read_json(folder / PROVISIONAL)
+    try:
+        info = CheckpointInfo(
+            key=folder.name,
+            folder=folder,
+            config=TrainConfig(**meta["config"]),
+            epochs_done=int(meta["epochs_done"]),
+            test_accuracy=float(meta["test_accuracy"]),
+            train_seconds=float(meta["train_seconds"]),
+            device=str(meta["device"]),
+            created=str(meta["created"]),
+            data_source=str(meta["data_source"]),
+            data_fingerprint=str(meta["data_fingerprint"]),
+            provisional=True,
+        )
+        return info, list(meta["history"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder / PROVISIONAL}: missing or malformed field ({err})") from err
+
+
+def load_provisional_checkpoint(folder: Path, epoch: int | None = None) -> MnistCNN:
+    """Weights a model still training has saved (``epoch``, default the latest), verified
+    against the checksums ``provisional.json`` records."""
+    meta = read_json(folder / PROVISIONAL)
+    done = int(meta.get("epochs_done", 0))
+    epoch = done if epoch is None else epoch
+    if not 1 <= epoch <= done:
+        raise CheckpointError(f"{folder}: epoch {epoch} is not saved yet (epochs 1..{done} are)")
+    name = epoch_file(epoch)
+    return load_weights(folder / name, meta.get("sha256", {}).get(name))
 
 
 def load_checkpoint(folder: Path, epoch: int | None = None) -> MnistCNN:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 from dataclasses import dataclass
 
 import torch
@@ -120,6 +121,29 @@ def layer_table(model: MnistCNN | None = None) -> list[LayerRow]:
             )
         )
     return rows
+
+
+def multiply_adds(model: MnistCNN | None = None) -> dict[str, int]:
+    """Multiply-adds of one image's forward pass per conv and linear layer, from the layer
+    shapes: a conv does out_h x out_w x out_channels x in_channels x kernel_h x kernel_w, a
+    linear layer in x out (biases, ReLUs and pools are a rounding error next to these)."""
+    model = model or MnistCNN()
+    counts: dict[str, int] = {}
+    for row in layer_table(model):
+        module = getattr(model, row.name)
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            counts[row.name] = math.prod(row.output_shape) * module.in_channels * kh * kw
+        elif isinstance(module, nn.Linear):
+            counts[row.name] = module.in_features * module.out_features
+    return counts
+
+
+def training_flops(model: MnistCNN | None = None, images: int = 1) -> int:
+    """Floating-point operations to train on ``images`` images once: a multiply-add is 2 FLOPs,
+    and a training step costs about 3 forward passes (the forward, then the gradients with
+    respect to the inputs and to the weights, each as large as the forward)."""
+    return 3 * 2 * sum(multiply_adds(model).values()) * images
 
 
 def format_layer_table(rows: list[LayerRow]) -> str:

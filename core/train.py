@@ -26,6 +26,7 @@ from core.config import MIN_FIT, RECIPES, TrainConfig, choose_device, recipe, sh
 from core.data import NUM_CLASSES, Mnist, load_mnist, to_tensor
 from core.evaluate import predict_logits
 from core.model import MnistCNN, format_layer_table, layer_table
+from core.thread_choice import ThreadChooser
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 100  # batches between progress reports, like the reference run's log
@@ -68,8 +69,15 @@ def train(
     device: torch.device,
     progress: ProgressCallback | None = None,
     on_epoch: Callable[[int, MnistCNN, dict], None] | None = None,
+    adaptive_threads: bool = True,
 ) -> tuple[MnistCNN, list[dict]]:
     """Train from scratch; returns the model (on ``device``) and the per-epoch history.
+
+    On the CPU, ``adaptive_threads`` lets :class:`core.thread_choice.ThreadChooser` pick the thread
+    count (up to the calling thread's) from the measured speed of each window of batches, so
+    training slows gracefully when other work takes a core. Different thread counts round
+    differently: weights then reproduce to about 1e-5, not bit for bit (pass False, or
+    ``--threads N`` on the command line, for bitwise runs).
 
     A shuffled-label network (``config.shuffle_labels``) is a check, not a model to explore:
     it is tested on the test set after its last epoch only (each test pass costs as much as
@@ -102,48 +110,55 @@ def train(
 
     history: list[dict] = []
     test_accuracy = None
-    for epoch in range(1, config.epochs + 1):
-        start = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(labels), generator=shuffle).to(device)
-        # Losses are summed on the device and read every PROGRESS_EVERY batches: a .item()
-        # per batch would make a GPU wait for every step.
-        running = torch.zeros((), device=device)
-        epoch_loss = torch.zeros((), device=device)
-        count = 0
-        for batch in range(1, batches + 1):
-            idx = order[(batch - 1) * config.batch_size : batch * config.batch_size]
-            loss = torch.nn.functional.cross_entropy(model(images[idx]), labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            running += loss.detach()
-            count += 1
-            if progress is not None and (batch % PROGRESS_EVERY == 0 or batch == batches):
-                progress(Progress(epoch, config.epochs, batch, batches, running.item() / count, test_accuracy))
-                epoch_loss += running
-                running.zero_()
-                count = 0
-        epoch_loss += running
-        record = {"epoch": epoch, "train_loss": epoch_loss.item() / batches, "test_loss": None}
-        if config.shuffle_labels and epoch < config.epochs:
-            history.append({**record, "test_accuracy": None, "seconds": time.perf_counter() - start})
-            continue
-        logits = predict_logits(model, test_images)
-        test_loss = torch.nn.functional.cross_entropy(logits, test_labels).item()
-        test_accuracy = (logits.argmax(1) == test_labels).float().mean().item()
-        record = {
-            "epoch": epoch,
-            "train_loss": epoch_loss.item() / batches,
-            "test_loss": test_loss,
-            "test_accuracy": test_accuracy,
-            "seconds": time.perf_counter() - start,
-        }
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(epoch, model, record)
+    chooser = ThreadChooser() if adaptive_threads and device.type == "cpu" else None
+    try:
+        for epoch in range(1, config.epochs + 1):
+            start = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(labels), generator=shuffle).to(device)
+            # Losses are summed on the device and read every PROGRESS_EVERY batches: a .item()
+            # per batch would make a GPU wait for every step.
+            running = torch.zeros((), device=device)
+            epoch_loss = torch.zeros((), device=device)
+            count = 0
+            for batch in range(1, batches + 1):
+                idx = order[(batch - 1) * config.batch_size : batch * config.batch_size]
+                loss = torch.nn.functional.cross_entropy(model(images[idx]), labels[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                if chooser is not None:
+                    chooser.batch_done()
+                running += loss.detach()
+                count += 1
+                if progress is not None and (batch % PROGRESS_EVERY == 0 or batch == batches):
+                    progress(Progress(epoch, config.epochs, batch, batches, running.item() / count, test_accuracy))
+                    epoch_loss += running
+                    running.zero_()
+                    count = 0
+            epoch_loss += running
+            record = {"epoch": epoch, "train_loss": epoch_loss.item() / batches, "test_loss": None}
+            if config.shuffle_labels and epoch < config.epochs:
+                history.append({**record, "test_accuracy": None, "seconds": time.perf_counter() - start})
+                continue
+            logits = predict_logits(model, test_images)
+            test_loss = torch.nn.functional.cross_entropy(logits, test_labels).item()
+            test_accuracy = (logits.argmax(1) == test_labels).float().mean().item()
+            record = {
+                "epoch": epoch,
+                "train_loss": epoch_loss.item() / batches,
+                "test_loss": test_loss,
+                "test_accuracy": test_accuracy,
+                "seconds": time.perf_counter() - start,
+            }
+            history.append(record)
+            if on_epoch is not None:
+                on_epoch(epoch, model, record)
+    finally:
+        if chooser is not None:
+            torch.set_num_threads(chooser.most)  # the calling thread's setting as it was
     return model.to(memory_format=torch.contiguous_format).eval(), history
 
 
@@ -186,6 +201,7 @@ def load_or_train(
     device: str = "auto",
     root: Path | None = None,
     waiting: Callable[[], None] | None = None,
+    adaptive_threads: bool = True,
 ) -> TrainedModel:
     """The cached model for ``config``, training it first if no valid one exists.
 
@@ -214,7 +230,7 @@ def load_or_train(
                 notice = f"The cached model could not be verified and has been retrained: {err}"
                 log.warning(notice)
         checkpoints.discard(folder)  # an unfinished or damaged folder starts afresh
-        trained = _train_into(folder, config, data, choose_device(device), progress)
+        trained = _train_into(folder, config, data, choose_device(device), progress, adaptive_threads)
         return dataclasses.replace(trained, notice=notice)
     finally:
         lock.release()
@@ -233,17 +249,41 @@ def _load_cached(folder: Path, epoch: int | None = None) -> TrainedModel:
 
 
 def _train_into(
-    folder: Path, config: TrainConfig, data: Mnist, device: torch.device, progress: ProgressCallback | None
+    folder: Path,
+    config: TrainConfig,
+    data: Mnist,
+    device: torch.device,
+    progress: ProgressCallback | None,
+    adaptive_threads: bool = True,
 ) -> TrainedModel:
     folder.mkdir(parents=True, exist_ok=True)
     hashes: dict[str, str] = {}
+    records: list[dict] = []
+    started = datetime.now(UTC).isoformat(timespec="seconds")
 
-    def save_epoch(epoch: int, model: MnistCNN, _record: dict) -> None:
+    def save_epoch(epoch: int, model: MnistCNN, record: dict) -> None:
         name = checkpoints.epoch_file(epoch)
         hashes[name] = checkpoints.save_weights(folder / name, model)
+        records.append(record)
+        if epoch < config.epochs:  # servable before training ends: see checkpoints.read_provisional
+            checkpoints.write_json(
+                folder / checkpoints.PROVISIONAL,
+                {
+                    "config": dataclasses.asdict(config),
+                    "epochs_done": epoch,
+                    "test_accuracy": record["test_accuracy"],
+                    "train_seconds": time.perf_counter() - start,
+                    "device": str(device),
+                    "created": started,
+                    "data_source": data.source,
+                    "data_fingerprint": data.fingerprint,
+                    "sha256": dict(hashes),
+                    "history": records,
+                },
+            )
 
     start = time.perf_counter()
-    model, history = train(config, data, device, progress, on_epoch=save_epoch)
+    model, history = train(config, data, device, progress, on_epoch=save_epoch, adaptive_threads=adaptive_threads)
     seconds = time.perf_counter() - start
     # A shuffled-label network is only usable if it memorised its labels: record how well.
     fit = {"fit_accuracy": fit_accuracy(model, config, data)} if config.shuffle_labels else {}
@@ -263,8 +303,22 @@ def _train_into(
             **fit,
         },
     )
+    (folder / checkpoints.PROVISIONAL).unlink(missing_ok=True)  # the final weights replace it
     trained = _load_cached(folder)
     return dataclasses.replace(trained, trained_now=True)
+
+
+def load_provisional(key: str, root: Path | None = None, epoch: int | None = None) -> TrainedModel | None:
+    """A model still training, as far as it got: the weights after its latest saved epoch (or an
+    earlier one), with what ``checkpoints.read_provisional`` says; None when the folder holds no
+    provisional weights (not started, or finished: then :func:`load_cached` loads it)."""
+    folder = checkpoints.models_root(root) / key
+    try:
+        info, history = checkpoints.read_provisional(folder)
+        model = checkpoints.load_provisional_checkpoint(folder, epoch)
+    except CheckpointError:
+        return None
+    return TrainedModel(model=model, info=info, history=history, trained_now=False)
 
 
 @dataclass(frozen=True)
@@ -324,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data", dest="data_source", help="'bundled' (default), a folder of IDX files, or hf:NAME")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    parser.add_argument(
+        "--threads", type=int, help="train on exactly this many CPU threads (default: chosen by measuring as it goes)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="train on 1,000 images for one epoch: a smoke test")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -342,8 +399,12 @@ def main(argv: list[str] | None = None) -> int:
     def report(p: Progress) -> None:
         print(f"epoch {p.epoch}/{p.epochs}  batch {p.batch:>4}/{p.batches}  loss {p.loss:.4f}", flush=True)
 
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be at least 1, not {args.threads}")
+        torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    trained = load_or_train(config, progress=report, device=str(device))
+    trained = load_or_train(config, progress=report, device=str(device), adaptive_threads=args.threads is None)
     seconds = time.perf_counter() - start
     for record in trained.history:
         print(

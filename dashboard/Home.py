@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from core.data import DataError
-from dashboard import sidebar, state
+from dashboard import panels, sidebar, state
 
 st.set_page_config(page_title="MNIST CNN dashboard", page_icon="🔢", layout="wide")
 # One intra-op thread for this session's thread: a page's tensors are tiny, and many
@@ -49,6 +49,8 @@ except state.NoModelError as err:  # training switched off and nothing usable ca
     st.stop()
 for warning in warnings:
     st.warning(warning, icon=":material/link_off:")
+if view.trained is not None and view.trained.info.provisional:
+    panels.provisional_notice(view)
 sidebar.show(view)
 navigation.run()
 state.sync_url()

@@ -9,6 +9,7 @@ The public functions take typed values (a ``ModelRef``) and pass their parts as 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -32,12 +33,19 @@ from core import (
 )
 from core.activations import layer_outputs
 from core.attributions import AttributionRequest, explain, explainer, target_class
-from core.checkpoints import CheckpointInfo, ModelRef
+from core.checkpoints import CheckpointError, CheckpointInfo, ModelRef
 from core.config import RECIPES, ServerSettings, cache_dir, server_settings, shuffled_labels_config
 from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits, softmax
 from core.jobs import TrainingJobs
-from core.train import ShuffledNetwork, TrainedModel, load_cached, shuffled_label_network, training_labels
+from core.train import (
+    ShuffledNetwork,
+    TrainedModel,
+    load_cached,
+    load_provisional,
+    shuffled_label_network,
+    training_labels,
+)
 from core.workers import Gate, Workers
 
 
@@ -54,9 +62,62 @@ def model(ref: ModelRef) -> TrainedModel:
     return _model(str(cache_dir()), ref.key, ref.epoch)
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=16)
+PROVISIONAL_MARK = "~"  # "KEY~N": a model still training, as far as its N saved epochs (see provisional())
+
+
 def _model(root: str, key: str, epoch: int | None) -> TrainedModel:
+    """The weights a key names: a finished model's, or, for "KEY~N" or a key still training, the
+    weights saved so far (then cached apart, so nothing computed from them outlives training
+    under the finished model's name)."""
+    real, mark, saved = key.partition(PROVISIONAL_MARK)
+    if not mark and not (checkpoints.models_root(Path(root)) / key / checkpoints.META).exists():
+        found = _provisional_now(root, key)
+        if found is not None:
+            real, saved = key, str(found)
+    if saved:
+        return _provisional_model(root, real, int(saved), epoch)
+    return _finished_model(root, key, epoch)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=16)
+def _finished_model(root: str, key: str, epoch: int | None) -> TrainedModel:
     return load_cached(key, root=Path(root), epoch=epoch)
+
+
+def _provisional_now(root: str, key: str) -> int | None:
+    """How many epochs a model still training has saved, or None (read fresh: a small file)."""
+    try:
+        return checkpoints.read_provisional(checkpoints.models_root(Path(root)) / key)[0].epochs_done
+    except CheckpointError:
+        return None
+
+
+@st.cache_resource(show_spinner="Loading the weights saved so far…", max_entries=8)
+def _provisional_model(root: str, key: str, saved: int, epoch: int | None) -> TrainedModel:
+    found = load_provisional(key, Path(root), epoch)
+    if found is None or found.info.epochs_done < saved:
+        raise CheckpointError(f"model {key}: the weights of epoch {epoch or saved} are no longer provisional")
+    info = dataclasses.replace(found.info, key=f"{key}{PROVISIONAL_MARK}{saved}", epochs_done=saved)
+    return dataclasses.replace(found, info=info, history=found.history[:saved])
+
+
+def provisional_epochs(key: str) -> int | None:
+    """How many epochs a model still training has saved (None: none, or it is finished)."""
+    return _provisional_now(str(cache_dir()), key)
+
+
+def provisional(key: str) -> TrainedModel | None:
+    """The weights a model still training has saved so far (its latest epoch), or None. Its
+    ``info.key`` reads "KEY~N" (N epochs saved): every cache keyed by it stays apart from the
+    finished model's, while ``ModelRef(KEY, N)`` names the same weights in links."""
+    root = str(cache_dir())
+    saved = _provisional_now(root, key)
+    if saved is None:
+        return None
+    try:
+        return _provisional_model(root, key, saved, None)
+    except CheckpointError:
+        return None
 
 
 def evaluation(trained: TrainedModel, epoch: int, split: str = "test") -> Evaluation:
@@ -96,7 +157,7 @@ def _in_use() -> dict[str, float]:
 
 def mark_in_use(key: str) -> None:
     """Note that a session shows this model now (the cache's eviction spares it)."""
-    _in_use()[key] = time.monotonic()
+    _in_use()[key.partition(PROVISIONAL_MARK)[0]] = time.monotonic()
 
 
 def models_in_use() -> set[str]:

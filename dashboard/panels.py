@@ -229,7 +229,10 @@ def prediction_text(sample: Sample, label: int | None, probs: np.ndarray) -> str
 
 def training_status(key: str, title: str) -> None:
     """A training job's live progress, polled once a second (only this fragment reruns);
-    the whole page reruns, and fills in, when the job ends. A failure gets a retry button."""
+    the whole page reruns, and fills in, when the job ends, or, for a page with no model yet,
+    as soon as its first epoch is saved (see :func:`provisional_notice`). A failure gets a
+    retry button."""
+    waiting_page = state.page_view().trained is None  # not the sidebar's watch over another training
 
     @st.fragment(run_every=POLL_S)
     def watch() -> None:
@@ -237,6 +240,8 @@ def training_status(key: str, title: str) -> None:
         status = jobs.status(key)
         if status is None or status.state in (DONE, CANCELLED):
             st.rerun()  # the whole app: the page can now draw the model
+        if waiting_page and status.active and cache.provisional_epochs(key):
+            st.rerun()  # the first epoch is saved: every page can draw with it
         with st.container(border=True):
             st.markdown(f"**{title}**")
             if status.state == FAILED:
@@ -244,6 +249,30 @@ def training_status(key: str, title: str) -> None:
                 st.button("Retry", key=f"retry_{key}", on_click=jobs.retry, args=(key,), icon=":material/refresh:")
                 return
             st.progress(*job_progress(status))
+
+    watch()
+
+
+def provisional_notice(view: View) -> None:
+    """Above every page while the model in use is still training: which weights these are,
+    the training's progress, and a rerun of the whole app when a later epoch is saved or
+    training ends (every page then draws the newer weights, without a reload)."""
+    info, key = view.trained.info, view.job.key
+    shown = info.epochs_done
+
+    @st.fragment(run_every=POLL_S)
+    def watch() -> None:
+        status = cache.training_jobs().status(key)
+        if status is None or not status.active or cache.provisional_epochs(key) != shown:
+            st.rerun()
+        fraction, text = job_progress(status)
+        with st.container(border=True):
+            st.markdown(
+                f":material/hourglass_top: **Provisional weights**: after epoch {shown} of {info.config.epochs}, "
+                f"{info.test_accuracy:.1%} of the test digits read right. Every page uses them until training ends; "
+                "then the final model replaces them here, without a reload."
+            )
+            st.progress(fraction, text=text)
 
     watch()
 

@@ -19,6 +19,9 @@ def show(view: View) -> None:
     with st.sidebar:
         if view.trained is None:
             st.markdown("**Model:** the default recipe, training now")
+        elif view.trained.info.provisional:
+            st.markdown(f"**Model:** {view.trained.info.config.recipe} recipe, training now")
+            st.caption(view.trained.info.label)
         else:
             _model_card(view)
             _switch_model(view)

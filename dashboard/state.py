@@ -117,7 +117,13 @@ def resolve() -> tuple[View, list[str]]:
             if job.message:
                 warnings.append(job.message)
             del st.session_state[_WAIT]
+        elif job.active and (early := cache.provisional(job.key)) is not None:
+            # Serve the epochs saved so far; the session's model stays unset, so the run after
+            # training ends takes the final weights (Home.py reruns the app when it does).
+            trained = early
     st.session_state[_REF] = ref
+    if trained is not None and trained.info.provisional:  # links name the epoch shown
+        ref = ModelRef(trained.info.folder.name, trained.info.epochs_done)
     if trained is not None:
         cache.mark_in_use(trained.info.key)
     data = cache.dataset(trained.info.data_source if trained else RECIPES["default"].data_source)
@@ -130,7 +136,7 @@ def resolve() -> tuple[View, list[str]]:
         data=data,
         sample=sample,
         drawn=drawn,
-        job=job if trained is None else None,
+        job=job if trained is None or trained.info.provisional else None,
         unit=st.session_state.get(_UNIT) or FIRST_UNIT,
         probe=st.session_state.get(_PROBE) or FIRST_PROBE,
         label_filter=st.session_state.get(_FILTER) or FIRST_FILTER,
@@ -226,7 +232,8 @@ LINK_PARAMETERS = (  # every query parameter the app writes; others (a user's ow
 def sync_url() -> None:
     """Write the model, the selected sample and the unit card's choice to the query string
     (after the page ran)."""
-    params = to_query(st.session_state.get(_REF), selected())
+    shown = st.session_state.get(_VIEW)  # weights still training are named by the view only
+    params = to_query(st.session_state.get(_REF) or (shown.ref if shown else None), selected())
     if st.session_state.get(_UNIT) is not None:
         params |= unit_to_query(st.session_state[_UNIT])
     if st.session_state.get(_CELL) is not None:

@@ -5,6 +5,7 @@ of each page is saved to screenshots/ for people to look at."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -473,7 +474,15 @@ def test_navigating_during_a_first_start_trains_once(browser, tmp_path):
             saved = list((cache / "models").glob("*/epoch_01.safetensors"))
             if saved and first_epoch is None:
                 first_epoch = (saved[0], saved[0].stat().st_ino)
+        # After the first epoch, every page uses its weights and says they are provisional ...
+        page.wait_for_selector("text=Provisional weights", timeout=240_000)
+        page.wait_for_selector('[data-testid="stMetric"]', timeout=60_000)  # the model card, drawn with them
+        page.wait_for_url(re.compile(r".*model=[0-9a-f]{16}(@|%40)[12].*"), timeout=30_000)  # names the epoch shown
+        page.screenshot(path=str(SHOTS / "first_start_provisional.png"), full_page=True)
+        # ... then the final model replaces them in the same page, without a reload.
+        page.wait_for_selector("text=Provisional weights", state="detached", timeout=240_000)
         page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)  # the model card: trained
+        page.wait_for_url(re.compile(r".*model=[0-9a-f]{16}(&.*)?$"), timeout=30_000)  # the final model: no epoch
         folders = [f for f in (cache / "models").iterdir() if f.is_dir()]
         assert len(folders) == 1
         if first_epoch is not None:  # the epoch-1 file seen mid-training was never rewritten

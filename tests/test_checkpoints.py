@@ -234,7 +234,14 @@ def test_training_writes_every_file_through_atomic_write(tmp_path, monkeypatch):
 
     monkeypatch.setattr(checkpoints, "atomic_write", spy)
     load_or_train(tiny_config(epochs=2), root=tmp_path)
-    assert written == ["epoch_01.safetensors", "epoch_02.safetensors", "history.json", "meta.json"]  # meta last
+    # meta last; after each epoch but the last, what is servable so far (removed with meta written)
+    assert written == ["epoch_01.safetensors", "provisional.json", "epoch_02.safetensors", "history.json", "meta.json"]
+    assert not (
+        tmp_path
+        / "models"
+        / checkpoints.model_key(tiny_config(epochs=2), load_mnist().fingerprint)
+        / checkpoints.PROVISIONAL
+    ).exists()
 
 
 # ---- meta.json ---------------------------------------------------------------------------

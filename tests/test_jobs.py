@@ -62,7 +62,7 @@ class TrainSpy:
         with self.lock:
             return self.events.count(("start", seed))
 
-    def __call__(self, config, data, device, progress=None, on_epoch=None):
+    def __call__(self, config, data, device, progress=None, on_epoch=None, adaptive_threads=True):
         seed = config.seed
         with self.lock:
             self.events.append(("start", seed))
@@ -82,7 +82,7 @@ class TrainSpy:
                     reported.append(p)
                     assert gate.wait(TIMEOUT), "the test never released this training"
 
-            return self.real(config, data, device, report if progress else None, on_epoch)
+            return self.real(config, data, device, report if progress else None, on_epoch, adaptive_threads)
         finally:
             with self.lock:
                 self.running -= 1

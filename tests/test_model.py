@@ -141,3 +141,19 @@ def test_signature_changes_with_the_input_normalisation(monkeypatch):
     monkeypatch.setattr(model_module, "MNIST_MEAN", 0.5)
     assert not torch.allclose(model(x), before)  # the same weights now compute something else
     assert architecture_signature() != base
+
+
+def test_multiply_adds_by_hand():
+    from core.model import multiply_adds, training_flops
+
+    counts = multiply_adds()
+    assert counts == {
+        "conv1": 26 * 26 * 4 * 1 * 9,
+        "conv2": 24 * 24 * 8 * 4 * 9,
+        "conv3": 10 * 10 * 16 * 8 * 9,
+        "conv4": 8 * 8 * 32 * 16 * 9,
+        "fc1": 512 * 20,
+        "fc2": 20 * 10,
+    }
+    assert sum(counts.values()) == 610_776
+    assert training_flops(images=60_000) == 6 * 610_776 * 60_000  # about 220 GFLOP an epoch

@@ -166,3 +166,63 @@ def test_a_selection_out_of_range_is_checked_on_the_next_run(reference_model):
     assert at.session_state["view_sample"] == Sample("test", 0)
     at.run()  # said once: the selection is valid again
     assert not at.warning
+
+
+def test_a_first_start_serves_the_first_epoch_then_the_final_model(tmp_path, monkeypatch, reference_model):
+    """While the default model trains, every page draws with the weights saved after epoch 1
+    (a notice says so; the link names epoch 1); when training ends the same session switches
+    to the final weights. Training is held after its first epoch until the test lets it go."""
+    import threading
+
+    import core.train
+    from core import checkpoints, config
+    from core.data import load_mnist
+    from core.evaluate import evaluate
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    monkeypatch.setitem(config.RECIPES, "default", tiny_config(recipe="default", seed=23, epochs=2))
+    saved, go_on = threading.Event(), threading.Event()
+    real_train = core.train.train
+
+    def held(config, data, device, progress=None, on_epoch=None, adaptive_threads=True):
+        def hold(epoch, model, record):
+            on_epoch(epoch, model, record)
+            if epoch == 1:
+                saved.set()
+                go_on.wait(120)
+
+        return real_train(config, data, device, progress, hold, adaptive_threads)
+
+    monkeypatch.setattr(core.train, "train", held)
+    try:
+        at = open_app()  # a first visit asks for the default model
+        assert saved.wait(120), "the first epoch was never saved"
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        key = checkpoints.model_key(config.RECIPES["default"], load_mnist().fingerprint)
+        first = evaluate(checkpoints.load_provisional_checkpoint(tmp_path / "models" / key, 1), load_mnist().test)
+        metrics = {m.label: m.value for m in at.metric}
+        assert metrics["Test accuracy"] == f"{first.accuracy:.2%}"  # the epoch-1 weights, not a progress bar
+        assert "Provisional weights" in texts(at) and "after epoch 1 of 2" in texts(at)
+        assert at.query_params["model"] == f"{key}@1"  # a link copied now names what it shows
+        for page in PAGES[1:]:  # every page draws with them, none fails
+            at.switch_page(page)
+            at.run()
+            assert not at.exception, (page, [e.value for e in at.exception])
+        at.switch_page("app_pages/feature_maps.py")
+        at.run()
+        assert "Provisional weights" in texts(at) and at.get("plotly_chart")
+    finally:
+        go_on.set()
+    finish_training(tmp_path)
+    at.switch_page(PAGES[0])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    final = load_or_train(config.RECIPES["default"], root=tmp_path)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{final.info.test_accuracy:.2%}"
+    assert "Provisional weights" not in texts(at)
+    assert at.query_params["model"] == key  # the final model: no epoch in the link
+    assert not (tmp_path / "models" / key / checkpoints.PROVISIONAL).exists()
+    later = open_app(model=f"{key}@1")  # the link copied during training still opens epoch 1
+    assert not later.warning and later.select_slider(key="sidebar_epoch").value == 1

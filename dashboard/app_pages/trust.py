@@ -20,6 +20,13 @@ def render(view: View) -> None:
     if view.trained is None:
         panels.training_status(view.job.key, "The scorecard can be computed once the model is trained")
         return
+    if view.trained.info.provisional:  # a minute of work for weights about to be replaced
+        st.info(
+            "The scorecard is computed for the finished model: it can be asked for when training ends, in a few "
+            "seconds. Meanwhile, the Attributions page checks each map it draws.",
+            icon=":material/hourglass_top:",
+        )
+        return
     card = cache.scorecard_card(view.ref)
     if card is None:
         _compute(view)
