@@ -19,16 +19,20 @@ from collections.abc import Callable
 import torch
 
 WINDOW = 20  # batches timed together: ~0.1-0.3 s, long enough to smooth one batch's noise
-EXPLORE_EVERY = 10  # windows: one in this many tries another thread count (~1.5 s apart)
-SMOOTHING = 0.5  # weight of the newest window in each count's running time per batch
+EXPLORE_EVERY = 10  # windows on fewer threads between looks at all of them (~2 s)
+SLOWDOWN = 1.3  # all threads this much slower than their best so far: look at fewer
 
 
 class ThreadChooser:
-    """Picks the torch thread count (1..``most``) for the calling thread's next batches.
+    """Picks the torch thread count (1 or ``most``) for the calling thread's next batches.
 
-    Call :meth:`batch_done` after each batch; it sets ``torch.set_num_threads`` when a
-    window ends. ``clock`` and ``set_threads`` are injectable for tests. Not thread-safe:
-    one chooser per training loop."""
+    Call :meth:`batch_done` after each batch; it sets ``torch.set_num_threads`` when a window
+    ends. Changing the count is not free (measured: an idle epoch ~15% slower when it switched
+    every few windows), so the chooser stays on all threads unless they slow down: it times
+    one window on one thread early on, another whenever all threads run ``SLOWDOWN`` times
+    slower than their best, and, while on one thread, all threads every ``EXPLORE_EVERY``
+    windows to see whether the other work has gone. ``clock`` and ``set_threads`` are
+    injectable for tests. Not thread-safe: one chooser per training loop."""
 
     def __init__(
         self,
@@ -38,10 +42,11 @@ class ThreadChooser:
     ) -> None:
         self.most = max(1, most if most is not None else torch.get_num_threads())
         self._clock, self._set = clock, set_threads
-        self.seconds_per_batch: dict[int, float] = {}  # running estimate per thread count
+        self.seconds_per_batch: dict[int, float] = {}  # the latest window's time per batch, per count
+        self.fastest: dict[int, float] = {}  # the best window's, per count
         self.threads = self.most
         self.history: list[int] = []  # the thread count of each finished window
-        self._count, self._window = 0, 0
+        self._count = 0
         self._start = clock()
         self._set(self.threads)
 
@@ -49,28 +54,30 @@ class ThreadChooser:
         self._count += 1
         if self._count < WINDOW:
             return
-        now = self._clock()
-        per_batch = (now - self._start) / self._count
-        old = self.seconds_per_batch.get(self.threads)
-        self.seconds_per_batch[self.threads] = per_batch if old is None else old + SMOOTHING * (per_batch - old)
+        per_batch = (self._clock() - self._start) / self._count
+        self.seconds_per_batch[self.threads] = per_batch
+        self.fastest[self.threads] = min(per_batch, self.fastest.get(self.threads, per_batch))
         self.history.append(self.threads)
-        self._window += 1
-        self.threads = self._next()
-        self._set(self.threads)
+        chosen = self._next()
+        if chosen != self.threads:
+            self.threads = chosen
+            self._set(chosen)
         self._count, self._start = 0, self._clock()
 
     def _next(self) -> int:
         if self.most == 1:
             return 1
-        untried = [n for n in range(self.most, 0, -1) if n not in self.seconds_per_batch]
-        best = min(self.seconds_per_batch, key=self.seconds_per_batch.get)
-        if self._window % EXPLORE_EVERY == 0 or (untried and self._window == 1):
-            # Look again: a count never timed, else the one measured longest ago.
-            if untried:
-                return untried[0]
-            others = [n for n in range(1, self.most + 1) if n != best]
-            return max(others, key=lambda n: _since(self.history, n))
-        return best
+        times, many = self.seconds_per_batch, self.most
+        if 1 not in times:  # once, early: is one thread faster here?
+            return 1 if len(self.history) >= 1 else many
+        if self.threads == many:
+            if times[many] > times[1]:  # one thread was faster when last timed
+                return 1
+            slowed = times[many] > SLOWDOWN * self.fastest[many]  # look again, at most every EXPLORE_EVERY windows
+            return 1 if slowed and _since(self.history, 1) >= EXPLORE_EVERY else many
+        if _since(self.history, many) >= EXPLORE_EVERY:
+            return many  # look again: has the other work gone?
+        return 1 if times[1] <= times[many] else many
 
 
 def _since(history: list[int], threads: int) -> int:
