@@ -430,6 +430,29 @@ def test_editing_a_digit_changes_it_in_place_and_bending_it_sweeps(browser, app_
     page.close()
 
 
+def test_the_smallest_change_and_training_tools_draw(browser, app_url):
+    """Probe: a search toward 9 for test #4, reported from the network re-run on the result (the
+    URL names the class); then Through training, which for a one-epoch model says so."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    errors = watch_errors(page, app_url)
+    page.goto(f"{app_url}/probe?index=4&probe=change&toward=9")
+    wait_for_app(page, charts=False)  # nothing is searched before the button
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_function(
+        "() => /Read as|Within its budget/.test(document.querySelector('[data-testid=stMain]').innerText)",
+        timeout=60_000,
+    )
+    wait_for_app(page)
+    assert "toward=9" in page.url
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "probe_change.png"), full_page=True)
+    page.get_by_role("radio", name="Through training").click()
+    _wait_for_text(page, "saved a single epoch")
+    page.wait_for_url("**probe=training*", timeout=30_000)
+    assert_clean(page, errors)
+    page.close()
+
+
 def test_several_sessions_at_once_each_see_their_own_digit(browser, app_url):
     """Four sessions (separate browser contexts: separate cookies) open Feature maps for four
     different digits at the same moment; each shows its own digit's prediction and the
