@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from core.data import DataError
-from dashboard import panels, sidebar, state
+from dashboard import cache, panels, sidebar, state
 
 st.set_page_config(page_title="MNIST CNN dashboard", page_icon="🔢", layout="wide")
 # One intra-op thread for this session's thread: a page's tensors are tiny, and many
@@ -39,6 +39,16 @@ navigation = st.navigation(
         ],
     }
 )
+try:
+    cache.settings()
+except ValueError as err:  # a wrong argument after `--`, environment variable or settings file
+    cache.log_setting_error(str(err))
+    st.error(
+        f"This server was started with a setting it does not understand: {err}. Its host should correct it and "
+        "restart the server (README: Serving a class).",
+        icon=":material/settings_alert:",
+    )
+    st.stop()
 try:
     view, warnings = state.resolve()
 except DataError as err:  # e.g. a damaged bundled file: say which, and stop cleanly

@@ -10,6 +10,7 @@ The public functions take typed values (a ``ModelRef``) and pass their parts as 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 import time
@@ -145,6 +146,12 @@ def settings() -> ServerSettings:
     started_as_app = Path(sys.argv[0]).name == "Home.py"
     config_file = Path.cwd() / ".streamlit" / "config.toml"  # where `streamlit run` reads its own
     return server_settings(sys.argv[1:] if started_as_app else [], config_file)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def log_setting_error(message: str) -> None:
+    """Say a wrong server setting once in the server's log (the page says it on every run)."""
+    logging.getLogger("dashboard").error("wrong server setting: %s", message)
 
 
 IN_USE_S = 1800  # a model a session showed within this many seconds is never evicted

@@ -226,3 +226,13 @@ def test_a_first_start_serves_the_first_epoch_then_the_final_model(tmp_path, mon
     assert not (tmp_path / "models" / key / checkpoints.PROVISIONAL).exists()
     later = open_app(model=f"{key}@1")  # the link copied during training still opens epoch 1
     assert not later.warning and later.select_slider(key="sidebar_epoch").value == 1
+
+
+def test_a_wrong_server_setting_is_one_sentence_not_a_traceback(server_env, reference_model, caplog):
+    server_env(MNIST_CNN_MAX_MODELS="lots")
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "setting it does not understand" in texts(at) and "MNIST_CNN_MAX_MODELS must be a whole number" in texts(at)
+    assert not at.get("plotly_chart")  # nothing else is drawn
+    assert "wrong server setting: MNIST_CNN_MAX_MODELS" in caplog.text  # and the host reads it in the log
