@@ -203,6 +203,19 @@ def safetensors_metadata(data: bytes) -> dict:
     return json.loads(data[8 : 8 + size]).get("__metadata__") or {}
 
 
+def read_labelled(path: Path, labels: dict[str, str]) -> dict[str, torch.Tensor] | None:
+    """The tensors of a cached safetensors artefact whose labels are exactly ``labels``, or None
+    when it is missing, unreadable, damaged or labelled otherwise (the caller recomputes it)."""
+    if not path.is_file():
+        return None
+    try:
+        data = path.read_bytes()
+        tensors = load_safetensors(data)
+        return tensors if safetensors_metadata(data) == labels else None
+    except (OSError, SafetensorError, ValueError):
+        return None
+
+
 def write_json(path: Path, value: object) -> None:
     atomic_write(path, json.dumps(value, indent=2).encode())
 
@@ -214,33 +227,10 @@ def read_json(path: Path) -> dict | list:
         raise CheckpointError(f"{path}: unreadable or not valid JSON ({err})") from err
 
 
-def read_info(folder: Path) -> CheckpointInfo:
-    """Parse ``meta.json``; raises :class:`CheckpointError` when it is missing or malformed."""
-    meta = read_json(folder / META)
-    try:
-        return CheckpointInfo(
-            key=folder.name,
-            folder=folder,
-            config=TrainConfig(**meta["config"]),
-            epochs_done=int(meta["epochs_done"]),
-            test_accuracy=float(meta["test_accuracy"]),
-            train_seconds=float(meta["train_seconds"]),
-            device=str(meta["device"]),
-            created=str(meta["created"]),
-            data_source=str(meta["data_source"]),
-            data_fingerprint=str(meta["data_fingerprint"]),
-            fit_accuracy=None if meta.get("fit_accuracy") is None else float(meta["fit_accuracy"]),
-        )
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{folder / META}: missing or malformed field ({err})") from err
-
-
-def read_provisional(folder: Path) -> tuple[CheckpointInfo, list[dict]]:
-    """What a model still training has saved so far (``provisional.json``), and its history;
-    raises :class:`CheckpointError` when there is none, or when the model is complete."""
-    if (folder / META).exists():
-        raise CheckpointError(f"{folder}: training is complete")
-    meta = read_json(folder / PROVISIONAL)
+def _info(folder: Path, name: str) -> tuple[CheckpointInfo, dict]:
+    """A model's description from ``meta.json`` or ``provisional.json`` (``name``), and the raw
+    JSON; raises :class:`CheckpointError` when it is missing or malformed."""
+    meta = read_json(folder / name)
     try:
         info = CheckpointInfo(
             key=folder.name,
@@ -253,11 +243,29 @@ def read_provisional(folder: Path) -> tuple[CheckpointInfo, list[dict]]:
             created=str(meta["created"]),
             data_source=str(meta["data_source"]),
             data_fingerprint=str(meta["data_fingerprint"]),
-            provisional=True,
+            fit_accuracy=None if meta.get("fit_accuracy") is None else float(meta["fit_accuracy"]),
+            provisional=name == PROVISIONAL,
         )
-        return info, list(meta["history"])
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{folder / PROVISIONAL}: missing or malformed field ({err})") from err
+        raise CheckpointError(f"{folder / name}: missing or malformed field ({err})") from err
+    return info, meta
+
+
+def read_info(folder: Path) -> CheckpointInfo:
+    """Parse ``meta.json``; raises :class:`CheckpointError` when it is missing or malformed."""
+    return _info(folder, META)[0]
+
+
+def read_provisional(folder: Path) -> tuple[CheckpointInfo, list[dict]]:
+    """What a model still training has saved so far (``provisional.json``), and its history;
+    raises :class:`CheckpointError` when there is none, or when the model is complete."""
+    if (folder / META).exists():
+        raise CheckpointError(f"{folder}: training is complete")
+    info, meta = _info(folder, PROVISIONAL)
+    history = meta.get("history")
+    if not isinstance(history, list):
+        raise CheckpointError(f"{folder / PROVISIONAL}: missing or malformed field (history)")
+    return info, history
 
 
 def load_provisional_checkpoint(folder: Path, epoch: int | None = None) -> MnistCNN:
@@ -283,18 +291,21 @@ def load_checkpoint(folder: Path, epoch: int | None = None) -> MnistCNN:
     return load_weights(folder / name, meta.get("sha256", {}).get(name))
 
 
-def evaluation_file(epoch: int, split: str, data_fingerprint: str) -> str:
-    """The cached evaluation's file name inside a model's folder (the folder is the key)."""
+def _split_file(kind: str, epoch: int, split: str, data_fingerprint: str) -> str:
+    """``KIND_epochNN_SPLIT_<16 hex>.safetensors``: a split's artefact of one epoch's weights."""
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
-    return f"evaluation_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
+    return f"{kind}_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
+
+
+def evaluation_file(epoch: int, split: str, data_fingerprint: str) -> str:
+    """The cached evaluation's file name inside a model's folder (the folder is the key)."""
+    return _split_file("evaluation", epoch, split, data_fingerprint)
 
 
 def activation_index_file(epoch: int, split: str, data_fingerprint: str) -> str:
     """The cached activation index's file name (``core.units.load_or_compute_index``) inside a model's folder."""
-    if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
-    return f"activation_index_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
+    return _split_file("activation_index", epoch, split, data_fingerprint)
 
 
 def projection_file(epoch: int, split: str, data_fingerprint: str, method: str, basis_epoch: int | None = None) -> str:
@@ -313,16 +324,12 @@ def projection_file(epoch: int, split: str, data_fingerprint: str, method: str, 
 
 def influence_bank_file(epoch: int, split: str, data_fingerprint: str) -> str:
     """The cached TracIn bank's file name (``core.influence.load_or_compute_bank``) inside a model's folder."""
-    if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
-    return f"influence_bank_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
+    return _split_file("influence_bank", epoch, split, data_fingerprint)
 
 
 def flip_summary_file(epoch: int, split: str, data_fingerprint: str) -> str:
     """The cached share of digits that flip when bent (``core.probes.load_or_compute_flip_summary``)."""
-    if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
-    return f"flip_summary_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
+    return _split_file("flip_summary", epoch, split, data_fingerprint)
 
 
 def scorecard_file(epoch: int, data_fingerprint: str, digits: int) -> str:

@@ -34,8 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
@@ -115,15 +113,9 @@ def load_or_compute_bank(
         "digits": str(digits),
         "layer": LAYER,
     }
-    width = getattr(model, LAYER).in_features
-    if path.is_file():
-        try:
-            data = path.read_bytes()
-            tensors = load_safetensors(data)
-            if checkpoints.safetensors_metadata(data) == labels and _valid(tensors, digits, width):
-                return Bank(inputs=tensors["inputs"].numpy(), logits=tensors["logits"].numpy(), epoch=epoch)
-        except (OSError, SafetensorError, ValueError):
-            pass  # damaged cache: recompute below and overwrite it
+    tensors = checkpoints.read_labelled(path, labels)
+    if tensors is not None and _valid(tensors, digits, getattr(model, LAYER).in_features):
+        return Bank(inputs=tensors["inputs"].numpy(), logits=tensors["logits"].numpy(), epoch=epoch)
     bank = compute_bank(model, split.images[:digits], epoch, progress)
     tensors = {"inputs": torch.from_numpy(bank.inputs.copy()), "logits": torch.from_numpy(bank.logits.copy())}
     checkpoints.atomic_write(path, save_safetensors(tensors, metadata=labels))

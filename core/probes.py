@@ -25,8 +25,6 @@ from types import MappingProxyType
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from scipy.ndimage import distance_transform_edt
 from torch import nn
@@ -429,23 +427,18 @@ def load_or_compute_flip_summary(
         "angle": f"{angle:g}",
         "pixels": str(pixels),
     }
-    if path.is_file():
-        try:
-            data = path.read_bytes()
-            tensors = load_safetensors(data)
-            if checkpoints.safetensors_metadata(data) == labels and _valid_flags(tensors, len(split)):
-                rotation, shift = (tensors[k].numpy().astype(bool) for k in ("rotation_flips", "shift_flips"))
-                steps = np.arange(FLIP_STEP, angle + 1e-9, FLIP_STEP)
-                return FlipSummary(
-                    rotation_flips=rotation,
-                    shift_flips=shift,
-                    rotation_share=_share(rotation, split.labels),
-                    shift_share=_share(shift, split.labels),
-                    angles=tuple(float(a) for a in np.concatenate([-steps[::-1], steps])),
-                    shifts=(*range(-pixels, 0), *range(1, pixels + 1)),
-                )
-        except (OSError, SafetensorError, ValueError):
-            pass  # damaged cache: recompute below and overwrite it
+    tensors = checkpoints.read_labelled(path, labels)
+    if tensors is not None and _valid_flags(tensors, len(split)):
+        rotation, shift = (tensors[k].numpy().astype(bool) for k in ("rotation_flips", "shift_flips"))
+        steps = np.arange(FLIP_STEP, angle + 1e-9, FLIP_STEP)
+        return FlipSummary(
+            rotation_flips=rotation,
+            shift_flips=shift,
+            rotation_share=_share(rotation, split.labels),
+            shift_share=_share(shift, split.labels),
+            angles=tuple(float(a) for a in np.concatenate([-steps[::-1], steps])),
+            shifts=(*range(-pixels, 0), *range(1, pixels + 1)),
+        )
     summary = flip_summary(model, split.images, split.labels, angle, pixels, progress=progress)
     tensors = {
         "rotation_flips": torch.from_numpy(summary.rotation_flips.astype(np.uint8)),

@@ -317,6 +317,18 @@ def unit_index_status(view: View, title: str) -> None:
     )
 
 
+def banks_status(view: View, key: str) -> None:
+    """The training-digit bank of the view's model (suspicious labels, TracIn), being computed in
+    the background (see :func:`background`)."""
+    background(
+        cache.banks_task(view.trained),
+        lambda: cache.start_banks(view.trained),
+        "Running every training and test digit through each saved epoch (once per model, about 15 s)",
+        "Reading the digits through the saved epochs failed",
+        key=key,
+    )
+
+
 def job_progress(status: JobStatus) -> tuple[float, str]:
     """A progress bar's fraction and text for a job: queued, waiting, or epoch, loss and accuracy."""
     eta = f" · about {status.estimate_s:.0f} s left" if status.estimate_s is not None else ""

@@ -64,13 +64,7 @@ def render(view: View) -> None:
         return
     banks = cache.banks(view.trained)
     if banks is None:
-        panels.background(
-            cache.banks_task(view.trained),
-            lambda: cache.start_banks(view.trained),
-            "Running every training and test digit through each saved epoch (once per model, about 15 s)",
-            "Reading the digits through the saved epochs failed",
-            key="banks_retry",
-        )
+        panels.banks_status(view, key="banks_retry")
         return
     if sample.index >= len(banks[sample.split][0]):
         st.info(

@@ -52,13 +52,7 @@ def render(view: View) -> None:
         panels.training_status(view.job.key, "The ranking appears when the model is trained")
         return
     if cache.banks(view.trained) is None:
-        panels.background(
-            cache.banks_task(view.trained),
-            lambda: cache.start_banks(view.trained),
-            "Running every training and test digit through each saved epoch (once per model, about 15 s)",
-            "Reading the digits through the saved epochs failed",
-            key="labels_retry",
-        )
+        panels.banks_status(view, key="labels_retry")
         return
     names = view.data.classes
     chosen = view.label_filter  # from the link, or this session's last choice
