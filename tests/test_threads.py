@@ -191,3 +191,32 @@ def test_threads_leave_the_warning_filters_alone():
         with pool_like_main() as pool:
             list(pool.map(lambda _: attribute("Saliency", model, x, 0), range(400)))
         assert warnings.filters == before
+
+
+def test_probes_and_label_issues_from_threads_match_single_threaded(reference_model):
+    """The Probe page's sweeps and searches and the cleanlab ranking, from many sessions at
+    once on the one shared model: each equals its single-threaded result, the model untouched."""
+    from core import label_issues, probes
+
+    model = reference_model.model
+    images = load_mnist().test.images[:4]
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 30)
+    probs = rng.dirichlet(np.ones(10), len(labels))
+
+    def work(i: int):
+        image = images[i % 4]
+        return (
+            probes.sweep(model, image, "rotation").probs,
+            probes.counterfactual(model, image, 9 - i % 4, 0.9, max_steps=40).edited,
+            label_issues.find(labels, probs).flagged,
+        )
+
+    alone = [work(i) for i in range(4)]
+    before = snapshot(model)
+    with pool_like_main() as pool:
+        results = list(pool.map(work, range(4 * THREADS)))
+    assert_untouched(model, before)
+    for i, result in enumerate(results):
+        for got, want in zip(result, alone[i % 4], strict=True):
+            np.testing.assert_array_equal(got, want)
