@@ -30,6 +30,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from core.config import ADDED_FIELDS, TrainConfig, cache_dir
+from core.data import BUNDLED, source_name
 from core.model import MnistCNN, architecture_signature
 
 KEY_LENGTH = 16  # hexadecimal characters of a model key
@@ -84,7 +85,7 @@ class CheckpointInfo:
     key: str
     folder: Path
     config: TrainConfig
-    epochs_done: int
+    epochs_done: int  # saved points: epochs, times config.saves_per_epoch (config.point_name names each)
     test_accuracy: float
     train_seconds: float
     device: str
@@ -100,11 +101,15 @@ class CheckpointInfo:
         shuffled = " · shuffled labels" if self.config.shuffle_labels else ""
         if self.config.flip_labels:
             shuffled += f" · {self.config.flip_labels:.0%} labels flipped"
+        epochs = self.config.epochs
         if self.provisional:
-            done = f"after epoch {self.epochs_done} of {self.config.epochs}, still training"
+            done = f"after {self.config.point_name(self.epochs_done)} of {epochs}, still training"
         else:
-            done = f"{self.epochs_done} epoch{'s' if self.epochs_done != 1 else ''}"
-        return f"{self.config.recipe} · {done} · seed {self.config.seed}{shuffled} · {self.test_accuracy:.2%}"
+            done = f"{epochs} epoch{'s' if epochs != 1 else ''}"
+            if self.config.saves_per_epoch > 1:
+                done += f" saved {self.config.saves_per_epoch}x each"
+        data = "" if self.data_source == BUNDLED else f" · {source_name(self.data_source)}"
+        return f"{self.config.recipe}{data} · {done} · seed {self.config.seed}{shuffled} · {self.test_accuracy:.2%}"
 
 
 def model_key(config: TrainConfig, data_fingerprint: str) -> str:

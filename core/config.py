@@ -17,6 +17,7 @@ CACHE_ENV = "MNIST_CNN_CACHE"  # overrides where trained models are kept
 TRAINING_ENV = "MNIST_CNN_TRAINING"  # "off" turns training off in the app (a teacher's switch)
 PINNED_ENV = "MNIST_CNN_MODELS"  # comma-separated model keys: the only ones the app offers
 MAX_MODELS_ENV = "MNIST_CNN_MAX_MODELS"  # how many trained models the cache keeps
+DATA_ENV = "MNIST_CNN_DATA"  # the data set the app opens on: a folder of IDX files or hf:NAME
 DEFAULT_CACHE = Path.home() / ".cache" / "mnist-cnn-dashboard"
 
 
@@ -39,6 +40,44 @@ class TrainConfig:
     # Purpose-made label noise, to measure how well suspicious labels are found: this share of
     # the training labels is changed to another class at random (seeded; see core.train.flipped).
     flip_labels: float = 0.0
+    # Weights are saved this many times an epoch, at equal shares of its batches (issue 18): a
+    # one-epoch run saved four times has four points to travel through. A saved point is what the
+    # app calls an "epoch" index (``KEY@N`` names the N-th point); point_name says which epoch it is.
+    saves_per_epoch: int = 1
+
+    def __post_init__(self) -> None:
+        if type(self.saves_per_epoch) is not int or not 1 <= self.saves_per_epoch <= MAX_SAVES_PER_EPOCH:
+            raise ValueError(
+                f"saves_per_epoch must be a whole number from 1 to {MAX_SAVES_PER_EPOCH}, not {self.saves_per_epoch!r}"
+            )
+
+    @property
+    def points(self) -> int:
+        """How many weights the recipe saves: one per epoch, times ``saves_per_epoch``."""
+        return self.epochs * self.saves_per_epoch
+
+    def point_epoch(self, point: int) -> float:
+        """How far training had gone at saved point ``point`` (1-based), in epochs: 1.5 is half
+        way through the second epoch."""
+        return point / self.saves_per_epoch
+
+    def point_name(self, point: int) -> str:
+        """``"epoch 2"``, or ``"epoch 1.5"`` for a point inside an epoch."""
+        return f"epoch {self.point_epoch(point):.4g}" if self.saves_per_epoch > 1 else f"epoch {point}"
+
+    def save_batches(self, batches: int) -> list[int]:
+        """After which batch of an epoch of ``batches`` each of its points is saved (1-based, the
+        last is ``batches``): equal shares, rounded; raises ValueError when an epoch has fewer
+        batches than points to save."""
+        if batches < self.saves_per_epoch:
+            raise ValueError(
+                f"an epoch of {batches} batch{'es' if batches != 1 else ''} cannot be saved {self.saves_per_epoch} "
+                "times: use fewer saves per epoch or a smaller batch"
+            )
+        return [
+            (2 * k * batches + self.saves_per_epoch) // (2 * self.saves_per_epoch)
+            for k in range(1, self.saves_per_epoch + 1)
+        ]
 
     def replace(self, **changes: object) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -46,7 +85,8 @@ class TrainConfig:
 
 # Fields added after models were cached: left out of the cache key while at their default, so
 # the keys (and links naming them) of models trained before they existed stay the same.
-ADDED_FIELDS = {"flip_labels": 0.0}
+ADDED_FIELDS = {"flip_labels": 0.0, "saves_per_epoch": 1}
+MAX_SAVES_PER_EPOCH = 10
 
 RECIPES: dict[str, TrainConfig] = {
     # The original project's run: Adam 1e-3, batch 100, one epoch, constant rate (97.39%).
@@ -87,6 +127,11 @@ class ServerSettings:
     training: bool = True  # False: students explore the cached models only, nobody trains
     pinned: tuple[str, ...] = ()  # model keys offered, in this order (empty: every cached model)
     max_models: int = 20  # cached models kept; the least recently used beyond this are evicted
+    data: str = "bundled"  # the data set the app opens on (core.data.load_mnist's source)
+
+    def default_config(self) -> TrainConfig:
+        """The model a session gets when its link names none: the default recipe on the server's data."""
+        return RECIPES["default"].replace(data_source=self.data)
 
 
 SETTINGS_SECTION = "mnist_dashboard"  # the app's own section of .streamlit/config.toml
@@ -101,6 +146,8 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
     training = bool(section.get("training", True))
     pinned = [str(k).strip().lower() for k in section.get("models", [])]
     max_models = section.get("max_models", ServerSettings.max_models)
+    data = str(section.get("data", ServerSettings.data))
+    data = os.environ.get(DATA_ENV) or data
     if TRAINING_ENV in os.environ:
         training = os.environ[TRAINING_ENV].strip().lower() not in ("off", "0", "false", "no")
     pinned += [k.strip().lower() for k in os.environ.get(PINNED_ENV, "").split(",") if k.strip()]
@@ -117,11 +164,34 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
             pinned.append(args.pop(0).strip().lower())
         elif arg == "--max-models" and args:
             max_models = int(args.pop(0))
+        elif arg == "--data" and args:
+            data = args.pop(0)
         else:
-            raise ValueError(f"unknown argument {arg!r}: use --no-training, --model KEY or --max-models N")
+            raise ValueError(
+                f"unknown argument {arg!r}: use --no-training, --model KEY, --max-models N or --data FOLDER"
+            )
     if max_models < 1:
         raise ValueError(f"the cache must keep at least one model, not {max_models}")
-    return ServerSettings(training=training, pinned=tuple(dict.fromkeys(pinned)), max_models=max_models)
+    return ServerSettings(
+        training=training, pinned=tuple(dict.fromkeys(pinned)), max_models=max_models, data=data_source(data)
+    )
+
+
+def data_source(text: str) -> str:
+    """A data source as the app and the cache keys write it: ``bundled``, ``hf:NAME``, or a folder's
+    absolute path; raises ValueError when a folder does not exist (what is in it is checked when
+    it is read, by core.data)."""
+    text = text.strip()
+    if text in ("", "bundled", "mnist"):
+        return "bundled"
+    if text.startswith("hf:"):
+        if len(text) == 3:
+            raise ValueError("hf: must be followed by a Hugging Face data set's name, as in hf:fashion_mnist")
+        return text
+    folder = Path(text).expanduser().resolve()
+    if not folder.is_dir():
+        raise ValueError(f"data folder {text!r} does not exist: give a folder holding the four MNIST-format IDX files")
+    return str(folder)
 
 
 def _toml_section(path: Path | None) -> dict:
@@ -132,7 +202,7 @@ def _toml_section(path: Path | None) -> dict:
             section = tomllib.load(f).get(SETTINGS_SECTION, {})
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"{path}: cannot be read ({err})") from err
-    unknown = set(section) - {"training", "models", "max_models"}
+    unknown = set(section) - {"training", "models", "max_models", "data"}
     if unknown:
         raise ValueError(f"{path}: [{SETTINGS_SECTION}] has no setting {', '.join(sorted(unknown))}")
     return section

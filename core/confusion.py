@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from core.attributions import AttributionRequest, explainer
-from core.data import IMAGE_SIZE, NUM_CLASSES
+from core.data import DIGIT_NAMES, IMAGE_SIZE, NUM_CLASSES
 from core.evaluate import Evaluation
 from core.model import CONV_LAYERS
 from core.units import UNIT_LAYERS, ActivationIndex
@@ -314,16 +314,21 @@ def _region_name(row: int | None, column: int | None) -> str:
     return f"the {_ROWS[row]}-{_COLUMNS[column]} corner"
 
 
-def explain_cell(maps: ContrastMaps, channels: dict[str, list[ChannelDifference]]) -> str:
+def explain_cell(
+    maps: ContrastMaps, channels: dict[str, list[ChannelDifference]], classes: tuple[str, ...] = DIGIT_NAMES
+) -> str:
     """One plain sentence on why digits of class ``maps.a`` are read as ``maps.b``: the region
     where the cell's mean b-minus-a map (``maps.cell``) puts its positive mass
     (:func:`evidence_region`), and the ``CHANNELS_NAMED`` channels of ``EXPLAINED_LAYER``
     (conv4) that differ most from correctly read a's (``channels``, from
-    :func:`channel_differences`). An empty cell gets a sentence saying so."""
-    a, b, n = maps.a, maps.b, maps.cell_count
+    :func:`channel_differences`). An empty cell gets a sentence saying so. Classes are called by
+    their ``classes`` names ("test 4s" for digits, "test images of Coat" otherwise)."""
+    a, b, n = classes[maps.a], classes[maps.b], maps.cell_count
+    digits = classes == DIGIT_NAMES
+    one, some = (a, f"{a}s") if digits else (f"image of {a}", f"images of {a}")
     if n == 0:
-        return f"No test {a} is read as {b}, so there is nothing to explain in this cell."
-    who = f"1 test {a} is read as {b}" if n == 1 else f"{n} test {a}s are read as {b}"
+        return f"No test {one} is read as {b}, so there is nothing to explain in this cell."
+    who = f"1 test {one} is read as {b}" if n == 1 else f"{n} test {some} are read as {b}"
     region, share = evidence_region(maps.cell)
     if region == "nowhere":
         where = f"on average no pixel's {maps.method} evidence favours {b} over {a}"
@@ -336,12 +341,12 @@ def explain_cell(maps: ContrastMaps, channels: dict[str, list[ChannelDifference]
         )
     named = channels.get(EXPLAINED_LAYER, [])[:CHANNELS_NAMED]
     if not named:
-        which = f"there are no correctly read {a}s to compare {EXPLAINED_LAYER}'s channels with"
+        which = f"there are no correctly read {some} to compare {EXPLAINED_LAYER}'s channels with"
     else:
         parts = [
             f"{c.channel} ({'higher' if c.difference > 0 else 'lower'}: {c.cell_mean:.2f} against {c.correct_mean:.2f})"
             for c in named
         ]
         noun, verb = ("channel", "differs") if len(parts) == 1 else ("channels", "differ")
-        which = f"{EXPLAINED_LAYER} {noun} {' and '.join(parts)} {verb} most from correctly read {a}s"
+        which = f"{EXPLAINED_LAYER} {noun} {' and '.join(parts)} {verb} most from correctly read {some}"
     return f"{who}: {where}, and {which}."

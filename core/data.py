@@ -3,7 +3,8 @@
 - ``"bundled"`` (the default): the four IDX files shipped inside this package, verified
   against their published MD5 checksums the first time they are read.
 - a folder: the four IDX files, gzip or not, under the names the original distribution
-  and torchvision use (for example another MNIST-format data set such as Fashion-MNIST).
+  and torchvision use (for example another MNIST-format data set such as Fashion-MNIST),
+  with an optional ``classes.txt`` naming the ten classes, one a line (else they are digits).
 - ``"hf:NAME"``: a Hugging Face data set through ``datasets.load_dataset`` (needs the
   network unless NAME is a local folder); ``datasets`` is only imported on this path
   because importing it costs about a second.
@@ -13,6 +14,7 @@ Nothing here downloads anything unless the user asks for a Hugging Face source.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import importlib.resources
@@ -42,6 +44,8 @@ BUNDLED_MD5 = {
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
 IDX_UBYTE = 0x08  # the IDX type code for unsigned bytes, the only one MNIST uses
+CLASSES_FILE = "classes.txt"  # in a folder: one class name a line, label 0 first
+MAX_CLASS_NAME = 40  # characters; longer names would not fit an axis
 
 
 class DataError(ValueError):
@@ -69,6 +73,16 @@ class Mnist:
     source: str
     fingerprint: str  # sha256 of all arrays: part of every model's cache key
 
+    @property
+    def digits(self) -> bool:
+        """Whether the classes are the digits 0-9 (else the folder's classes.txt or the Hugging
+        Face data set named them otherwise: clothes, letters, ...)."""
+        return self.classes == DIGIT_NAMES
+
+    @property
+    def name(self) -> str:
+        return source_name(self.source)
+
     def split(self, name: str) -> Split:
         if name not in IDX_FILES:
             raise ValueError(f"unknown split {name!r}: use 'train' or 'test'")
@@ -91,6 +105,15 @@ class MnistDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         image = torch.from_numpy(self.split.images[i]).float().div_(255.0).unsqueeze(0)
         return image, int(self.split.labels[i])
+
+
+def source_name(source: str) -> str:
+    """A data source's short name for people: "MNIST", a folder's name, or the Hugging Face name."""
+    if source == BUNDLED:
+        return "MNIST"
+    if source.startswith(HF_PREFIX):
+        return source[len(HF_PREFIX) :]
+    return Path(source).name or source
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -124,7 +147,32 @@ def _load_folder(folder: str) -> Mnist:
     path = Path(folder)
     if not path.is_dir():
         raise DataError(f"{path}: no such folder. Give a folder holding the four MNIST IDX files.")
-    return _read_idx_folder(path, folder, expected_md5=None)
+    data = _read_idx_folder(path, folder, expected_md5=None)
+    return dataclasses.replace(data, classes=read_classes(path / CLASSES_FILE))
+
+
+def read_classes(path: Path) -> tuple[str, ...]:
+    """The class names a folder's ``classes.txt`` gives (one a line, label 0 first; blank lines
+    at the end are ignored), or the digits when there is no such file. Raises DataError naming
+    the file and what is wrong: not ten names, an empty or over-long name, a name twice."""
+    if not path.is_file():
+        return DIGIT_NAMES
+    try:
+        lines = path.read_text(encoding="utf-8-sig").rstrip().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot be read as UTF-8 text ({err}).") from err
+    names = tuple(line.strip() for line in lines)
+    if len(names) != NUM_CLASSES:
+        raise DataError(f"{path}: {len(names)} lines, expected {NUM_CLASSES} class names, one a line (label 0 first).")
+    for number, name in enumerate(names):
+        if not name or len(name) > MAX_CLASS_NAME:
+            raise DataError(
+                f"{path}: line {number + 1} must name class {number} in 1 to {MAX_CLASS_NAME} characters, not {name!r}."
+            )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DataError(f"{path}: {', '.join(map(repr, twice))} names more than one class; each name must be unique.")
+    return names
 
 
 def _read_idx_folder(folder: Path, source: str, expected_md5: dict[str, str] | None) -> Mnist:

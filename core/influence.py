@@ -27,6 +27,7 @@ Nothing here changes the model it is given (no hooks, weights or mode): thread-s
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -144,11 +145,12 @@ def loss_gradient(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def checkpoint_weights(config: TrainConfig, digits: int) -> np.ndarray:
-    """float64 (epochs,): the mean learning rate of the steps of each epoch, from the recipe's
-    schedule (OneCycle replayed step by step, or the constant rate), for ``digits`` training digits."""
+    """float64 (points,): the mean learning rate of the steps leading to each saved point (each
+    epoch, or each share of one when ``config.saves_per_epoch`` > 1), from the recipe's schedule
+    (OneCycle replayed step by step, or the constant rate), for ``digits`` training digits."""
     steps = math.ceil(digits / config.batch_size)
     if config.schedule == "constant":
-        return np.full(config.epochs, config.lr)
+        return np.full(config.points, config.lr)
     if config.schedule != "onecycle":
         raise ValueError(f"unknown schedule {config.schedule!r}")
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
@@ -158,7 +160,8 @@ def checkpoint_weights(config: TrainConfig, digits: int) -> np.ndarray:
         rates[step] = optimizer.param_groups[0]["lr"]  # the rate this step trains with
         optimizer.step()
         scheduler.step()
-    return rates.reshape(config.epochs, steps).mean(axis=1)
+    ends = [0] + [epoch * steps + batch for epoch in range(config.epochs) for batch in config.save_batches(steps)]
+    return np.array([rates[start:end].mean() for start, end in itertools.pairwise(ends)])
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 
 from core import checkpoints
 from core.checkpoints import CheckpointError, CheckpointInfo
-from core.config import MIN_FIT, RECIPES, TrainConfig, choose_device, recipe, shuffled_labels_config
+from core.config import MIN_FIT, RECIPES, TrainConfig, choose_device, data_source, recipe, shuffled_labels_config
 from core.data import NUM_CLASSES, Mnist, load_mnist, to_tensor
 from core.evaluate import predict_logits
 from core.model import MnistCNN, format_layer_table, layer_table
@@ -71,7 +71,9 @@ def train(
     on_epoch: Callable[[int, MnistCNN, dict], None] | None = None,
     adaptive_threads: bool = True,
 ) -> tuple[MnistCNN, list[dict]]:
-    """Train from scratch; returns the model (on ``device``) and the per-epoch history.
+    """Train from scratch; returns the model (on ``device``) and the history: one record per
+    saved point (per epoch, or ``config.saves_per_epoch`` per epoch, whose ``"epoch"`` is then
+    fractional: 1.5), after each of which ``on_epoch(point, model, record)`` is called.
 
     On the CPU, ``adaptive_threads`` lets :class:`core.thread_choice.ThreadChooser` pick the thread
     count (up to the calling thread's) from the measured speed of each window of batches, so
@@ -110,6 +112,7 @@ def train(
 
     history: list[dict] = []
     test_accuracy = None
+    saves = config.save_batches(batches)  # after which batches of an epoch a point is saved
     chooser = ThreadChooser() if adaptive_threads and device.type == "cpu" else None
     try:
         for epoch in range(1, config.epochs + 1):
@@ -119,8 +122,8 @@ def train(
             # Losses are summed on the device and read every PROGRESS_EVERY batches: a .item()
             # per batch would make a GPU wait for every step.
             running = torch.zeros((), device=device)
-            epoch_loss = torch.zeros((), device=device)
-            count = 0
+            segment_loss = torch.zeros((), device=device)
+            count = segment_start = 0
             for batch in range(1, batches + 1):
                 idx = order[(batch - 1) * config.batch_size : batch * config.batch_size]
                 loss = torch.nn.functional.cross_entropy(model(images[idx]), labels[idx])
@@ -135,27 +138,34 @@ def train(
                 count += 1
                 if progress is not None and (batch % PROGRESS_EVERY == 0 or batch == batches):
                     progress(Progress(epoch, config.epochs, batch, batches, running.item() / count, test_accuracy))
-                    epoch_loss += running
+                    segment_loss += running
                     running.zero_()
                     count = 0
-            epoch_loss += running
-            record = {"epoch": epoch, "train_loss": epoch_loss.item() / batches, "test_loss": None}
-            if config.shuffle_labels and epoch < config.epochs:
-                history.append({**record, "test_accuracy": None, "seconds": time.perf_counter() - start})
-                continue
-            logits = predict_logits(model, test_images)
-            test_loss = torch.nn.functional.cross_entropy(logits, test_labels).item()
-            test_accuracy = (logits.argmax(1) == test_labels).float().mean().item()
-            record = {
-                "epoch": epoch,
-                "train_loss": epoch_loss.item() / batches,
-                "test_loss": test_loss,
-                "test_accuracy": test_accuracy,
-                "seconds": time.perf_counter() - start,
-            }
-            history.append(record)
-            if on_epoch is not None:
-                on_epoch(epoch, model, record)
+                if batch not in saves:
+                    continue
+                segment_loss += running
+                running.zero_()
+                count = 0
+                point = (epoch - 1) * config.saves_per_epoch + saves.index(batch) + 1
+                record = {
+                    "epoch": config.point_epoch(point) if config.saves_per_epoch > 1 else epoch,
+                    "train_loss": segment_loss.item() / (batch - segment_start),
+                    "test_loss": None,
+                }
+                segment_loss.zero_()
+                segment_start = batch
+                if config.shuffle_labels and point < config.points:
+                    history.append({**record, "test_accuracy": None, "seconds": time.perf_counter() - start})
+                    start = time.perf_counter()
+                    continue
+                logits = predict_logits(model, test_images)
+                test_loss = torch.nn.functional.cross_entropy(logits, test_labels).item()
+                test_accuracy = (logits.argmax(1) == test_labels).float().mean().item()
+                record.update(test_loss=test_loss, test_accuracy=test_accuracy, seconds=time.perf_counter() - start)
+                history.append(record)
+                if on_epoch is not None:
+                    on_epoch(point, model, record)
+                start = time.perf_counter()  # each record's seconds are its own segment's
     finally:
         if chooser is not None:
             torch.set_num_threads(chooser.most)  # the calling thread's setting as it was
@@ -261,11 +271,11 @@ def _train_into(
     records: list[dict] = []
     started = datetime.now(UTC).isoformat(timespec="seconds")
 
-    def save_epoch(epoch: int, model: MnistCNN, record: dict) -> None:
+    def save_epoch(epoch: int, model: MnistCNN, record: dict) -> None:  # epoch: the saved point
         name = checkpoints.epoch_file(epoch)
         hashes[name] = checkpoints.save_weights(folder / name, model)
         records.append(record)
-        if epoch < config.epochs:  # servable before training ends: see checkpoints.read_provisional
+        if epoch < config.points:  # servable before training ends: see checkpoints.read_provisional
             checkpoints.write_json(
                 folder / checkpoints.PROVISIONAL,
                 {
@@ -292,7 +302,7 @@ def _train_into(
         folder / checkpoints.META,  # last: its presence marks the folder complete
         {
             "config": dataclasses.asdict(config),
-            "epochs_done": config.epochs,
+            "epochs_done": config.points,  # saved points: config.epochs unless saved more often
             "test_accuracy": history[-1]["test_accuracy"],
             "train_seconds": seconds,
             "device": str(device),
@@ -376,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--flip-labels", type=float, help="change this share of the training labels at random (label-noise experiments)"
     )
+    parser.add_argument(
+        "--saves-per-epoch", type=int, help="save the weights this many times an epoch (1 to 10; default 1)"
+    )
     parser.add_argument("--data", dest="data_source", help="'bundled' (default), a folder of IDX files, or hf:NAME")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     parser.add_argument(
@@ -385,10 +398,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    overrides = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "seed", "data_source", "flip_labels")}
+    overrides = {
+        k: getattr(args, k)
+        for k in ("epochs", "batch_size", "lr", "seed", "data_source", "flip_labels", "saves_per_epoch")
+    }
     if args.dry_run:
         overrides.update(epochs=1, train_limit=1000)
     try:
+        if args.data_source is not None:  # the app's spelling (an absolute folder), so the keys agree
+            overrides["data_source"] = data_source(args.data_source)
         config = recipe(args.recipe, **overrides)
         device = choose_device(args.device)
     except ValueError as err:
@@ -408,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     for record in trained.history:
         print(
-            f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}  "
+            f"epoch {record['epoch']:g}: train loss {record['train_loss']:.4f}  "
             f"test loss {record['test_loss']:.4f}  test accuracy {record['test_accuracy']:.2%}  "
             f"({record['seconds']:.1f} s)"
         )

@@ -35,7 +35,7 @@ from core import (
 from core.activations import layer_outputs
 from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointError, CheckpointInfo, ModelRef
-from core.config import RECIPES, ServerSettings, cache_dir, server_settings, shuffled_labels_config
+from core.config import ServerSettings, cache_dir, server_settings, shuffled_labels_config
 from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits, softmax
 from core.jobs import TrainingJobs
@@ -183,7 +183,7 @@ def _training_jobs(root: str) -> TrainingJobs:
     jobs: TrainingJobs
 
     def keep() -> set[str]:  # never evicted: the default model, pinned ones, those in use
-        return {jobs.key(RECIPES["default"]), *server.pinned, *models_in_use()}
+        return {jobs.key(server.default_config()), *server.pinned, *models_in_use()}
 
     jobs = TrainingJobs(root=Path(root), max_models=server.max_models, keep=keep)
     return jobs
@@ -578,7 +578,7 @@ def _why_cell(root: str, key: str, epoch: int, loaded_as: int | None, a: int, b:
         "channels": channels,
         "shown": shown,
         "nearest": nearest,
-        "sentence": confusion.explain_cell(maps, channels),
+        "sentence": confusion.explain_cell(maps, channels, data.classes),
     }
 
 

@@ -14,7 +14,13 @@ INK = "Greys"  # digits drawn dark on light, as on paper; 0 = white
 DIVERGING = "RdBu_r"  # attributions: red for evidence for, blue against, white at zero
 SEQUENTIAL = "Viridis"  # activations
 RIGHT, WRONG = "#2B8A3E", "#C92A2A"
-CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+# Every chart's toolbar keeps Plotly's camera button: the figure as a PNG, drawn in the browser
+# (offline), at twice the screen's resolution for slides and reports.
+CHART_CONFIG = {
+    "displaylogo": False,
+    "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+    "toImageButtonOptions": {"format": "png", "filename": "mnist-cnn-dashboard", "scale": 2},
+}
 
 
 IMAGE_X = dict(visible=False)
@@ -174,7 +180,7 @@ def class_balance(counts: dict[str, np.ndarray], classes: tuple[str, ...]) -> go
 
 def training_curves(history: list[dict], selected: int | None = None) -> go.Figure:
     """Loss (train and test) on the left, test accuracy on the right, per epoch; a dotted
-    line marks the ``selected`` epoch, whose weights are in use."""
+    line marks the ``selected`` saved point (1-based), whose weights are in use."""
     epochs = [r["epoch"] for r in history]
     accuracy = [r["test_accuracy"] for r in history]
     line = dict(mode="lines+markers")
@@ -189,8 +195,8 @@ def training_curves(history: list[dict], selected: int | None = None) -> go.Figu
             type="line",
             xref=x,
             yref="paper",
-            x0=selected,
-            x1=selected,
+            x0=epochs[selected - 1],
+            x1=epochs[selected - 1],
             y0=0,
             y1=1,
             line=dict(color="#868E96", dash="dot", width=1.5),
@@ -248,6 +254,7 @@ def confusion(
     (true, predicted, count, share of the true class).
     """
     k = len(classes)
+    noun = "digits" if classes == tuple(str(d) for d in range(10)) else "images"
     counts = matrix.astype(float)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     values = (rates if normalise else counts).copy()
@@ -276,8 +283,11 @@ def confusion(
             name="cells",
             marker=dict(symbol="square", size=30, color="rgba(0,0,0,0)"),
             customdata=np.stack([true, pred, counts.reshape(-1), rates.reshape(-1)], axis=1),
-            hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}<br>"
-            "%{customdata[2]} digits, %{customdata[3]:.1%} of class %{customdata[0]}<extra></extra>",
+            hovertext=[
+                f"true {classes[t]} → predicted {classes[p]}<br>{int(n):,} {noun}, {r:.1%} of class {classes[t]}"
+                for t, p, n, r in zip(true, pred, counts.reshape(-1), rates.reshape(-1), strict=True)
+            ],
+            hovertemplate="%{hovertext}<extra></extra>",
         ),
     ]
     axis = dict(tickmode="array", tickvals=list(range(k)), ticktext=list(classes), showgrid=False, zeroline=False)

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core import explanation_checks
+from core.data import DIGIT_NAMES
 from core.evaluate import softmax
 from core.jobs import CANCELLED, DONE, FAILED, QUEUED, WAITING, JobStatus
 from dashboard import cache, figures, state
@@ -31,21 +32,27 @@ def clicked(chart_key: str) -> list | None:
     return list(data) if isinstance(data, (list, tuple)) else [data]
 
 
-def tile_captions(evaluation, indices: np.ndarray, short: bool = False) -> tuple[list[str], np.ndarray, list[str]]:
-    """Caption, wrongness and hover text for each tile of a digit grid (``short``: confidence only)."""
+def tile_captions(
+    evaluation, indices: np.ndarray, short: bool = False, classes: tuple[str, ...] = DIGIT_NAMES
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """Caption, wrongness and hover text for each tile of a digit grid (``short``: confidence only),
+    naming classes by ``classes``."""
     labels = evaluation.labels[indices]
     preds = evaluation.preds[indices]
     conf = evaluation.confidence[indices]
     probs = evaluation.probs[indices]
     wrong = labels != preds
     captions = [
-        f"{c:.0%}" if short else f"{t}→{p} {c:.0%}" if w else f"{t} {c:.0%}"
+        f"{c:.0%}" if short else f"{classes[t]}→{classes[p]} {c:.0%}" if w else f"{classes[t]} {c:.0%}"
         for t, p, c, w in zip(labels, preds, conf, wrong, strict=True)
     ]
     hover = []
     for i, t, p, row in zip(indices, labels, preds, probs, strict=True):
         top = np.argsort(-row)[:3]
-        hover.append(f"#{i:,} · true {t} · predicted {p}<br>" + " · ".join(f"{k}: {row[k]:.1%}" for k in top))
+        hover.append(
+            f"#{i:,} · true {classes[t]} · predicted {classes[p]}<br>"
+            + " · ".join(f"{classes[k]}: {row[k]:.1%}" for k in top)
+        )
     return captions, wrong, hover
 
 
@@ -65,7 +72,8 @@ def digit_grid(
     if tiles is not None:
         captions, wrong, hover = tiles
     elif view.trained is not None:
-        captions, wrong, hover = tile_captions(cache.evaluation(view.trained, view.epoch, split), indices, short)
+        evaluation = cache.evaluation(view.trained, view.epoch, split)
+        captions, wrong, hover = tile_captions(evaluation, indices, short, view.data.classes)
     else:
         labels = view.data.split(split).labels[indices]
         captions = [str(t) for t in labels]
@@ -110,7 +118,7 @@ def sample_detail(
     label = None if sample.split == DRAWN else view.label(sample)
     probs = sample_probs(view, sample, image)
     pred = int(np.argmax(probs))
-    st.markdown("#### " + prediction_text(sample, label, probs))
+    st.markdown("#### " + prediction_text(sample, label, probs, view.data.classes))
     left, right = st.columns([2, 3])
     with left:
         st.plotly_chart(
@@ -193,7 +201,8 @@ def sample_picker(view: View, prefix: str) -> Sample:
         on_change=on_mistake,
         placeholder="Pick a mistake…",
         format_func=lambda i: (
-            f"#{i}: a {evaluation.labels[i]} read as {evaluation.preds[i]} ({evaluation.confidence[i]:.0%})"
+            f"#{i}: {one_of(evaluation.labels[i], data.classes)} read as {data.classes[evaluation.preds[i]]} "
+            f"({evaluation.confidence[i]:.0%})"
         ),
     )
     return sample
@@ -214,17 +223,26 @@ def picked_digit(view: View, prefix: str) -> tuple[Sample, np.ndarray, dict[str,
     image = view.image(sample)
     acts = cache.activations(view.ref, image.tobytes())
     text, link = st.columns([3, 1], vertical_alignment="center")
-    text.markdown(prediction_text(sample, view.label(sample), softmax(acts["fc2"])))
+    text.markdown(prediction_text(sample, view.label(sample), softmax(acts["fc2"]), view.data.classes))
     page, label, icon = OTHER_PAGE[prefix]
     link.page_link(page, label=label, icon=icon)
     return sample, image, acts
 
 
-def prediction_text(sample: Sample, label: int | None, probs: np.ndarray) -> str:
-    """'**test #8**: the network reads **5** (99.2%) — correct', as Markdown."""
+def one_of(label: int, classes: tuple[str, ...]) -> str:
+    """ "a 4" for a digit, "labelled Coat" for a class of another data set."""
+    return f"a {classes[label]}" if classes == DIGIT_NAMES else f"labelled {classes[label]}"
+
+
+def prediction_text(
+    sample: Sample, label: int | None, probs: np.ndarray, classes: tuple[str, ...] = DIGIT_NAMES
+) -> str:
+    """'**test #8**: the network reads **5** (99.2%) — correct', as Markdown, naming classes by ``classes``."""
     pred = int(np.argmax(probs))
-    verdict = "" if label is None else (" — correct" if pred == label else f" — **wrong**, it is a {label}")
-    return f"**{sample.title}**: the network reads **{pred}** ({probs[pred]:.1%}){verdict}"
+    verdict = (
+        "" if label is None else (" — correct" if pred == label else f" — **wrong**, it is {one_of(label, classes)}")
+    )
+    return f"**{sample.title}**: the network reads **{classes[pred]}** ({probs[pred]:.1%}){verdict}"
 
 
 def training_status(key: str, title: str) -> None:
@@ -267,8 +285,9 @@ def provisional_notice(view: View) -> None:
             st.rerun()
         fraction, text = job_progress(status)
         with st.container(border=True):
+            after = f"{info.config.point_name(shown)} of {info.config.epochs}"
             st.markdown(
-                f":material/hourglass_top: **Provisional weights**: after epoch {shown} of {info.config.epochs}, "
+                f":material/hourglass_top: **Provisional weights**: after {after}, "
                 f"{info.test_accuracy:.1%} of the test digits read right. Every page uses them until training ends; "
                 "then the final model replaces them here, without a reload."
             )
@@ -452,4 +471,25 @@ def _trust_detail(view: View, pixels: bytes, label: int | None, title: str, requ
     )
     st.plotly_chart(
         figures.faithfulness_curves(detail["curves"]), key=f"trust_curves_{title}", config=figures.CHART_CONFIG
+    )
+
+
+def report_button(build, label: str, file_name: str, help: str) -> None:
+    """A button that saves an HTML report; ``build`` (no arguments, returns the HTML) runs only
+    when it is clicked, on its own thread, through the heavy gate like every map."""
+    gate = cache.heavy_gate()
+
+    def html() -> bytes:
+        with gate:
+            return build().encode()
+
+    st.download_button(
+        label,
+        html,
+        file_name=file_name,
+        mime="text/html",
+        icon=":material/download:",
+        on_click="ignore",
+        help=help,
+        key=f"report_{file_name}",
     )

@@ -145,3 +145,18 @@ def flip_shares(
         xaxis=dict(type="category", title="true class"),
         legend=dict(orientation="h", y=1.12, x=0),
     )
+
+
+STRIP = 8  # saved points drawn on the strip at most (a map and a feature map each)
+
+
+def strip_points(saved: int, current: int, most: int = STRIP) -> list[int]:
+    """Which of ``saved`` points (1-based) the strip draws: all of them when they fit, else
+    ``most`` spread evenly from the first to the last, with ``current`` among them."""
+    if saved <= most:
+        return list(range(1, saved + 1))
+    spread = {round(1 + i * (saved - 1) / (most - 1)) for i in range(most)}
+    if current not in spread:
+        spread.remove(min(spread - {1, saved}, key=lambda p: abs(p - current)))
+        spread.add(current)
+    return sorted(spread)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.checkpoints import ModelRef
-from core.config import RECIPES, recipe
+from core.config import MAX_SAVES_PER_EPOCH, RECIPES, data_source, recipe
+from core.data import BUNDLED, source_name
 from core.jobs import DONE, FAILED, QUEUED
 from core.model import AFTER_RELU
 from dashboard import cache, panels, state
@@ -37,7 +38,7 @@ def _model_card(view: View) -> None:
     info = view.trained.info
     st.markdown(f"**Model:** {info.config.recipe} recipe")
     st.caption(
-        f"{info.epochs_done} epoch{'s' if info.epochs_done != 1 else ''} · seed {info.config.seed} · "
+        f"{info.config.epochs} epoch{'s' if info.config.epochs != 1 else ''} · seed {info.config.seed} · "
         f"trained in {info.train_seconds:.1f} s on {info.device}  \n"
         f"test accuracy **{info.test_accuracy:.2%}**"
     )
@@ -65,7 +66,7 @@ def _switch_model(view: View) -> None:
 
 
 def _step_epochs(view: View) -> None:
-    """Step through the checkpoints saved after each epoch: every page follows."""
+    """Step through the saved checkpoints (each epoch's, or more often): every page follows."""
     trained = view.trained
     epochs = trained.info.epochs_done
     if epochs < 2:
@@ -76,16 +77,18 @@ def _step_epochs(view: View) -> None:
         chosen = st.session_state["sidebar_epoch"]
         state.use_model(ModelRef(trained.info.key, None if chosen == epochs else chosen))
 
+    config = trained.info.config
     st.select_slider(
         "Weights after epoch",
         options=list(range(1, epochs + 1)),
+        format_func=lambda point: f"{config.point_epoch(point):g}",
         key="sidebar_epoch",
         on_change=on_change,
-        help="Every page shows the network as it was after this epoch: see the features form as it learns.",
+        help="Every page shows the network as it was at this point of training: see the features form as it learns.",
     )
     if view.epoch < epochs:
         accuracy = trained.history[view.epoch - 1]["test_accuracy"]
-        st.caption(f"After epoch {view.epoch}: test accuracy {accuracy:.2%}")
+        st.caption(f"After {view.epoch_name}: test accuracy {accuracy:.2%}")
 
 
 def _train_form(view: View) -> None:
@@ -117,6 +120,7 @@ def _train_form(view: View) -> None:
     with st.expander("Train a new model"):
         name = st.selectbox("Recipe", options=list(RECIPES), key="train_recipe")
         base = RECIPES[name]
+        source = _data_choice(view)
         form = st.form("train_form", border=False)
     with form:
         epochs = st.number_input("Epochs", 1, 30, value=None, placeholder=f"recipe: {base.epochs}", key="train_epochs")
@@ -127,8 +131,49 @@ def _train_form(view: View) -> None:
             "Learning rate", 1e-5, 1.0, value=None, format="%.4f", placeholder=f"recipe: {base.lr}", key="train_lr"
         )
         seed = st.number_input("Seed", 0, 2**31 - 1, value=None, placeholder=f"recipe: {base.seed}", key="train_seed")
+        saves = st.number_input(
+            "Saves per epoch",
+            1,
+            MAX_SAVES_PER_EPOCH,
+            value=None,
+            placeholder=f"recipe: {base.saves_per_epoch}",
+            key="train_saves",
+            help="Save the weights this many times an epoch, to travel through a short training in finer steps.",
+        )
         if not st.form_submit_button("Train", type="primary"):
             return
-    config = recipe(name, epochs=epochs, batch_size=batch, lr=lr, seed=seed)
+    if not source.strip():
+        st.error("Type the folder that holds the four IDX files, or hf: and a Hugging Face data set's name.")
+        return
+    try:
+        source = data_source(source)
+        cache.dataset(source)  # every check the command line makes, before anything is queued
+    except ValueError as err:  # core.data.DataError included: names the file and what is wrong
+        st.error(f"Cannot train on that data: {err}")
+        return
+    config = recipe(name, epochs=epochs, batch_size=batch, lr=lr, seed=seed, saves_per_epoch=saves, data_source=source)
     st.session_state[_TRAINING] = jobs.request(config)
     st.rerun()
+
+
+_OTHER = "another folder or hf:NAME"
+
+
+def _data_choice(view: View) -> str:
+    """The data set a new model trains on: the one in use, the server's, MNIST, those of the
+    cached models, or a folder of MNIST-format IDX files (with an optional classes.txt) or a
+    Hugging Face data set typed in."""
+    sources = [view.data.source, cache.settings().data, BUNDLED]
+    sources += [info.data_source for info in cache.cached_models()]
+    options = [*dict.fromkeys(sources), _OTHER]
+    chosen = st.selectbox(
+        "Data",
+        options,
+        format_func=lambda s: s if s == _OTHER else source_name(s),
+        key="train_data",
+        help="A folder holds the four IDX files under torchvision's names (gzip or not) and may hold classes.txt, "
+        "the ten class names one a line.",
+    )
+    if chosen != _OTHER:
+        return chosen
+    return st.text_input("Folder or hf:NAME", key="train_data_other", placeholder="/data/fashion-mnist")

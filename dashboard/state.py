@@ -15,7 +15,6 @@ import streamlit as st
 
 from core import checkpoints
 from core.checkpoints import CheckpointError, ModelRef
-from core.config import RECIPES
 from core.jobs import DONE
 from dashboard import cache
 from dashboard.view import (
@@ -126,7 +125,7 @@ def resolve() -> tuple[View, list[str]]:
         ref = ModelRef(trained.info.folder.name, trained.info.epochs_done)
     if trained is not None:
         cache.mark_in_use(trained.info.key)
-    data = cache.dataset(trained.info.data_source if trained else RECIPES["default"].data_source)
+    data = cache.dataset(trained.info.data_source if trained else cache.settings().data)
     drawn = st.session_state.get(_DRAWN)
     sample, problem = check_sample(st.session_state[_SAMPLE], data, drawn is not None)
     st.session_state[_SAMPLE] = sample
@@ -152,7 +151,7 @@ def page_view() -> View:
 
 def _default_ref(models: dict) -> ModelRef | None:
     """The default recipe's model if cached, else the newest cached one, else None."""
-    default_key = cache.training_jobs().key(RECIPES["default"])
+    default_key = cache.training_jobs().key(cache.settings().default_config())
     if default_key in models:
         return ModelRef(default_key)
     return ModelRef(next(iter(models))) if models else None
@@ -161,10 +160,11 @@ def _default_ref(models: dict) -> ModelRef | None:
 def _waited_job():
     """The training job this session waits for (the default model's, unless another was asked)."""
     jobs = cache.training_jobs()
-    key = st.session_state.get(_WAIT) or jobs.request(RECIPES["default"])
+    default = cache.settings().default_config()
+    key = st.session_state.get(_WAIT) or jobs.request(default)
     st.session_state[_WAIT] = key
     status = jobs.status(key)
-    return status if status is not None else jobs.status(jobs.request(RECIPES["default"]))
+    return status if status is not None else jobs.status(jobs.request(default))
 
 
 def _config_in(key: str):
@@ -172,7 +172,7 @@ def _config_in(key: str):
     try:
         return checkpoints.read_info(checkpoints.models_root() / key).config
     except CheckpointError:
-        return RECIPES["default"]
+        return cache.settings().default_config()
 
 
 # ---- changing the choices (from widget callbacks) -------------------------------------

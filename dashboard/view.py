@@ -179,6 +179,11 @@ class View:
         assert self.trained is not None and self.ref is not None
         return self.ref.epoch or self.trained.info.epochs_done
 
+    @property
+    def epoch_name(self) -> str:
+        """``"epoch 3"``, or ``"epoch 1.5"`` for weights saved inside an epoch."""
+        return self.trained.info.config.point_name(self.epoch)
+
     def image(self, sample: Sample | None = None) -> np.ndarray:
         """uint8 (28, 28) pixels of ``sample`` (default: the selected one)."""
         sample = sample or self.sample
@@ -292,9 +297,14 @@ def check_epoch(ref: ModelRef, info: CheckpointInfo) -> tuple[ModelRef, list[str
         return ref.last(), []
     if 1 <= ref.epoch < info.epochs_done:
         return ref, []
+    if info.config.saves_per_epoch == 1:
+        asked, saved = f"epoch {ref.epoch}", f"epochs 1 to {info.epochs_done}"
+    else:
+        config = info.config
+        asked = f"saved point {ref.epoch}"
+        saved = f"{info.epochs_done} points, {config.point_name(1)} to {config.point_name(info.epochs_done)}"
     return ref.last(), [
-        f"The link asks for epoch {ref.epoch}, but this model saved epochs 1 to {info.epochs_done}; "
-        f"showing epoch {info.epochs_done}."
+        f"The link asks for {asked}, but this model saved {saved}; showing {info.config.point_name(info.epochs_done)}."
     ]
 
 

@@ -447,10 +447,43 @@ def test_the_smallest_change_and_training_tools_draw(browser, app_url):
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "probe_change.png"), full_page=True)
     page.get_by_role("radio", name="Through training").click()
-    _wait_for_text(page, "saved a single epoch")
+    _wait_for_text(page, "saved its weights once")
     page.wait_for_url("**probe=training*", timeout=30_000)
     assert_clean(page, errors)
     page.close()
+
+
+def test_a_report_saved_from_the_app_opens_offline_and_a_chart_saves_as_png(browser, app_url, tmp_path):
+    """Overview's "Save a report of this model" gives one HTML file that draws every figure in
+    a browser with the network blocked; any chart's camera button gives a PNG."""
+    page, errors = open_page(browser, app_url, "")
+    chart = page.locator(".js-plotly-plot").first
+    chart.hover()
+    with page.expect_download(timeout=60_000) as png:
+        chart.locator('.modebar-btn[data-title^="Download plot" i]').first.click()
+    assert png.value.suggested_filename == "mnist-cnn-dashboard.png"
+    assert Path(png.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with page.expect_download(timeout=120_000) as saved:
+        page.get_by_role("button", name="Save a report of this model").click()
+    report = tmp_path / saved.value.suggested_filename
+    saved.value.save_as(report)
+    assert report.suffix == ".html"
+    assert_clean(page, errors)
+    page.close()
+
+    offline = browser.new_page()
+    outward: list[str] = []
+    offline.on("request", lambda r: None if r.url.startswith("file:") else outward.append(r.url))
+    offline.route(
+        "**/*", lambda route: route.abort() if not route.request.url.startswith("file:") else route.continue_()
+    )
+    offline.goto(report.as_uri())
+    figures = report.read_text().count('class="plotly-graph-div"')
+    drawn = "n => [...document.querySelectorAll('.js-plotly-plot')].filter(g => g.querySelector('.main-svg'))"
+    offline.wait_for_function(f"{drawn}.length === n", arg=figures, timeout=60_000)
+    assert figures >= 5 and not outward, outward
+    assert "Top confusions" in offline.inner_text("body")
+    offline.close()
 
 
 def test_several_sessions_at_once_each_see_their_own_digit(browser, app_url):

@@ -353,3 +353,4 @@ def test_fields_added_later_keep_old_keys():
     assert checkpoints.model_key(RECIPES["default"], fingerprint) == "3282c7abb4e43986"
     assert checkpoints.model_key(RECIPES["reference"], fingerprint) == "67cd42301b39495b"
     assert checkpoints.model_key(RECIPES["default"].replace(flip_labels=0.01), fingerprint) != "3282c7abb4e43986"
+    assert checkpoints.model_key(RECIPES["default"].replace(saves_per_epoch=2), fingerprint) != "3282c7abb4e43986"

@@ -109,6 +109,8 @@ def test_server_settings_from_each_place(monkeypatch):
         (["--no-trainig"], {}, "unknown argument '--no-trainig'"),
         (["--max-models", "0"], {}, "at least one model"),
         ([], {"MNIST_CNN_MAX_MODELS": "many"}, "must be a whole number"),
+        (["--data", "/no/such/folder"], {}, "data folder '/no/such/folder' does not exist"),
+        ([], {"MNIST_CNN_DATA": "hf:"}, "hf: must be followed by a Hugging Face data set's name"),
     ],
 )
 def test_server_settings_refuse_what_they_cannot_read(monkeypatch, argv, env, message):
@@ -137,3 +139,23 @@ def test_server_settings_from_the_config_file_then_environment_then_arguments(mo
     config.write_text("[mnist_dashboard]\ntrainig = false\n")
     with pytest.raises(ValueError, match="has no setting trainig"):
         server_settings([], config)
+
+
+def test_the_server_opens_on_the_data_it_is_given(monkeypatch, tmp_path):
+    """``streamlit run dashboard/Home.py -- --data FOLDER``, the environment or the settings file
+    name the data set; a folder is written as its absolute path, as the command line trains it."""
+    from core.config import DATA_ENV, RECIPES, server_settings
+
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clothes").mkdir()
+    assert server_settings([]).data == "bundled"
+    assert server_settings([]).default_config() == RECIPES["default"]
+    settings = server_settings(["--data", "clothes"])
+    assert settings.data == str(tmp_path / "clothes")
+    assert settings.default_config() == RECIPES["default"].replace(data_source=str(tmp_path / "clothes"))
+    config = tmp_path / "config.toml"
+    config.write_text('[mnist_dashboard]\ndata = "hf:fashion_mnist"\n')
+    assert server_settings([], config).data == "hf:fashion_mnist"
+    monkeypatch.setenv(DATA_ENV, "clothes")  # the environment overrides the file
+    assert server_settings([], config).data == str(tmp_path / "clothes")

@@ -287,6 +287,19 @@ def test_explain_cell_of_an_empty_cell_says_so():
     assert explain_cell(_maps(0, zeros), {}) == "No test 4 is read as 9, so there is nothing to explain in this cell."
 
 
+def test_explain_cell_calls_classes_by_their_names():
+    from tests.conftest import FASHION
+
+    heatmap = _painted((TOP, MIDDLE, 3.0), (BOTTOM, EVERY, 0.1))
+    named = explain_cell(_maps(12, heatmap), {"conv4": [ChannelDifference(3, 2.0, 1.25, 0.75)]}, FASHION)
+    assert named.startswith("12 test images of Coat are read as Ankle boot: the Integrated Gradients evidence for ")
+    assert "for Ankle boot over Coat lies" in named and named.endswith(
+        "differs most from correctly read images of Coat."
+    )
+    assert explain_cell(_maps(1, heatmap), {}, FASHION).startswith("1 test image of Coat is read as Ankle boot: ")
+    assert explain_cell(_maps(0, heatmap), {}, FASHION).startswith("No test image of Coat is read as Ankle boot,")
+
+
 # --- Sharing one model ----------------------------------------------------------------
 
 

@@ -154,3 +154,36 @@ def test_dataset_wrapper_and_tensor():
     assert label == 7
     batch = to_tensor(split.images[:5])
     assert batch.shape == (5, 1, 28, 28) and batch.dtype.is_floating_point
+
+
+def test_a_folder_names_its_classes_in_classes_txt(tmp_path):
+    from tests.conftest import FASHION
+
+    write_folder(tmp_path)
+    plain = load_mnist(tmp_path)
+    assert plain.classes == data.DIGIT_NAMES and plain.digits and plain.name == tmp_path.name
+    named = tmp_path / "named"
+    named.mkdir()
+    write_folder(named)
+    (named / "classes.txt").write_text("\ufeff" + "\n".join(f"  {c} " for c in FASHION) + "\n\n")
+    clothes = load_mnist(named)
+    assert clothes.classes == FASHION and not clothes.digits  # BOM, spaces and trailing blank lines ignored
+    assert clothes.fingerprint == plain.fingerprint  # names change no weights: the same models
+    assert load_mnist().name == "MNIST" and data.source_name("hf:fashion_mnist") == "fashion_mnist"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("\n".join("abcdefghi"), "9 lines, expected 10 class names"),
+        ("a\n\n" + "\n".join("cdefghij"), "line 2 must name class 1"),
+        ("\n".join("abcdefghia"), "'a' names more than one class"),
+        ("\n".join("abcdefghi") + "\n" + "x" * 41, "line 10 must name class 9 in 1 to 40 characters"),
+    ],
+)
+def test_a_bad_classes_txt_is_named(tmp_path, text, message):
+    write_folder(tmp_path)
+    (tmp_path / "classes.txt").write_text(text)
+    with pytest.raises(DataError, match=message) as err:
+        load_mnist(tmp_path)
+    assert "classes.txt" in str(err.value)

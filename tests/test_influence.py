@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
 import numpy as np
@@ -152,6 +153,13 @@ def test_checkpoint_weights_are_each_epochs_mean_rate():
     np.testing.assert_allclose(weights, expected, rtol=1e-6)
     assert weights[1] > weights[0] > weights[2]  # warm up, peak, anneal
     assert influence.checkpoint_weights(recipe("reference"), 1000).tolist() == [1e-3]
+    # Saved four times an epoch: each point weighs the steps since the one before (3, 2, 3, 2 of 10).
+    quarters = influence.checkpoint_weights(config.replace(saves_per_epoch=4), 1000)
+    bounds = [0, 3, 5, 8, 10, 13, 15, 18, 20, 23, 25, 28, 30]
+    rates = [_one_cycle(t, 30, config.lr) for t in range(30)]
+    expected = [np.mean(rates[a:b]) for a, b in itertools.pairwise(bounds)]
+    np.testing.assert_allclose(quarters, expected, rtol=1e-6)
+    assert influence.checkpoint_weights(recipe("reference", saves_per_epoch=2), 1000).tolist() == [1e-3, 1e-3]
 
 
 def test_mismatched_inputs_are_refused(two_epochs):

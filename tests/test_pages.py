@@ -15,8 +15,10 @@ from PIL import Image
 from core.data import load_mnist
 from core.evaluate import evaluate
 from core.train import load_or_train
-from tests.apptest import PAGES, array, chart_specs, finish_background, open_app, texts
+from tests.apptest import PAGES, array, chart_specs, finish_background, open_app, server_env, texts
 from tests.conftest import tiny_config
+
+__all__ = ["server_env"]  # a fixture: imported for pytest to find
 
 
 @pytest.fixture(scope="module")
@@ -563,7 +565,7 @@ def test_training_digits_behind_an_answer_are_tracins(reference_model):
     assert tile_indices(grids[1]) == expected.opponents.tolist()
     same = int((data.train.labels[expected.proponents] == target).sum())
     assert f"{same} of 8 are labelled {target}." in texts(at)
-    assert "Only one saved epoch" in texts(at)  # the reference recipe saves one epoch
+    assert "Only one saved point" in texts(at)  # the reference recipe saves one epoch
     from dashboard import state
     from dashboard.view import DRAWN, Sample
 
@@ -665,7 +667,7 @@ def test_probe_smallest_change_is_checked_by_rerunning_the_model(reference_model
 
 def test_probe_through_training_needs_several_epochs(reference_model, tmp_path, monkeypatch):
     at = open_app("app_pages/probe.py", model=reference_model.info.key, probe="training")
-    assert "saved a single epoch" in texts(at)
+    assert "saved its weights once" in texts(at)
     assert "No other model trained on these digits is cached" in texts(at)
     from core.train import load_or_train
 
@@ -674,7 +676,7 @@ def test_probe_through_training_needs_several_epochs(reference_model, tmp_path, 
     other = load_or_train(tiny_config(seed=5), root=tmp_path)
     at = open_app("app_pages/probe.py", model=trained.info.key, probe="training", index="3")
     assert not at.exception, [e.value for e in at.exception]
-    assert "test #3 after each saved epoch" in texts(at)
+    assert "test #3 after each saved point" in texts(at)
     maps = next(s for s in chart_specs(at) if "epoch 1:" in str(s))
     assert "epoch 2:" in str(maps)
     # The other model (seed 5) beside this one: its answer and map, computed here with core.
@@ -695,3 +697,74 @@ def test_probe_through_training_needs_several_epochs(reference_model, tmp_path, 
     at.select_slider(key=f"probe_epoch_{trained.info.key}").set_value(1)
     at.run()
     assert at.query_params["model"] == f"{trained.info.key}@1"  # every page now shows epoch 1
+
+
+def test_probe_through_training_saved_inside_an_epoch(tmp_path, monkeypatch):
+    """One epoch saved four times: the strip names each point's epoch (0.25 ... 1), its answers
+    are the checkpoints' own, and the slider's choice is a link naming the point."""
+    import torch
+
+    from core import checkpoints
+    from core.data import to_tensor
+    from core.train import load_or_train
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    trained = load_or_train(tiny_config(saves_per_epoch=4), root=tmp_path)
+    at = open_app("app_pages/probe.py", model=trained.info.key, probe="training", index="3")
+    assert not at.exception, [e.value for e in at.exception]
+    maps = next(s for s in chart_specs(at) if "epoch 0.25:" in str(s))
+    x = to_tensor(load_mnist().test.images[3:4])
+    for point, name in zip(range(1, 5), ("0.25", "0.5", "0.75", "1"), strict=True):
+        with torch.inference_mode():
+            probs = checkpoints.load_checkpoint(trained.info.folder, point)(x).softmax(1)[0]
+        answer = int(probs.argmax())
+        assert f"epoch {name}: {answer} ({probs[answer]:.0%})" in str(maps)
+    at.select_slider(key=f"probe_epoch_{trained.info.key}").set_value(2)
+    at.run()
+    assert at.query_params["model"] == f"{trained.info.key}@2"
+    at = open_app("app_pages/overview.py", model=f"{trained.info.key}@2")
+    assert "Showing the weights after epoch 0.5 of 1" in texts(at)
+
+
+def test_the_strip_draws_at_most_eight_points_with_the_current_one():
+    from dashboard.probe_figures import strip_points
+
+    assert strip_points(3, 2) == [1, 2, 3]
+    assert strip_points(30, 30) == [1, 5, 9, 13, 18, 22, 26, 30]
+    chosen = strip_points(30, 7)
+    assert len(chosen) == 8 and 7 in chosen and chosen[0] == 1 and chosen[-1] == 30
+
+
+def test_another_data_set_names_its_classes_on_every_page(named_folder, tmp_path, monkeypatch, server_env):
+    """A model of another 28x28 data set (here MNIST's pictures named as Fashion-MNIST's classes):
+    every page opens, and where a class is named it is by its name, never its number."""
+    import torch
+
+    from core.data import load_mnist, to_tensor
+    from core.train import load_or_train
+    from tests.conftest import FASHION
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    server_env(MNIST_CNN_DATA=str(named_folder))
+    trained = load_or_train(tiny_config(data_source=str(named_folder)), root=tmp_path)
+    data = load_mnist(named_folder)
+    with torch.inference_mode():
+        pred = int(trained.model(to_tensor(data.test.images[8:9])).argmax())
+    label = int(data.test.labels[8])
+    for page in PAGES:
+        at = open_app(page, index="8")  # no model in the link: the server's data set's
+        assert trained.info.key in at.query_params.get("model", trained.info.key)
+        if page in ("app_pages/feature_maps.py", "app_pages/attributions.py"):
+            assert f"the network reads **{FASHION[pred]}**" in texts(at), page
+            if pred != label:
+                assert f"it is labelled {FASHION[label]}" in texts(at)
+    overview = open_app()
+    per_class = next(s for s in chart_specs(overview) if s["data"][0].get("x") == list(FASHION))
+    assert per_class["data"][0]["type"] == "bar"
+    errors = open_app("app_pages/errors.py", cell="4,9")
+    confusion = next(s for s in chart_specs(errors) if "ticktext" in str(s))
+    assert confusion["layout"]["xaxis"]["ticktext"] == list(FASHION)
+    assert f"true **{FASHION[4]}**, predicted **{FASHION[9]}**" in texts(errors)
+    assert errors.selectbox(key="errors_true").value == 4  # the URL stays numeric
+    drawn = open_app("app_pages/your_digit.py")
+    assert f"This model was trained on clothes, whose classes are {', '.join(FASHION)}, not digits" in texts(drawn)

@@ -74,3 +74,42 @@ def test_pinned_models_are_the_only_ones_offered(tmp_path, monkeypatch, server_e
     assert at.selectbox(key="sidebar_model").options == [
         f"{info.label}" for info in [checkpoints.read_info(tmp_path / "models" / k) for k in (keys[2], keys[0])]
     ]
+
+
+def test_a_new_model_trains_on_a_folder_the_sidebar_names(tmp_path, monkeypatch, reference_model, named_folder):
+    """The data set is chosen where a model is trained: a folder of IDX files with classes.txt is
+    read with every check the command line makes, trained on, then named in the model list."""
+    from tests.conftest import FASHION
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    first = load_or_train(tiny_config(seed=51), root=tmp_path)
+    at = open_app(model=first.info.key)
+    at.selectbox(key="train_data").set_value("another folder or hf:NAME")
+    at.run()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "train-images-idx3-ubyte").write_bytes(b"\0\0\x08\x03")  # a header cut short
+    for typed, message in (
+        ("", "Type the folder that holds the four IDX files"),
+        (str(tmp_path / "nowhere"), "does not exist"),
+        (str(broken), "train-images-idx3-ubyte: truncated"),
+    ):
+        at.text_input(key="train_data_other").set_value(typed)
+        at.selectbox(key="train_recipe").set_value("reference")
+        next(b for b in at.button if b.label == "Train").click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert message in " ".join(e.value for e in at.error), (typed, [e.value for e in at.error])
+    assert len(checkpoints.list_checkpoints(tmp_path)) == 1  # nothing queued, nothing lost
+    at.text_input(key="train_data_other").set_value(str(named_folder))
+    at.number_input(key="train_seed").set_value(52)
+    next(b for b in at.button if b.label == "Train").click()
+    at.run()
+    finish_training(tmp_path)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "seed 52" in texts(at)
+    trained = [i for i in checkpoints.list_checkpoints(tmp_path) if i.config.seed == 52]
+    assert [i.data_source for i in trained] == [str(named_folder)]
+    assert f"reference · {named_folder.name} ·" in trained[0].label  # the model list names its data
+    assert any(all(name in s.proto.spec for name in FASHION[1:]) for s in at.get("plotly_chart"))  # per class

@@ -227,3 +227,58 @@ def test_a_shuffled_label_network_that_did_not_fit_is_refused(tmp_path, monkeypa
     refused = train_module.shuffled_label_network(config, root=tmp_path)
     assert refused.model is None and not refused.missing
     assert "did not memorise its labels" in refused.message and "at least 70%" in refused.message
+
+
+def test_save_points_split_each_epoch_into_equal_shares():
+    config = TrainConfig(saves_per_epoch=4)
+    assert config.save_batches(10) == [3, 5, 8, 10]  # 2.5, 5, 7.5, 10 rounded half up
+    assert config.save_batches(4) == [1, 2, 3, 4]
+    assert TrainConfig(saves_per_epoch=2).save_batches(3) == [2, 3]
+    assert TrainConfig().save_batches(469) == [469]
+    with pytest.raises(ValueError, match="cannot be saved 4 times"):
+        config.save_batches(3)
+    for bad in (0, 11, 1.5):
+        with pytest.raises(ValueError, match="saves_per_epoch must be a whole number from 1 to 10"):
+            TrainConfig(saves_per_epoch=bad)
+    assert config.replace(epochs=2).points == 8
+    assert [config.point_name(p) for p in (1, 2, 4, 5)] == ["epoch 0.25", "epoch 0.5", "epoch 1", "epoch 1.25"]
+    assert TrainConfig().point_name(2) == "epoch 2"
+
+
+def test_saving_more_often_changes_nothing_but_what_is_kept(tmp_path):
+    """The same training saved twice an epoch: its whole-epoch points hold exactly the weights of
+    the run saved once an epoch, and the half-epoch points are the weights half way."""
+    data = load_mnist()
+    saved = {}
+    once = tiny_config(epochs=2)
+    twice = once.replace(saves_per_epoch=2)
+    model_once, history_once = train(once, data, torch.device("cpu"), adaptive_threads=False)
+
+    def keep(point, model, record):
+        saved[point] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    _, history_twice = train(twice, data, torch.device("cpu"), on_epoch=keep, adaptive_threads=False)
+    assert sorted(saved) == [1, 2, 3, 4]
+    assert [r["epoch"] for r in history_twice] == [0.5, 1.0, 1.5, 2.0]
+    for a, b in zip(model_once.state_dict().values(), saved[4].values(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(saved[1]["fc2.weight"], saved[2]["fc2.weight"])
+    # The whole-epoch test results agree; the half epochs' losses average to the epoch's.
+    assert history_twice[1]["test_accuracy"] == history_once[0]["test_accuracy"]
+    assert history_twice[3]["test_loss"] == pytest.approx(history_once[1]["test_loss"])
+    batches = -(-2000 // once.batch_size)  # 20 batches: halves of 10
+    halves = (history_twice[0]["train_loss"] + history_twice[1]["train_loss"]) / 2
+    assert halves == pytest.approx(history_once[0]["train_loss"], rel=1e-5) and batches == 20
+
+
+def test_a_model_saved_more_often_is_cached_with_its_points(tmp_path):
+    config = tiny_config(saves_per_epoch=3)
+    trained = load_or_train(config, root=tmp_path)
+    assert trained.info.epochs_done == 3 and trained.info.config.saves_per_epoch == 3
+    assert "1 epoch saved 3x each" in trained.info.label
+    assert [round(r["epoch"], 3) for r in trained.history] == [0.333, 0.667, 1.0]
+    middle = checkpoints.load_checkpoint(trained.info.folder, 2)
+    assert not torch.equal(middle.fc2.weight, trained.model.fc2.weight)
+    # Saving more often is part of the key; saving once an epoch keeps the keys models had before.
+    fingerprint = load_mnist().fingerprint
+    assert checkpoints.model_key(config, fingerprint) != checkpoints.model_key(tiny_config(), fingerprint)

@@ -14,7 +14,7 @@ from core.attributions import (
     AttributionRequest,
 )
 from core.evaluate import softmax
-from dashboard import cache, figures, panels, state
+from dashboard import cache, figures, panels, report, state
 from dashboard.view import UNIT_COUNTS, Unit, View
 
 DEFAULT_METHODS = ["Saliency", "Integrated Gradients", "Input × Gradient", "Guided Backprop", "Occlusion"]
@@ -34,6 +34,7 @@ def render(view: View) -> None:
     label = view.label(sample)
     probs = softmax(acts["fc2"])
     pred = int(np.argmax(probs))
+    names = view.data.classes
 
     cols = st.columns([1.2, 0.6, 2.2])
     targets = [t for t in TARGETS if label is not None or t in ("predicted", "class")]
@@ -42,13 +43,20 @@ def render(view: View) -> None:
         targets,
         key="at_target",
         format_func=lambda t: {
-            "predicted": f"the predicted class ({pred})",
-            "true": f"the true class ({label})",
+            "predicted": f"the predicted class ({names[pred]})",
+            "true": f"the true class ({'' if label is None else names[label]})",
             "predicted − true": "predicted minus true (what pushed the mistake)",
             "class": "a class I pick",
         }[t],
     )
-    chosen = cols[1].number_input("Class", 0, 9, value=pred, key="at_class", disabled=target != "class")
+    chosen = cols[1].selectbox(
+        "Class",
+        range(len(names)),
+        index=pred,
+        format_func=names.__getitem__,
+        key="at_class",
+        disabled=target != "class",
+    )
     options = _method_options()
 
     def ask(method: str, target_name: str, layer: str | None = None, upsample: bool = True, cls: int = 0):
@@ -90,6 +98,16 @@ def render(view: View) -> None:
             results = draw_row([(m, ask(m, target, cls=chosen)) for m in chosen_methods], "at_methods_row")
             for m, _ in results:
                 st.caption(f"**{m}**: {METHODS[m].description}")
+            shown = tuple(m for m, _ in results)
+            panels.report_button(
+                lambda: report.digit_report(
+                    view.trained, view.data, image, sample.title, label, view.ref.epoch, shown or ("Saliency",)
+                ),
+                "Save this digit's report",
+                f"{sample.title.replace(' ', '').replace('#', '-')}.html",
+                "One HTML file that opens offline: the digit, its prediction and probabilities, every conv "
+                "layer's feature maps, and the maps of these methods with their trust badges.",
+            )
             if not chosen_methods:
                 st.info("Choose at least one method.")
 
@@ -146,21 +164,27 @@ def render(view: View) -> None:
             )
             if label is not None and label != pred:
                 specs = [
-                    ("true", label, f"true class {label}"),
-                    ("predicted", pred, f"predicted {pred}"),
-                    ("predicted − true", 0, f"{pred} minus {label}"),
+                    ("true", label, f"true class {names[label]}"),
+                    ("predicted", pred, f"predicted {names[pred]}"),
+                    ("predicted − true", 0, f"{names[pred]} minus {names[label]}"),
                 ]
                 st.caption("A mistake: what speaks for the right answer, for the wrong one, and what tipped it.")
             else:
                 runner_up = int(np.argsort(-probs)[1])
-                specs = [("class", pred, f"predicted {pred}"), ("class", runner_up, f"runner-up {runner_up}")]
+                specs = [
+                    ("class", pred, f"predicted {names[pred]}"),
+                    ("class", runner_up, f"runner-up {names[runner_up]}"),
+                ]
                 st.caption(
-                    f"Read correctly: the evidence for {pred} beside the evidence for the runner-up, {runner_up}."
+                    f"Read correctly: the evidence for {names[pred]} beside the evidence for the runner-up, "
+                    f"{names[runner_up]}."
                 )
             results = draw_row([(title, ask(method, t, cls=c)) for t, c, title in specs], "at_targets_row")
             if len(specs) == 2 and len(results) == 2:
                 st.plotly_chart(
-                    figures.attribution_row([results[0][1] - results[1][1]], [f"{pred} minus {runner_up}"], image),
+                    figures.attribution_row(
+                        [results[0][1] - results[1][1]], [f"{names[pred]} minus {names[runner_up]}"], image
+                    ),
                     key="at_targets_contrast",
                     config=figures.CHART_CONFIG,
                 )

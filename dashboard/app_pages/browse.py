@@ -18,9 +18,10 @@ def render(view: View) -> None:
         panels.training_status(view.job.key, "Predictions appear when the model is trained")
     controls = st.columns([1.2, 1, 1, 1.2, 1.6])
     split = controls[0].segmented_control("Split", ["test", "train"], default="test", key="browse_split") or "test"
-    true = controls[1].selectbox("True label", [ANY, *range(10)], key="browse_true")
+    name = lambda c: c if c == ANY else data.classes[c]  # noqa: E731
+    true = controls[1].selectbox("True label", [ANY, *range(len(data.classes))], format_func=name, key="browse_true")
     if view.trained is not None:
-        pred = controls[2].selectbox("Predicted", [ANY, *range(10)], key="browse_pred")
+        pred = controls[2].selectbox("Predicted", [ANY, *range(len(data.classes))], format_func=name, key="browse_pred")
         verdict = controls[3].selectbox("Prediction", [ANY, "correct", "wrong"], key="browse_verdict")
         sort = controls[4].selectbox("Order", SORT_ORDERS, key="browse_sort")
         indices = filter_indices(

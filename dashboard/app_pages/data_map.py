@@ -56,7 +56,7 @@ def render(view: View) -> None:
             selection_mode="points",
             config=figures.CHART_CONFIG,
         )
-        epoch = f"epoch {view.epoch} of {view.trained.info.epochs_done}"
+        epoch = f"{view.epoch_name} of {view.trained.info.config.epochs}"
         mistakes = int((evaluation.labels != evaluation.preds).sum())
         st.caption(
             f"{len(found.points):,} digits ({mistakes} misread), weights after {epoch}; the two axes hold "

@@ -13,6 +13,7 @@ def render(view: View) -> None:
         panels.training_status(view.job.key, "The confusion matrix appears when the model is trained")
         return
     data = view.data
+    names = data.classes
     evaluation = cache.evaluation(view.trained, view.epoch, "test")
     matrix = evaluation.confusion
     st.markdown(
@@ -71,7 +72,7 @@ def render(view: View) -> None:
         )
         st.dataframe(
             [
-                {"true → predicted": f"{t} → {p}", "count": int(c), "share of class": c / totals[t]}
+                {"true → predicted": f"{names[t]} → {names[p]}", "count": int(c), "share of class": c / totals[t]}
                 for c, t, p in pairs[:15]
             ],
             hide_index=True,
@@ -82,13 +83,20 @@ def render(view: View) -> None:
 
     with right:
         picks = st.columns(2)
-        true = picks[0].selectbox("True class", range(10), key="errors_true", on_change=on_pick)
-        pred = picks[1].selectbox("Predicted class", range(10), key="errors_pred", on_change=on_pick)
+        classes = range(len(names))
+        true = picks[0].selectbox(
+            "True class", classes, format_func=names.__getitem__, key="errors_true", on_change=on_pick
+        )
+        pred = picks[1].selectbox(
+            "Predicted class", classes, format_func=names.__getitem__, key="errors_pred", on_change=on_pick
+        )
         cell = evaluation.cell(true, pred)
         kind = "correct" if true == pred else "mistakes"
-        st.markdown(f"**{len(cell):,}** {kind}: true **{true}**, predicted **{pred}**, most confident first")
+        st.markdown(
+            f"**{len(cell):,}** {kind}: true **{names[true]}**, predicted **{names[pred]}**, most confident first"
+        )
         if len(cell) == 0:
-            st.info(f"The network never read a {true} as a {pred}. Pick another cell.")
+            st.info(f"The network never read {panels.one_of(true, names)} as {names[pred]}. Pick another cell.")
         else:
             panels.digit_grid(view, "test", cell[: panels.PAGE_SIZE], key="errors_cell_grid", columns=8, short=True)
             st.caption("Under each digit: the network's confidence in its answer.")
@@ -100,8 +108,9 @@ def render(view: View) -> None:
         else:
             st.caption("Click a digit to see its probabilities and look inside the network.")
     if true != pred and len(cell):
+        these = f"these {names[true]}s" if view.data.digits else f"these images of {names[true]}"
         why = st.expander(
-            f"Why are these {true}s read as {pred}? The cell as a whole", key="errors_why_open", on_change="rerun"
+            f"Why are {these} read as {names[pred]}? The cell as a whole", key="errors_why_open", on_change="rerun"
         )
         if why.open:
             with why:
@@ -116,13 +125,16 @@ def _why(view: View, a: int, b: int) -> None:
         return
     found = cache.why_cell(view.trained, view.epoch, a, b)
     maps = found["maps"]
+    names = view.data.classes
+    some, others = (f"{names[c]}s" if view.data.digits else f"images of {names[c]}" for c in (a, b))
+    a, b = names[a], names[b]  # from here on, the classes' names
     st.markdown(found["sentence"])
     images = view.data.test.images
     mean_digit = images[found["cell"]].mean(axis=0).astype(np.uint8)
     st.plotly_chart(
         figures.attribution_row(
             [maps.cell, maps.correct],
-            [f"{maps.cell_count} {a}s read as {b}", f"{maps.correct_count} {a}s read right"],
+            [f"{maps.cell_count} {some} read as {b}", f"{maps.correct_count} {some} read right"],
             mean_digit,
         ),
         key="errors_why_maps",
@@ -132,7 +144,7 @@ def _why(view: View, a: int, b: int) -> None:
         f"The mean {maps.method} map of the evidence for {b} minus the evidence for {a}: red pixels speak for {b} "
         f"over {a}. The outline is the cell's mean digit."
     )
-    st.markdown(f"**Channels whose mean activation differs most** between the {a}s read as {b} and those read right:")
+    st.markdown(f"**Channels whose mean activation differs most** between the {some} read as {b} and those read right:")
     layers = list(found["channels"])
     default = "conv4" if "conv4" in layers else layers[-1]  # the last layer with positions, as the sentence
     layer = st.segmented_control("Layer", layers, default=default, key="errors_why_layer") or default
@@ -147,7 +159,7 @@ def _why(view: View, a: int, b: int) -> None:
     shown = found["shown"]
     st.markdown(
         f"**The training digits nearest to each of the cell's first {len(shown)} digits** in fc1 (the features "
-        f"the last layer reads): per row, the {nearest.a_indices.shape[1]} nearest {a}s, then the nearest {b}s."
+        f"the last layer reads): per row, the {nearest.a_indices.shape[1]} nearest {some}, then the nearest {others}."
     )
     flat = np.concatenate([nearest.a_indices, nearest.b_indices], axis=1).reshape(-1)
     panels.digit_grid(

@@ -81,14 +81,15 @@ def render(view: View) -> None:
         )
         answer = view.data.classes[found.target]
         label = view.data.classes[view.label(sample)]
-        st.markdown(f"Labelled **{label}**, read as **{answer}** after epoch {view.epoch}.")
+        st.markdown(f"Labelled **{label}**, read as **{answer}** after {view.epoch_name}.")
         if view.epoch == 1:
             st.caption(
-                "Only one saved epoch leads to these weights, so TracIn here is the gradient similarity at the end "
-                "of that epoch, not a trace through training."
+                "Only one saved point leads to these weights, so TracIn here is the gradient similarity at that "
+                "point, not a trace through training."
             )
         else:
-            st.caption(f"Traced through epochs 1 to {view.epoch}.")
+            config = view.trained.info.config
+            st.caption(f"Traced through the saved points from {config.point_name(1)} to {view.epoch_name}.")
     with right:
         _row(
             view,
@@ -111,7 +112,7 @@ def render(view: View) -> None:
     with st.expander("How this is measured"):
         st.markdown(METHOD)
         weights = influence.checkpoint_weights(view.trained.info.config, len(banks["train"][0]))[: view.epoch]
-        st.caption("Weight per epoch (its mean learning rate): " + ", ".join(f"{w:.2g}" for w in weights) + ".")
+        st.caption("Weight per saved point (its mean learning rate): " + ", ".join(f"{w:.2g}" for w in weights) + ".")
 
 
 render(page_view())

@@ -83,7 +83,7 @@ def render(view: View) -> None:
         where = "probabilities of digits the model never trained on"
     st.markdown(
         f"**{len(found.flagged):,}** of {total:,} labels flagged ({len(found.flagged) / total:.1%}), from {where}. "
-        f"After epoch {view.epoch}."
+        f"After {view.epoch_name}."
     )
     purpose = _flipped_on_purpose(view, split)
     if purpose is not None:

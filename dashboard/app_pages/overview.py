@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from core.model import layer_table
-from dashboard import cache, figures, panels, state
+from dashboard import cache, figures, panels, report, state
 from dashboard.view import View
 
 
@@ -39,9 +39,17 @@ def render(view: View) -> None:
     c1.metric("Test accuracy", f"{evaluation.accuracy:.2%}", help="On the 10,000 test images the model never saw")
     c2.metric("Mistakes", f"{len(evaluation.misclassified):,} of {len(evaluation.labels):,}")
     c3.metric("Parameters", f"{sum(r.parameters for r in rows):,}")
-    c4.metric("Training", f"{info.epochs_done} epoch{'s' if info.epochs_done != 1 else ''}, {info.train_seconds:.1f} s")
+    epochs = info.config.epochs
+    c4.metric("Training", f"{epochs} epoch{'s' if epochs != 1 else ''}, {info.train_seconds:.1f} s")
     if view.epoch < info.epochs_done:
-        st.info(f"Showing the weights after epoch {view.epoch} of {info.epochs_done} (chosen in the sidebar).")
+        st.info(f"Showing the weights after {view.epoch_name} of {epochs} (chosen in the sidebar).")
+    panels.report_button(
+        lambda: report.model_report(trained, data, view.ref.epoch),
+        "Save a report of this model",
+        f"model-{info.key}-{view.epoch_name.replace(' ', '')}.html",
+        "One HTML file that opens offline: the architecture, recipe, training curves, accuracy per class, the "
+        "confusion matrix, the top confusions with their digits and maps, and the trust scorecard if computed.",
+    )
 
     left, right = st.columns([1, 1], gap="large")
     with left:

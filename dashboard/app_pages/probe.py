@@ -308,60 +308,81 @@ def _training(view: View) -> None:
     request = AttributionRequest.of("Integrated Gradients", {}, target="predicted", upsample=True)
     if info.epochs_done < 2:
         st.info(
-            "This model saved a single epoch, so there is nothing to travel through. Train one with more epochs from "
-            "the sidebar (the default recipe saves three).",
+            "This model saved its weights once, so there is nothing to travel through. Train one from the sidebar "
+            "with more epochs, or with its weights saved more often (Saves per epoch; the default recipe saves three "
+            "epochs).",
             icon=":material/timeline:",
         )
         _other_model(view, base, label, request)
         return
     pixels = base.tobytes()
-    epochs = list(range(1, info.epochs_done + 1))
-    refs = [ModelRef(info.key, e) if e < info.epochs_done else view.ref.last() for e in epochs]
-    probs = np.stack([_probs_at(ref, pixels) for ref in refs])
-    maps = [cache.attribution_map(ref, pixels, label, request) for ref in refs]
+    config = info.config
+    points = probe_figures.strip_points(info.epochs_done, view.epoch)
+    refs = {p: ModelRef(info.key, p) if p < info.epochs_done else view.ref.last() for p in points}
+    probs = np.stack([_probs_at(refs[p], pixels) for p in points])
+    maps = [cache.attribution_map(refs[p], pixels, label, request) for p in points]
     preds = probs.argmax(axis=1)
-    titles = [f"epoch {e}: {names[p]} ({probs[i, p]:.0%})" for i, (e, p) in enumerate(zip(epochs, preds, strict=True))]
-    st.markdown(
-        f"**{title} after each saved epoch**: the answer, and where the evidence for it lies (Integrated Gradients)."
+    titles = [
+        f"{config.point_name(p)}: {names[c]} ({probs[i, c]:.0%})"
+        for i, (p, c) in enumerate(zip(points, preds, strict=True))
+    ]
+    shown = (
+        "each saved point"
+        if len(points) == info.epochs_done
+        else f"{len(points)} of its {info.epochs_done} saved points"
     )
+    st.markdown(f"**{title} after {shown}**: the answer, and where the evidence for it lies (Integrated Gradients).")
     st.plotly_chart(figures.attribution_row(maps, titles, base), key="probe_epoch_maps", config=figures.CHART_CONFIG)
     strongest = []
-    for ref in refs:
-        conv4 = cache.activations(ref, pixels)["conv4"]
+    for p in points:
+        conv4 = cache.activations(refs[p], pixels)["conv4"]
         strongest.append(conv4[int(conv4.reshape(len(conv4), -1).mean(axis=1).argmax())])
     st.plotly_chart(
-        figures.layer_maps(strongest, [f"epoch {e}: strongest conv4 channel" for e in epochs]),
+        figures.layer_maps(strongest, [f"{config.point_name(p)}: strongest conv4 channel" for p in points]),
         key="probe_epoch_features",
         config=figures.CHART_CONFIG,
     )
     st.plotly_chart(
         probe_figures.sweep_probabilities(
-            np.array(epochs, dtype=float), probs, names, "epoch", (None, None), float(view.epoch)
+            np.array([config.point_epoch(p) for p in points]),
+            probs,
+            names,
+            "epoch",
+            (None, None),
+            config.point_epoch(view.epoch),
         ),
         key="probe_epoch_probs",
         config=figures.CHART_CONFIG,
     )
-    chosen = st.select_slider("Show every page at epoch", epochs, value=view.epoch, key=f"probe_epoch_{info.key}")
+    everything = list(range(1, info.epochs_done + 1))
+    chosen = st.select_slider(
+        "Show every page at",
+        everything,
+        value=view.epoch,
+        format_func=config.point_name,
+        key=f"probe_epoch_{info.key}",
+    )
     if chosen != view.epoch:
-        state.use_model(refs[chosen - 1])
+        state.use_model(ModelRef(info.key, chosen) if chosen < info.epochs_done else view.ref.last())
         st.rerun()
-    st.markdown("**Two epochs side by side**")
+    st.markdown("**Two points side by side**")
     cols = st.columns(2)
-    a = cols[0].selectbox("From", epochs, index=0, key="probe_from")
-    b = cols[1].selectbox("To", epochs, index=len(epochs) - 1, key="probe_to")
-    ma, mb = maps[a - 1], maps[b - 1]
+    a = cols[0].selectbox("From", points, index=0, format_func=config.point_name, key="probe_from")
+    b = cols[1].selectbox("To", points, index=len(points) - 1, format_func=config.point_name, key="probe_to")
+    ia, ib = points.index(a), points.index(b)
+    na, nb = config.point_name(a), config.point_name(b)
     st.plotly_chart(
-        figures.attribution_row([ma, mb, mb - ma], [f"epoch {a}", f"epoch {b}", f"epoch {b} minus epoch {a}"], base),
+        figures.attribution_row([maps[ia], maps[ib], maps[ib] - maps[ia]], [na, nb, f"{nb} minus {na}"], base),
         key="probe_epoch_pair",
         config=figures.CHART_CONFIG,
     )
-    change = probs[b - 1] - probs[a - 1]
+    change = probs[ib] - probs[ia]
     up, down = int(change.argmax()), int(change.argmin())
     if np.abs(change).max() < 0.005:
-        moved = f"From epoch {a} to {b} no class's probability moved by half a point: the answer was settled."
+        moved = f"From {na} to {nb} no class's probability moved by half a point: the answer was settled."
     else:
         moved = (
-            f"From epoch {a} to {b} the probability of {names[up]} rose most ({change[up]:+.1%}) and that of "
+            f"From {na} to {nb} the probability of {names[up]} rose most ({change[up]:+.1%}) and that of "
             f"{names[down]} fell most ({change[down]:+.1%})."
         )
     st.caption(f"{moved} Red in the difference: evidence that grew.")

@@ -28,6 +28,13 @@ def show_result(view: View, result: Preprocessed) -> None:
 
 
 def render(view: View) -> None:
+    if not view.data.digits:
+        st.warning(
+            f"This model was trained on {view.data.name}, whose classes are {', '.join(view.data.classes)}, not "
+            "digits. A drawing or photo is prepared the MNIST way (cropped to the ink, centred), which may not match "
+            f"how {view.data.name}'s pictures were made, and it will be read as one of those classes.",
+            icon=":material/category:",
+        )
     if view.trained is None:
         panels.training_status(view.job.key, "Training the model: draw now, the prediction follows")
     draw, upload = st.tabs(["Draw", "Upload a picture"])
