@@ -54,9 +54,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(cache: Path, log: Path):
-    """``streamlit run dashboard/Home.py`` on a free port with ``cache`` as its model cache;
-    returns the process and its URL once it answers."""
+def start_server(cache: Path, log: Path, app_args: tuple[str, ...] = ()):
+    """``streamlit run dashboard/Home.py [-- APP_ARGS]`` on a free port with ``cache`` as its
+    model cache; returns the process and its URL once it answers."""
     _need_browser()
     port = _free_port()
     env = {**os.environ, "MNIST_CNN_CACHE": str(cache)}
@@ -75,6 +75,7 @@ def start_server(cache: Path, log: Path):
             "true",
             "--browser.gatherUsageStats",
             "false",
+            *(("--", *app_args) if app_args else ()),
         ],
         cwd=ROOT,
         env=env,
@@ -505,6 +506,34 @@ def test_several_sessions_at_once_each_see_their_own_digit(browser, app_url):
     finally:
         for ctx in contexts:
             ctx.close()
+
+
+def test_a_server_opened_on_another_data_set_names_its_classes(browser, tmp_path, named_folder):
+    """``streamlit run dashboard/Home.py -- --data FOLDER`` on an empty cache: the default recipe
+    trains on that folder, and the pages name its classes (from its classes.txt)."""
+    from tests.conftest import FASHION
+
+    log = tmp_path / "server.log"
+    proc, url = start_server(tmp_path / "cache", log, ("--data", str(named_folder)))
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors = watch_errors(page, url)
+        page.goto(f"{url}/errors?cell=4,9")
+        page.wait_for_selector("text=Most frequent confusions", timeout=240_000)
+        wait_for_app(page)
+        body = page.inner_text('[data-testid="stMain"]')
+        assert f"true {FASHION[4]}, predicted {FASHION[9]}" in body, body[:500]
+        ticks = page.eval_on_selector_all(".js-plotly-plot .xtick text", "els => els.map(e => e.textContent)")
+        assert set(FASHION) <= set(ticks), ticks
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / "other_data_errors.png"), full_page=True)
+        page.get_by_role("link", name="Your own digit").click()
+        _wait_for_text(page, "not digits")
+        assert_clean(page, errors)
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_navigating_during_a_first_start_trains_once(browser, tmp_path):
