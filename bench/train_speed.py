@@ -12,6 +12,7 @@ one epoch of ours <= 0.15x the baseline at >= 98.5%; the default recipe >= 99.0%
     python bench/train_speed.py            # full run, a few minutes
     python bench/train_speed.py --quick    # one seed of the default recipe
     python bench/train_speed.py --limit    # the trainer against the machine's practical peak, and a profile
+    python bench/train_speed.py --where    # steps alone per layout, batch, threads, torch.compile
 """
 
 from __future__ import annotations
@@ -109,12 +110,81 @@ def limit(data) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14))
 
 
+def step_rate(
+    images: torch.Tensor, labels: torch.Tensor, batch: int, layout=torch.channels_last, compiled: bool = False
+) -> tuple[float, float]:
+    """Training steps alone (forward, backward, fused Adam; no test pass, no progress): GFLOP/s
+    over 40 timed batches of ``batch`` after 10 to warm up, and the seconds the warm-up took
+    (a compiled model's compilation)."""
+    torch.manual_seed(0)
+    model = MnistCNN().to(memory_format=layout)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    step_model = torch.compile(model) if compiled else model
+    x = images.contiguous(memory_format=layout)
+    per_image = training_flops(images=1)
+
+    def steps(count: int) -> float:
+        start = time.perf_counter()
+        for i in range(count):
+            idx = torch.randint(0, len(x), (batch,), generator=torch.Generator().manual_seed(i))
+            loss = torch.nn.functional.cross_entropy(step_model(x[idx]), labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return time.perf_counter() - start
+
+    warm = steps(10)
+    seconds = steps(40)
+    return per_image * batch * 40 / seconds / 1e9, warm
+
+
+def where(data) -> None:
+    """Where the rest of an epoch's time goes: training steps alone under each setting, in GFLOP/s."""
+    images = torch.from_numpy(data.train.images[:20_000]).unsqueeze(1).float().div_(255.0)
+    labels = torch.from_numpy(data.train.labels[:20_000])
+    torch.set_num_threads(2)
+    peak = matmul_peak() / 1e9
+    print(f"2048x2048 matrix multiply, 2 threads: {peak:.1f} GFLOP/s")
+    rows = [("as trained: batch 128, 2 threads, channels_last", dict(batch=128))]
+    rows += [("contiguous (NCHW) layout", dict(batch=128, layout=torch.contiguous_format))]
+    rows += [(f"batch {b} (fewer steps, same work)", dict(batch=b)) for b in (512, 2048)]
+    for name, kwargs in rows:
+        rate, _ = step_rate(images, labels, **kwargs)
+        print(f"{name:52s} {rate:6.1f} GFLOP/s  {rate / peak:4.0%} of the multiply")
+    torch.set_num_threads(1)
+    rate, _ = step_rate(images, labels, 128)
+    print(f"{'one thread':52s} {rate:6.1f} GFLOP/s  {rate / (matmul_peak() / 1e9):4.0%} of a one-thread multiply")
+    torch.set_num_threads(2)
+    try:
+        rate, warm = step_rate(images, labels, 128, compiled=True)
+        print(f"{'torch.compile (inductor, C++ on the CPU)':52s} {rate:6.1f} GFLOP/s  after {warm:.1f} s compiling")
+    except Exception as err:  # no compiler, or the backend refuses: say so, do not fail the bench
+        print(f"torch.compile: not available here ({type(err).__name__}: {str(err)[:120]})")
+    model = MnistCNN().to(memory_format=torch.channels_last)
+    test = (
+        torch.from_numpy(data.test.images)
+        .unsqueeze(1)
+        .float()
+        .div_(255.0)
+        .contiguous(memory_format=torch.channels_last)
+    )
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(test), 1000):
+            model(test[i : i + 1000])
+    print(f"the test pass after each saved point (10,000 digits, forward only): {time.perf_counter() - start:.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one seed of the default recipe")
     parser.add_argument("--limit", action="store_true", help="FLOPs, the machine's peak and a profile only")
+    parser.add_argument("--where", action="store_true", help="training steps alone under each setting")
     args = parser.parse_args()
     data = load_mnist()
+    if args.where:
+        where(data)
+        return
     if args.limit:
         ours(data, recipe("default", epochs=1, train_limit=5000))  # warm-up
         limit(data)

@@ -229,11 +229,15 @@ def digit_report(
     label: int | None = None,
     epoch: int | None = None,
     methods: tuple[str, ...] = ("Saliency", "Integrated Gradients"),
+    requests: list[AttributionRequest] | None = None,
 ) -> str:
     """How the model reads one uint8 (28, 28) digit, as one HTML document: the digit, its class
     probabilities, each conv layer's feature maps, and the attribution maps of the predicted class
-    by ``methods`` (input methods; ValueError for others), each with its trust badge."""
-    unknown = [m for m in methods if m not in INPUT_METHODS]
+    by ``methods`` (input methods; ValueError for others), each with its trust badge. ``requests``,
+    when given, replaces ``methods``: the maps exactly as a page asked for them (its target class
+    and options)."""
+    requests = requests or [AttributionRequest.of(m, {}, target="predicted", upsample=True) for m in methods]
+    unknown = [r.method for r in requests if r.method not in INPUT_METHODS]
     if unknown:
         raise ValueError(f"not an input attribution method: {', '.join(unknown)} (choose {', '.join(INPUT_METHODS)})")
     model, point = _weights(trained, epoch)
@@ -259,40 +263,58 @@ def digit_report(
                 paragraph("Each conv layer's channels after its ReLU, on one colour scale per layer.", note=True),
                 *(figure(figures.feature_maps(acts[layer], layer, True)) for layer in CONV_LAYERS),
             ),
-            _attributions(model, image, pred, label, methods),
+            _attributions(model, image, pred, label, requests, names),
         ],
     )
 
 
-def _attributions(model: MnistCNN, image: np.ndarray, pred: int, label: int | None, methods: tuple[str, ...]) -> str:
-    """The maps of the predicted class side by side, then each one's trust badge, worded as in the app."""
+def _attributions(
+    model: MnistCNN, image: np.ndarray, pred: int, label: int | None, requests: list, names: tuple[str, ...]
+) -> str:
+    """The maps side by side, then each one's trust badge (none for a contrast of two classes),
+    worded as in the app."""
     images = to_tensor(image[None])  # (1, 1, 28, 28)
-    requests = [AttributionRequest.of(m, {}, target="predicted", upsample=True) for m in methods]
     true = None if label is None else torch.tensor([label])
     maps = [explain(r, model, images, torch.tensor([pred]), true)[0] for r in requests]
-    badges = [_badge(m, _verdict(model, images, pred, label, r)) for m, r in zip(methods, requests, strict=True)]
+    badges = [_badge(r.method, _verdict(model, images, pred, label, r)) for r in requests]
     checks = " · ".join(f"{n}. {name.split(':')[0]}" for n, name in enumerate(explanation_checks.CHECK_NAMES, 1))
     legend = (
         f"Under each map: one word for the whole, then a mark per check: {checks} (✔ passes, ✖ fails, – not checked)."
     )
+    targets = list(dict.fromkeys(_target_name(r, pred, label, names) for r in requests))
+    methods = list(dict.fromkeys(r.method for r in requests))
     return section(
         "Attributions",
-        figure(figures.attribution_row(maps, list(methods), image)),
-        *badges,
+        paragraph(f"The evidence for {' and '.join(targets)}.", note=True),
+        figure(figures.attribution_row(maps, [r.method for r in requests], image)),
+        *(badge for badge in badges if badge),
         paragraph(legend + " Open a badge for the numbers.", note=True),
         *(paragraph(f"{m}: {METHODS[m].description}", note=True) for m in methods),
     )
 
 
+def _target_name(request: AttributionRequest, pred: int, label: int | None, names: tuple[str, ...]) -> str:
+    target = target_class(request, pred, label)
+    if target is None:  # the contrast of the answer with the label
+        return f"{names[pred]} minus the evidence for {names[label]}"
+    return f"{names[target]} ({'the answer' if target == pred else 'the label' if target == label else 'chosen'})"
+
+
 def _verdict(model: MnistCNN, images: torch.Tensor, pred: int, label: int | None, request: AttributionRequest):
-    """The trust badge's checks of one map, run exactly as dashboard/cache.py ``verdict`` runs them."""
-    target = torch.tensor([target_class(request, pred, label)])
+    """The trust badge's checks of one map, run exactly as dashboard/cache.py ``verdict`` runs them
+    (None for a contrast of two classes, which the checks do not cover)."""
+    target = target_class(request, pred, label)
+    if target is None:
+        return None
+    target = torch.tensor([target])
     seed = explanation_checks.digit_seed(images[0])
     return explanation_checks.verdicts(explainer(request), model, images, target, seed)[0]
 
 
-def _badge(method: str, verdict: explanation_checks.Verdict) -> str:
-    """The badge: the word and the marks, opening to the text the app shows on hover."""
+def _badge(method: str, verdict: explanation_checks.Verdict | None) -> str:
+    """The badge: the word and the marks, opening to the text the app shows on hover ("" for none)."""
+    if verdict is None:
+        return ""
     marks = " ".join(MARKS[m] for m in verdict.marks)
     word = f"<span class={verdict.word}><strong>{verdict.word}</strong> {marks}</span>"
     markdown = f"**{verdict.word.capitalize()}: {verdict.text}.**\n\n{verdict.hover}"  # as panels.trust_badges

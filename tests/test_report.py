@@ -381,6 +381,32 @@ def test_digit_report_of_a_drawn_digit_and_a_wrong_method(reference_model, data)
         digit_report(reference_model, data, image, "your digit", methods=("Grad-CAM",))
 
 
+def test_digit_report_draws_the_maps_a_page_asked_for(reference_model, data, test_logits):
+    """The Attributions page passes its own requests: on a misread digit, the evidence for the label
+    (with its badge, checked at the label) and the contrast of answer and label (no badge: the
+    checks cover one class)."""
+    index = int(np.flatnonzero(test_logits.argmax(1) != data.test.labels)[0])
+    image, label = data.test.images[index], int(data.test.labels[index])
+    pred = int(test_logits[index].argmax())
+    requests = [
+        AttributionRequest.of("Integrated Gradients", {}, target="true", upsample=True),
+        AttributionRequest.of("Saliency", {}, target="predicted − true", upsample=True),
+    ]
+    page = digit_report(reference_model, data, image, f"test #{index}", label, requests=requests)
+    part = sections(page)["Attributions"]
+    assert f"The evidence for {label} (the label) and {pred} minus the evidence for {label}." in html.unescape(part)
+    x = to_tensor(image[None])
+    (row,) = plots(part)
+    drawn = array(row["data"][0]["customdata"])
+    ig = integrated_gradients(reference_model.model, x, label)[0]
+    np.testing.assert_allclose(drawn[:, :28], ig, atol=1e-3 * np.abs(ig).max())
+    badges = re.findall(r"<details><summary><strong>(.*?)</strong>", part)
+    assert badges == ["Integrated Gradients"]
+    seed = explanation_checks.digit_seed(x[0])
+    verdict = explanation_checks.verdicts(explainer(requests[0]), reference_model.model, x, torch.tensor([label]), seed)
+    assert f"{verdict[0].word.capitalize()}: {html.escape(verdict[0].text)}." in part
+
+
 # ---- the command line ------------------------------------------------------------------------
 
 

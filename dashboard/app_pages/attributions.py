@@ -98,15 +98,15 @@ def render(view: View) -> None:
             results = draw_row([(m, ask(m, target, cls=chosen)) for m in chosen_methods], "at_methods_row")
             for m, _ in results:
                 st.caption(f"**{m}**: {METHODS[m].description}")
-            shown = tuple(m for m, _ in results)
+            shown = [ask(m, target, cls=chosen) for m, _ in results]  # the maps as drawn: target, options
             panels.report_button(
                 lambda: report.digit_report(
-                    view.trained, view.data, image, sample.title, label, view.ref.epoch, shown or ("Saliency",)
+                    view.trained, view.data, image, sample.title, label, view.ref.epoch, requests=shown or None
                 ),
                 "Save this digit's report",
                 f"{sample.title.replace(' ', '').replace('#', '-')}.html",
                 "One HTML file that opens offline: the digit, its prediction and probabilities, every conv "
-                "layer's feature maps, and the maps of these methods with their trust badges.",
+                "layer's feature maps, and the maps above with their trust badges.",
             )
             if not chosen_methods:
                 st.info("Choose at least one method.")
