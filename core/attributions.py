@@ -31,18 +31,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from captum.attr import (
-    DeepLift,
-    GuidedBackprop,
-    InputXGradient,
-    IntegratedGradients,
-    LayerAttribution,
-    LayerGradCam,
-    LayerGradientXActivation,
-    LayerIntegratedGradients,
-    Occlusion,
-    Saliency,
-)
 
 from core.data import IMAGE_SIZE
 from core.model import CONV_LAYERS, MnistCNN, tap_module
@@ -51,6 +39,15 @@ from core.model import CONV_LAYERS, MnistCNN, tap_module
 # are expected here and would flood the app's log. Filtered once, here: a per-call
 # ``warnings.catch_warnings()`` is not thread-safe and leaves filters behind.
 warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\.")
+
+
+def _captum():
+    """``captum.attr``, imported on first use: the import takes about half a second (it pulls in
+    matplotlib.pyplot), which a first page that draws no map should not wait for."""
+    import captum.attr
+
+    return captum.attr
+
 
 LAYERS = (*CONV_LAYERS, "fc1")  # the layers layer methods can explain
 BASELINES = {"black": 0.0, "mean pixel": 0.1307}  # what "absence of ink" means for IG/DeepLift
@@ -133,37 +130,43 @@ def _baseline(images: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _saliency(model, images, target, layer):
-    return Saliency(model).attribute(images, target=target, abs=True)
+    return _captum().Saliency(model).attribute(images, target=target, abs=True)
 
 
 def _integrated_gradients(model, images, target, layer, steps, baseline):
-    return IntegratedGradients(model).attribute(
-        images, _baseline(images, baseline), target=target, n_steps=steps, internal_batch_size=ROWS_PER_PASS
+    return (
+        _captum()
+        .IntegratedGradients(model)
+        .attribute(images, _baseline(images, baseline), target=target, n_steps=steps, internal_batch_size=ROWS_PER_PASS)
     )
 
 
 def _deeplift(model, images, target, layer, baseline):
-    return DeepLift(model).attribute(images, _baseline(images, baseline), target=target)
+    return _captum().DeepLift(model).attribute(images, _baseline(images, baseline), target=target)
 
 
 def _input_x_gradient(model, images, target, layer):
-    return InputXGradient(model).attribute(images, target=target)
+    return _captum().InputXGradient(model).attribute(images, target=target)
 
 
 def _guided_backprop(model, images, target, layer):
-    return GuidedBackprop(model).attribute(images, target=target)
+    return _captum().GuidedBackprop(model).attribute(images, target=target)
 
 
 def _occlusion(model, images, target, layer, window, stride):
     if stride > window:
         raise AttributionError(f"Occlusion: a stride ({stride}) larger than the window ({window}) skips pixels")
-    return Occlusion(model).attribute(
-        images,
-        sliding_window_shapes=(1, window, window),
-        strides=(1, stride, stride),
-        baselines=0.0,
-        target=target,
-        perturbations_per_eval=_per_pass(images),
+    return (
+        _captum()
+        .Occlusion(model)
+        .attribute(
+            images,
+            sliding_window_shapes=(1, window, window),
+            strides=(1, stride, stride),
+            baselines=0.0,
+            target=target,
+            perturbations_per_eval=_per_pass(images),
+        )
     )
 
 
@@ -178,7 +181,9 @@ def _smoothgrad(model, images, target, layer, samples, noise):
     targets = target.repeat_interleave(samples)
     grads = torch.cat(
         [
-            Saliency(model).attribute(flat[i : i + ROWS_PER_PASS], target=targets[i : i + ROWS_PER_PASS], abs=True)
+            _captum()
+            .Saliency(model)
+            .attribute(flat[i : i + ROWS_PER_PASS], target=targets[i : i + ROWS_PER_PASS], abs=True)
             for i in range(0, len(flat), ROWS_PER_PASS)
         ]
     )
@@ -192,17 +197,21 @@ def _generator(image: torch.Tensor) -> torch.Generator:
 
 
 def _grad_cam(model, images, target, layer):
-    return LayerGradCam(model, tap_module(model, layer)).attribute(images, target=target, relu_attributions=True)
+    return (
+        _captum().LayerGradCam(model, tap_module(model, layer)).attribute(images, target=target, relu_attributions=True)
+    )
 
 
 def _layer_integrated_gradients(model, images, target, layer, steps, baseline):
-    return LayerIntegratedGradients(model, tap_module(model, layer)).attribute(
-        images, _baseline(images, baseline), target=target, n_steps=steps, internal_batch_size=ROWS_PER_PASS
+    return (
+        _captum()
+        .LayerIntegratedGradients(model, tap_module(model, layer))
+        .attribute(images, _baseline(images, baseline), target=target, n_steps=steps, internal_batch_size=ROWS_PER_PASS)
     )
 
 
 def _layer_activation_x_gradient(model, images, target, layer):
-    return LayerGradientXActivation(model, tap_module(model, layer)).attribute(images, target=target)
+    return _captum().LayerGradientXActivation(model, tap_module(model, layer)).attribute(images, target=target)
 
 
 METHODS: dict[str, Method] = {
@@ -315,7 +324,9 @@ def attribute(
     if result.ndim == 4:
         result = result.sum(dim=1, keepdim=True)  # (B, 1, h, w): all channels' evidence at each position
         if upsample:
-            result = LayerAttribution.interpolate(result, (IMAGE_SIZE, IMAGE_SIZE), interpolate_mode="bilinear")
+            result = _captum().LayerAttribution.interpolate(
+                result, (IMAGE_SIZE, IMAGE_SIZE), interpolate_mode="bilinear"
+            )
         return result[:, 0].float().numpy()
     return result.float().numpy()  # (B, units): fc1
 

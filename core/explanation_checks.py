@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from captum.metrics import sensitivity_max
 
 from core.model import MnistCNN
 
@@ -334,6 +333,8 @@ def max_sensitivity(
         # Captum hands the inputs as a one-tensor tuple and iterates the result as one too.
         batch = inputs[0] if isinstance(inputs, tuple) else inputs
         return (torch.from_numpy(explain(model, batch, target)),)
+
+    from captum.metrics import sensitivity_max  # on first use: captum's import is slow (core.attributions)
 
     scores = sensitivity_max(
         explanation,
