@@ -333,12 +333,14 @@ def _training(view: View) -> None:
     )
     st.markdown(f"**{title} after {shown}**: the answer, and where the evidence for it lies (Integrated Gradients).")
     st.plotly_chart(figures.attribution_row(maps, titles, base), key="probe_epoch_maps", config=figures.CHART_CONFIG)
-    strongest = []
+    strongest, channels = [], []
     for p in points:
         conv4 = cache.activations(refs[p], pixels)["conv4"]
-        strongest.append(conv4[int(conv4.reshape(len(conv4), -1).mean(axis=1).argmax())])
+        channels.append(int(conv4.reshape(len(conv4), -1).mean(axis=1).argmax()))
+        strongest.append(conv4[channels[-1]])
+    st.markdown("**Its strongest conv4 channel** (highest mean activation) at each point:")
     st.plotly_chart(
-        figures.layer_maps(strongest, [f"{config.point_name(p)}: strongest conv4 channel" for p in points]),
+        figures.layer_maps(strongest, [f"{config.point_name(p)}: #{c}" for p, c in zip(points, channels, strict=True)]),
         key="probe_epoch_features",
         config=figures.CHART_CONFIG,
     )
