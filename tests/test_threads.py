@@ -220,3 +220,29 @@ def test_probes_and_label_issues_from_threads_match_single_threaded(reference_mo
     for i, result in enumerate(results):
         for got, want in zip(result, alone[i % 4], strict=True):
             np.testing.assert_array_equal(got, want)
+
+
+def test_reports_from_threads_match_single_threaded(reference_model):
+    """The report buttons build their HTML on a thread of their own, each on the one shared
+    model: a digit report built by many at once equals the one built alone (its figures and
+    numbers, the figures' random element ids and the minute it was made aside), the model untouched."""
+    import re
+
+    from dashboard.report import digit_report
+
+    data = load_mnist()
+
+    def work(i: int) -> str:
+        index = (3, 8)[i % 2]
+        text = digit_report(
+            reference_model, data, data.test.images[index], f"test #{index}", int(data.test.labels[index])
+        )
+        text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "ID", text)
+        return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "WHEN", text)
+
+    alone = [work(i) for i in range(2)]
+    before = snapshot(reference_model.model)
+    with pool_like_main() as pool:
+        results = list(pool.map(work, range(THREADS)))
+    assert_untouched(reference_model.model, before)
+    assert all(result == alone[i % 2] for i, result in enumerate(results))
