@@ -759,6 +759,7 @@ def test_another_data_set_names_its_classes_on_every_page(named_folder, tmp_path
             if pred != label:
                 assert f"it is labelled {FASHION[label]}" in texts(at)
     overview = open_app()
+    assert f"This network reads **clothes**, whose ten classes are {', '.join(FASHION)}" in texts(overview)
     per_class = next(s for s in chart_specs(overview) if s["data"][0].get("x") == list(FASHION))
     assert per_class["data"][0]["type"] == "bar"
     errors = open_app("app_pages/errors.py", cell="4,9")

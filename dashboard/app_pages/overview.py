@@ -19,6 +19,12 @@ def render(view: View) -> None:
         "fully connected layers turn what was found into a decision. Open **Browse digits** to see its "
         "predictions, **Errors** to see where it fails."
     )
+    if not view.data.digits:
+        st.info(
+            f"This network reads **{view.data.name}**, whose ten classes are {', '.join(view.data.classes)}: where "
+            "a page says *digit*, read *image*; every class is called by its name.",
+            icon=":material/category:",
+        )
     if view.trained is None:
         panels.training_status(view.job.key, "Training the default model (once; later starts load it)")
         rows = layer_table()
