@@ -52,7 +52,7 @@ except ValueError as err:  # a wrong argument after `--`, environment variable o
 try:
     view, warnings = state.resolve()
 except DataError as err:  # e.g. a damaged bundled file: say which, and stop cleanly
-    st.error(f"The MNIST data could not be loaded. {err}", icon=":material/database:")
+    st.error(f"The data set could not be loaded. {err}", icon=":material/database:")
     st.stop()
 except state.NoModelError as err:  # training switched off and nothing usable cached
     st.error(str(err), icon=":material/model_training:")

@@ -236,3 +236,18 @@ def test_a_wrong_server_setting_is_one_sentence_not_a_traceback(server_env, refe
     assert "setting it does not understand" in texts(at) and "MNIST_CNN_MAX_MODELS must be a whole number" in texts(at)
     assert not at.get("plotly_chart")  # nothing else is drawn
     assert "wrong server setting: MNIST_CNN_MAX_MODELS" in caplog.text  # and the host reads it in the log
+
+
+def test_a_damaged_data_folder_given_to_the_server_is_named_on_the_page(server_env, tmp_path, monkeypatch):
+    """``-- --data FOLDER`` (here through the environment) naming a folder whose files are cut
+    short: one sentence naming the file, no traceback, nothing trained."""
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "clothes"
+    folder.mkdir()
+    (folder / "train-images-idx3-ubyte").write_bytes(b"\0\0\x08\x03\0\0")
+    server_env(MNIST_CNN_DATA=str(folder))
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "The data set could not be loaded" in texts(at) and "train-images-idx3-ubyte: truncated" in texts(at)
+    assert not (tmp_path / "cache" / "models").exists() or not any((tmp_path / "cache" / "models").iterdir())
