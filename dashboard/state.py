@@ -15,6 +15,7 @@ import streamlit as st
 
 from core import checkpoints
 from core.checkpoints import CheckpointError, ModelRef
+from core.data import DataError
 from core.jobs import DONE
 from dashboard import cache
 from dashboard.view import (
@@ -54,10 +55,12 @@ _PROBE = "view_probe"  # the Probe page's choices; None until a link or a click 
 _CELL = "view_cell"  # the Errors page's confusion cell (true, predicted); None until a link or a click
 
 
-def resolve() -> tuple[View, list[str]]:
+def resolve(fall_back: bool = True) -> tuple[View, list[str]]:
     """This run's view, and warnings to show at the top of the page (a bad link, a model
     that had to be retrained). When no model is cached, the default one is requested
-    from the background trainer and the view has ``trained=None`` until it is done."""
+    from the background trainer and the view has ``trained=None`` until it is done. A model
+    whose data set cannot be read any more (its folder moved or damaged) gives way, once
+    (``fall_back``), to the server's default model, with a warning saying why."""
     warnings: list[str] = []
     models = {info.key: info for info in cache.cached_models()}
     if _REF not in st.session_state:  # a new session: take the model and digit from the link
@@ -125,7 +128,15 @@ def resolve() -> tuple[View, list[str]]:
         ref = ModelRef(trained.info.folder.name, trained.info.epochs_done)
     if trained is not None:
         cache.mark_in_use(trained.info.key)
-    data = cache.dataset(trained.info.data_source if trained else cache.settings().data)
+    try:
+        data = cache.dataset(trained.info.data_source if trained else cache.settings().data)
+    except DataError as err:
+        if not fall_back or trained is None or trained.info.data_source == cache.settings().data:
+            raise
+        st.session_state[_REF] = None  # the server's default model instead
+        view, more = resolve(fall_back=False)
+        moved = f"The model {trained.info.key} was trained on data this server cannot read now ({err})"
+        return view, [*warnings, f"{moved}; showing the default model instead.", *more]
     drawn = st.session_state.get(_DRAWN)
     sample, problem = check_sample(st.session_state[_SAMPLE], data, drawn is not None)
     st.session_state[_SAMPLE] = sample
@@ -150,11 +161,13 @@ def page_view() -> View:
 
 
 def _default_ref(models: dict) -> ModelRef | None:
-    """The default recipe's model if cached, else the newest cached one, else None."""
+    """The default recipe's model if cached, else the newest cached one on the server's data set,
+    else the newest cached one, else None."""
     default_key = cache.training_jobs().key(cache.settings().default_config())
     if default_key in models:
         return ModelRef(default_key)
-    return ModelRef(next(iter(models))) if models else None
+    on_data = [key for key, info in models.items() if info.data_source == cache.settings().data]
+    return ModelRef(on_data[0]) if on_data else ModelRef(next(iter(models))) if models else None
 
 
 def _waited_job():

@@ -251,3 +251,29 @@ def test_a_damaged_data_folder_given_to_the_server_is_named_on_the_page(server_e
     assert not at.exception, [e.value for e in at.exception]
     assert "The data set could not be loaded" in texts(at) and "train-images-idx3-ubyte: truncated" in texts(at)
     assert not (tmp_path / "cache" / "models").exists() or not any((tmp_path / "cache" / "models").iterdir())
+
+
+def test_a_link_to_a_model_whose_data_folder_is_gone_falls_back_to_the_default(
+    tmp_path, monkeypatch, reference_model, named_folder
+):
+    """A link naming a model trained on a folder that has since moved: a warning naming the
+    model and the folder, then the server's default model, not a dead page."""
+    import shutil
+
+    from core.train import load_or_train
+    from tests.conftest import tiny_config
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path / "cache"))
+    moved = shutil.copytree(named_folder, tmp_path / "moved")
+    trained = load_or_train(tiny_config(data_source=str(moved)), root=tmp_path / "cache")
+    load_or_train(tiny_config(seed=7), root=tmp_path / "cache")  # bundled data
+    shutil.rmtree(moved)
+    from core import data
+    from dashboard import cache
+
+    data._load_folder.cache_clear()  # as after a restart: the folder is read again, and is gone
+    cache.dataset.clear()
+    at = open_app(model=trained.info.key)
+    assert f"The model {trained.info.key} was trained on data this server cannot read now" in texts(at)
+    assert str(moved) in texts(at) and "showing the default model instead" in texts(at)
+    assert at.query_params["model"] != trained.info.key
