@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -149,6 +150,23 @@ def atomic_write(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_folder(path.parent)
+
+
+_UNKEPT: set[Path] = set()  # folders already reported as not writable (one log line each)
+
+
+def keep(path: Path, data: bytes) -> bool:
+    """Cache a computed artefact (an evaluation, an index, a map) beside its checkpoint, atomically.
+    Where the cache cannot be written (a read-only share a teacher prepared, a full disk) the
+    caller still has its result, it is only not kept: one log line per folder, and False."""
+    try:
+        atomic_write(path, data)
+        return True
+    except OSError as err:
+        if path.parent not in _UNKEPT:
+            _UNKEPT.add(path.parent)
+            logging.getLogger(__name__).warning("not caching in %s (%s): results are recomputed", path.parent, err)
+        return False
 
 
 def fsync_folder(folder: Path) -> None:

@@ -137,7 +137,7 @@ def load_or_evaluate(
         except (OSError, SafetensorError, KeyError, ValueError):
             pass  # damaged cache: recompute below and overwrite it
     evaluation = evaluate(model, split)
-    checkpoints.atomic_write(path, save_safetensors({"logits": torch.from_numpy(evaluation.logits)}, metadata=labels))
+    checkpoints.keep(path, save_safetensors({"logits": torch.from_numpy(evaluation.logits)}, metadata=labels))
     return evaluation
 
 

@@ -119,7 +119,7 @@ def load_or_compute_bank(
         return Bank(inputs=tensors["inputs"].numpy(), logits=tensors["logits"].numpy(), epoch=epoch)
     bank = compute_bank(model, split.images[:digits], epoch, progress)
     tensors = {"inputs": torch.from_numpy(bank.inputs.copy()), "logits": torch.from_numpy(bank.logits.copy())}
-    checkpoints.atomic_write(path, save_safetensors(tensors, metadata=labels))
+    checkpoints.keep(path, save_safetensors(tensors, metadata=labels))
     return bank
 
 

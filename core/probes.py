@@ -444,7 +444,7 @@ def load_or_compute_flip_summary(
         "rotation_flips": torch.from_numpy(summary.rotation_flips.astype(np.uint8)),
         "shift_flips": torch.from_numpy(summary.shift_flips.astype(np.uint8)),
     }
-    checkpoints.atomic_write(path, save_safetensors(tensors, metadata=labels))
+    checkpoints.keep(path, save_safetensors(tensors, metadata=labels))
     return summary
 
 

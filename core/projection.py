@@ -250,7 +250,7 @@ def load_or_compute_projection(
     batches = (to_tensor(split.images[i : i + FEATURE_BATCH]) for i in range(0, len(split), FEATURE_BATCH))
     features = _features(model, batches, len(split), progress)
     projection = fit_pca(features, epoch) if basis is None else _through(features, basis)
-    checkpoints.atomic_write(path, save_safetensors(_to_tensors(projection), metadata=labels))
+    checkpoints.keep(path, save_safetensors(_to_tensors(projection), metadata=labels))
     return projection
 
 

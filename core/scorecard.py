@@ -292,7 +292,7 @@ def load_or_compute(
     rows = compute(trained.model, images, targets, progress=progress, shuffled=shuffled.model)
     mistakes = int((evaluation.preds[indices] != evaluation.labels[indices]).sum())
     card = Scorecard(str(ref), len(indices), mistakes, time.perf_counter() - start, rows, shuffled.message)
-    checkpoints.write_json(_path(ref, digits, root), card.to_json())
+    checkpoints.keep(_path(ref, digits, root), json.dumps(card.to_json(), indent=2).encode())
     return card
 
 

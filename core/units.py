@@ -276,7 +276,7 @@ def load_or_compute_index(
     # Convert the uint8 digits batch by batch: the train split as float32 at once is 188 MB.
     batches = (to_tensor(split.images[i : i + INDEX_BATCH]) for i in range(0, len(split), INDEX_BATCH))
     index = _index_batches(model, batches, len(split), progress)
-    checkpoints.atomic_write(path, save_safetensors(_to_tensors(index), metadata=labels))
+    checkpoints.keep(path, save_safetensors(_to_tensors(index), metadata=labels))
     return index
 
 

@@ -159,3 +159,22 @@ def test_a_file_with_the_wrong_shape_or_damaged_is_recomputed(tmp_path, net, sma
 def test_unknown_split_name_is_refused(tmp_path, net, small_split):
     with pytest.raises(ValueError, match="unknown split"):
         load_or_evaluate(net, small_split, "validation", tmp_path / KEY, 1, FINGERPRINT)
+
+
+def test_a_cache_that_cannot_be_written_still_serves_results(monkeypatch, tmp_path, caplog):
+    """A read-only cache (a teacher's prepared share) or a full disk: the evaluation is computed
+    and returned, only not kept, with one log line per folder, never an exception."""
+    torch.manual_seed(0)
+    net = MnistCNN().eval()
+    split = Split(images=load_mnist().test.images[:50], labels=load_mnist().test.labels[:50])
+
+    def refuse(path, data):
+        raise PermissionError(13, "Read-only file system", str(path))
+
+    monkeypatch.setattr(checkpoints, "atomic_write", refuse)
+    first = load_or_evaluate(net, split, "test", tmp_path, 1, FINGERPRINT)
+    again = load_or_evaluate(net, split, "test", tmp_path, 2, FINGERPRINT)
+    np.testing.assert_array_equal(first.logits, evaluate(net, split).logits)
+    np.testing.assert_array_equal(again.logits, first.logits)
+    assert not list(tmp_path.iterdir())
+    assert caplog.text.count("not caching in") == 1 and "Read-only file system" in caplog.text
