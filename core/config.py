@@ -50,6 +50,11 @@ class TrainConfig:
             raise ValueError(
                 f"saves_per_epoch must be a whole number from 1 to {MAX_SAVES_PER_EPOCH}, not {self.saves_per_epoch!r}"
             )
+        if self.saves_per_epoch > 1 and self.points > MAX_POINTS:  # each point is weights, a test pass, banks
+            raise ValueError(
+                f"{self.epochs} epochs saved {self.saves_per_epoch} times each make {self.points} saved points; "
+                f"at most {MAX_POINTS}: save less often or train fewer epochs"
+            )
 
     @property
     def points(self) -> int:
@@ -87,6 +92,7 @@ class TrainConfig:
 # the keys (and links naming them) of models trained before they existed stay the same.
 ADDED_FIELDS = {"flip_labels": 0.0, "saves_per_epoch": 1}
 MAX_SAVES_PER_EPOCH = 10
+MAX_POINTS = 30  # saved points when saving inside epochs (TracIn banks them all: ~8 MB and ~10 s each)
 
 RECIPES: dict[str, TrainConfig] = {
     # The original project's run: Adam 1e-3, batch 100, one epoch, constant rate (97.39%).

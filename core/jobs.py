@@ -246,7 +246,7 @@ class TrainingJobs:
             return
         with self._lock:
             if result.trained_now and result.history:
-                per_epoch = sum(r["seconds"] for r in result.history) / len(result.history)
+                per_epoch = sum(r["seconds"] for r in result.history) / job.config.epochs  # a record a saved point
                 self._epoch_seconds = per_epoch / _data_fraction(job.config)
             job.result = result
             job.message = result.notice or ""

@@ -50,7 +50,7 @@ from core.train import (
 from core.workers import Gate, Workers
 
 
-@st.cache_resource(show_spinner="Loading MNIST…")
+@st.cache_resource(show_spinner="Loading the data…", max_entries=4)  # ~55 MB each: a few data sets at once
 def dataset(source: str = "bundled") -> Mnist:
     return load_mnist(source)
 

@@ -39,6 +39,15 @@ def data_map(
     scale = [[edge, c] for i, c in enumerate(palette) for edge in (i / steps, (i + 1) / steps)]
     customdata = np.stack([np.arange(len(points)), labels, preds], axis=1).astype(np.int32)
     hover = "test #%{customdata[0]}: true %{customdata[1]}, read as %{customdata[2]}<extra></extra>"
+    names = None  # digits: the numbers are the names, and numbers keep the figure small
+    if tuple(classes) != tuple(str(d) for d in range(len(classes))):
+        names = np.array(
+            [
+                f"test #{i}: true {classes[t]}, read as {classes[p]}"
+                for i, (t, p) in enumerate(zip(labels, preds, strict=True))
+            ]
+        )
+        hover = "%{hovertext}<extra></extra>"
     traces = []
     for mask, symbol, size in ((~wrong, "circle", 4), (wrong, "x", 7)):  # mistakes drawn on top
         traces.append(
@@ -58,6 +67,7 @@ def data_map(
                     opacity=0.8,
                 ),
                 customdata=customdata[mask],
+                hovertext=None if names is None else names[mask],
                 hovertemplate=hover,
                 unselected=dict(marker=dict(opacity=0.8)),  # a click selects one digit; keep the rest as they were
             )

@@ -76,9 +76,9 @@ def digit_grid(
         captions, wrong, hover = tile_captions(evaluation, indices, short, view.data.classes)
     else:
         labels = view.data.split(split).labels[indices]
-        captions = [str(t) for t in labels]
+        captions = [view.data.classes[t] for t in labels]
         wrong = np.zeros(len(indices), dtype=bool)
-        hover = [f"#{i:,} · label {t}" for i, t in zip(indices, labels, strict=True)]
+        hover = [f"#{i:,} · label {view.data.classes[t]}" for i, t in zip(indices, labels, strict=True)]
     selected = None
     if view.sample.split == split:
         hits = np.flatnonzero(indices == view.sample.index)

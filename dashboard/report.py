@@ -104,7 +104,7 @@ def model_report(
     config = dataclasses.asdict(trained.info.config)
     confusion_note = "The test digits' confusion matrix: rows the true class, columns the answer (diagonal hidden)."
     return page(
-        f"Model report: {trained.info.key}",
+        f"Model report: {trained.info.folder.name}",
         [
             _header(trained.info, data, evaluation, point),
             _architecture(model),
@@ -125,9 +125,10 @@ def model_report(
 def _weights(trained: TrainedModel, epoch: int | None) -> tuple[MnistCNN, int]:
     """The weights to show and their saved point (1-based); raises CheckpointError for an unsaved one."""
     info = trained.info
-    if epoch is None:
+    if epoch in (None, info.epochs_done):  # the weights in hand (a model still training may end meanwhile)
         return trained.model, info.epochs_done
-    load = checkpoints.load_provisional_checkpoint if info.provisional else checkpoints.load_checkpoint
+    finished = (info.folder / checkpoints.META).is_file()
+    load = checkpoints.load_checkpoint if finished else checkpoints.load_provisional_checkpoint
     return load(info.folder, epoch), epoch
 
 
@@ -142,7 +143,7 @@ def _evaluation(model: MnistCNN, data: Mnist, info: CheckpointInfo, point: int) 
 def _header(info: CheckpointInfo, data: Mnist, evaluation: Evaluation, point: int) -> str:
     shown = f"after {info.config.point_name(point)} of {info.config.epochs} (saved point {point} of {info.epochs_done})"
     rows = [
-        ["model key", info.key],
+        ["model key", info.folder.name],
         ["model", info.label],
         ["recipe", info.config.recipe],
         ["data set", f"{info.data_source} ({len(data.train):,} train / {len(data.test):,} test digits)"],
@@ -151,7 +152,7 @@ def _header(info: CheckpointInfo, data: Mnist, evaluation: Evaluation, point: in
         ["weights", shown],
         ["generated", _now()],
     ]
-    return section(f"Model {info.key}", table(None, rows))
+    return section(f"Model {info.folder.name}", table(None, rows))
 
 
 def _architecture(model: MnistCNN) -> str:
@@ -247,7 +248,9 @@ def digit_report(
     reads = f"{title}: the network reads {names[pred]} ({probs[pred]:.1%})"
     if label is not None:
         reads += " — correct" if pred == label else f" — wrong: labelled {names[label]}"
-    made = f"Model {info.key} after {info.config.point_name(point)}, data {info.data_source}; generated {_now()}."
+    made = (
+        f"Model {info.folder.name} after {info.config.point_name(point)}, data {info.data_source}; generated {_now()}."
+    )
     digit = figures.digit(image, title, size=240)
     return page(
         f"Digit report: {title}",

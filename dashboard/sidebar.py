@@ -3,6 +3,8 @@ epochs, or train a new one in the background."""
 
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 from core.checkpoints import ModelRef
@@ -81,7 +83,7 @@ def _step_epochs(view: View) -> None:
     st.select_slider(
         "Weights after epoch",
         options=list(range(1, epochs + 1)),
-        format_func=lambda point: f"{config.point_epoch(point):g}",
+        format_func=lambda point: f"{config.point_epoch(point):.4g}",
         key="sidebar_epoch",
         on_change=on_change,
         help="Every page shows the network as it was at this point of training: see the features form as it learns.",
@@ -151,7 +153,15 @@ def _train_form(view: View) -> None:
     except ValueError as err:  # core.data.DataError included: names the file and what is wrong
         st.error(f"Cannot train on that data: {err}")
         return
-    config = recipe(name, epochs=epochs, batch_size=batch, lr=lr, seed=seed, saves_per_epoch=saves, data_source=source)
+    try:
+        config = recipe(
+            name, epochs=epochs, batch_size=batch, lr=lr, seed=seed, saves_per_epoch=saves, data_source=source
+        )
+        images = config.train_limit or len(cache.dataset(source).train)
+        config.save_batches(math.ceil(images / config.batch_size))  # an epoch has enough batches to save
+    except ValueError as err:
+        st.error(f"Cannot train that: {err}")
+        return
     st.session_state[_TRAINING] = jobs.request(config)
     st.rerun()
 

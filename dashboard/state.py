@@ -55,14 +55,15 @@ _PROBE = "view_probe"  # the Probe page's choices; None until a link or a click 
 _CELL = "view_cell"  # the Errors page's confusion cell (true, predicted); None until a link or a click
 
 
-def resolve(fall_back: bool = True) -> tuple[View, list[str]]:
+def resolve(fall_back: bool = True, avoid: str | None = None) -> tuple[View, list[str]]:
     """This run's view, and warnings to show at the top of the page (a bad link, a model
     that had to be retrained). When no model is cached, the default one is requested
     from the background trainer and the view has ``trained=None`` until it is done. A model
     whose data set cannot be read any more (its folder moved or damaged) gives way, once
-    (``fall_back``), to the server's default model, with a warning saying why."""
+    (``fall_back``), to the server's default model, with a warning saying why; ``avoid`` is that
+    model's key, left out of the models to fall back on."""
     warnings: list[str] = []
-    models = {info.key: info for info in cache.cached_models()}
+    models = {info.key: info for info in cache.cached_models() if info.key != avoid}
     if _REF not in st.session_state:  # a new session: take the model and digit from the link
         params = st.query_params.to_dict()
         ref, sample, warnings = from_query(params, models)
@@ -134,7 +135,7 @@ def resolve(fall_back: bool = True) -> tuple[View, list[str]]:
         if not fall_back or trained is None or trained.info.data_source == cache.settings().data:
             raise
         st.session_state[_REF] = None  # the server's default model instead
-        view, more = resolve(fall_back=False)
+        view, more = resolve(fall_back=False, avoid=trained.info.folder.name)
         moved = f"The model {trained.info.key} was trained on data this server cannot read now ({err})"
         return view, [*warnings, f"{moved}; showing the default model instead.", *more]
     drawn = st.session_state.get(_DRAWN)

@@ -71,3 +71,27 @@ def test_feature_maps_shared_and_per_channel_scales():
     own = np.asarray(figures.feature_maps(maps, "conv1", shared_scale=False).data[0].z, dtype=float)
     assert np.nanmax(shared) == 1.0 and np.nanmin(shared) == 0.25
     assert np.nanmin(own) == 1.0  # every channel scaled to its own maximum
+
+
+def test_the_data_map_and_confusion_hovers_name_the_classes():
+    """Digits keep the small numeric hover; another data set's points and cells name their classes."""
+    from dashboard.data_figures import data_map
+    from tests.conftest import FASHION
+
+    points = np.zeros((4, 2), np.float32)
+    labels, preds = np.array([0, 4, 9, 4]), np.array([0, 9, 9, 4])
+    digits = data_map(points, labels, preds, tuple("0123456789"), "true class", None, np.ones(2))
+    assert all(t.hovertext is None for t in digits.data if t.name == "digits")
+    named = data_map(points, labels, preds, FASHION, "true class", None, np.ones(2))
+    texts = [h for t in named.data if t.name == "digits" for h in t.hovertext]
+    expected = [
+        "test #0: true T-shirt/top, read as T-shirt/top",
+        "test #1: true Coat, read as Ankle boot",
+        "test #2: true Ankle boot, read as Ankle boot",
+        "test #3: true Coat, read as Coat",
+    ]
+    assert sorted(texts) == expected
+    matrix = np.zeros((10, 10), int)
+    matrix[4, 9] = 3
+    cells = next(t for t in figures.confusion(matrix, False, False, FASHION).data if t.name == "cells")
+    assert "true Coat → predicted Ankle boot<br>3 images, 100.0% of class Coat" in cells.hovertext

@@ -113,3 +113,17 @@ def test_a_new_model_trains_on_a_folder_the_sidebar_names(tmp_path, monkeypatch,
     assert [i.data_source for i in trained] == [str(named_folder)]
     assert f"reference · {named_folder.name} ·" in trained[0].label  # the model list names its data
     assert any(all(name in s.proto.spec for name in FASHION[1:]) for s in at.get("plotly_chart"))  # per class
+
+
+def test_the_train_form_refuses_more_saved_points_than_it_keeps(tmp_path, monkeypatch, reference_model):
+    """4 epochs saved 10 times each: a sentence, nothing queued, nothing lost."""
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    first = load_or_train(tiny_config(seed=61), root=tmp_path)
+    at = open_app(model=first.info.key)
+    at.number_input(key="train_epochs").set_value(4)
+    at.number_input(key="train_saves").set_value(10)
+    next(b for b in at.button if b.label == "Train").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "make 40 saved points; at most 30" in " ".join(e.value for e in at.error)
+    assert len(checkpoints.list_checkpoints(tmp_path)) == 1 and "sidebar_job" not in at.session_state

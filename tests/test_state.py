@@ -277,3 +277,27 @@ def test_a_link_to_a_model_whose_data_folder_is_gone_falls_back_to_the_default(
     assert f"The model {trained.info.key} was trained on data this server cannot read now" in texts(at)
     assert str(moved) in texts(at) and "showing the default model instead" in texts(at)
     assert at.query_params["model"] != trained.info.key
+
+
+def test_the_only_model_with_its_data_gone_is_not_picked_again(tmp_path, monkeypatch, server_env, named_folder):
+    """The cache holds one model, whose data folder has moved: the fallback leaves it out
+    rather than failing on it again; with training switched off that is a clear sentence."""
+    import shutil
+
+    from core import data
+    from core.train import load_or_train
+    from dashboard import cache
+    from tests.conftest import tiny_config
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path / "cache"))
+    moved = shutil.copytree(named_folder, tmp_path / "moved")
+    trained = load_or_train(tiny_config(data_source=str(moved)), root=tmp_path / "cache")
+    shutil.rmtree(moved)
+    data._load_folder.cache_clear()
+    cache.dataset.clear()
+    server_env(MNIST_CNN_TRAINING="off")
+    at = AppTest.from_file(HOME, default_timeout=60)
+    at.query_params["model"] = trained.info.key
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "No trained model is cached, and training is switched off" in texts(at)

@@ -243,6 +243,9 @@ def test_save_points_split_each_epoch_into_equal_shares():
     assert config.replace(epochs=2).points == 8
     assert [config.point_name(p) for p in (1, 2, 4, 5)] == ["epoch 0.25", "epoch 0.5", "epoch 1", "epoch 1.25"]
     assert TrainConfig().point_name(2) == "epoch 2"
+    with pytest.raises(ValueError, match="make 40 saved points; at most 30"):
+        TrainConfig(epochs=4, saves_per_epoch=10)
+    assert TrainConfig(epochs=60).points == 60  # saved once an epoch: no cap (the shuffled-label network)
 
 
 def test_saving_more_often_changes_nothing_but_what_is_kept(tmp_path):

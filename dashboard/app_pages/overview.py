@@ -46,13 +46,14 @@ def render(view: View) -> None:
     c2.metric("Mistakes", f"{len(evaluation.misclassified):,} of {len(evaluation.labels):,}")
     c3.metric("Parameters", f"{sum(r.parameters for r in rows):,}")
     epochs = info.config.epochs
-    c4.metric("Training", f"{epochs} epoch{'s' if epochs != 1 else ''}, {info.train_seconds:.1f} s")
+    done = f"{info.config.point_name(info.epochs_done)} of {epochs}" if info.provisional else f"{epochs} epoch"
+    c4.metric("Training", f"{done}{'s' if epochs != 1 and not info.provisional else ''}, {info.train_seconds:.1f} s")
     if view.epoch < info.epochs_done:
         st.info(f"Showing the weights after {view.epoch_name} of {epochs} (chosen in the sidebar).")
     panels.report_button(
         lambda: report.model_report(trained, data, view.ref.epoch),
         "Save a report of this model",
-        f"model-{info.key}-{view.epoch_name.replace(' ', '')}.html",
+        f"model-{info.folder.name}-{view.epoch_name.replace(' ', '')}.html",
         "One HTML file that opens offline: the architecture, recipe, training curves, accuracy per class, the "
         "confusion matrix, the top confusions with their digits and maps, and the trust scorecard if computed.",
     )

@@ -318,7 +318,8 @@ def _training(view: View) -> None:
     pixels = base.tobytes()
     config = info.config
     points = probe_figures.strip_points(info.epochs_done, view.epoch)
-    refs = {p: ModelRef(info.key, p) if p < info.epochs_done else view.ref.last() for p in points}
+    key = info.folder.name  # info.key is KEY~N while the model still trains
+    refs = {p: ModelRef(key, p) if p < info.epochs_done else view.ref.last() for p in points}
     probs = np.stack([_probs_at(refs[p], pixels) for p in points])
     maps = [cache.attribution_map(refs[p], pixels, label, request) for p in points]
     preds = probs.argmax(axis=1)
@@ -365,7 +366,7 @@ def _training(view: View) -> None:
         key=f"probe_epoch_{info.key}",
     )
     if chosen != view.epoch:
-        state.use_model(ModelRef(info.key, chosen) if chosen < info.epochs_done else view.ref.last())
+        state.use_model(ModelRef(key, chosen) if chosen < info.epochs_done else view.ref.last())
         st.rerun()
     st.markdown("**Two points side by side**")
     cols = st.columns(2)
