@@ -18,6 +18,7 @@ TRAINING_ENV = "MNIST_CNN_TRAINING"  # "off" turns training off in the app (a te
 PINNED_ENV = "MNIST_CNN_MODELS"  # comma-separated model keys: the only ones the app offers
 MAX_MODELS_ENV = "MNIST_CNN_MAX_MODELS"  # how many trained models the cache keeps
 DATA_ENV = "MNIST_CNN_DATA"  # the data set the app opens on: a folder of IDX files or hf:NAME
+TYPED_DATA_ENV = "MNIST_CNN_TYPED_DATA"  # "off": the sidebar offers no typed folder or hf:NAME
 DEFAULT_CACHE = Path.home() / ".cache" / "mnist-cnn-dashboard"
 
 
@@ -134,6 +135,7 @@ class ServerSettings:
     pinned: tuple[str, ...] = ()  # model keys offered, in this order (empty: every cached model)
     max_models: int = 20  # cached models kept; the least recently used beyond this are evicted
     data: str = "bundled"  # the data set the app opens on (core.data.load_mnist's source)
+    typed_data: bool = True  # False: visitors train only on data the server already has (no typed paths)
 
     def default_config(self) -> TrainConfig:
         """The model a session gets when its link names none: the default recipe on the server's data."""
@@ -154,6 +156,9 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
     max_models = section.get("max_models", ServerSettings.max_models)
     data = str(section.get("data", ServerSettings.data))
     data = os.environ.get(DATA_ENV) or data
+    typed_data = bool(section.get("typed_data", True))
+    if TYPED_DATA_ENV in os.environ:
+        typed_data = os.environ[TYPED_DATA_ENV].strip().lower() not in ("off", "0", "false", "no")
     if TRAINING_ENV in os.environ:
         training = os.environ[TRAINING_ENV].strip().lower() not in ("off", "0", "false", "no")
     pinned += [k.strip().lower() for k in os.environ.get(PINNED_ENV, "").split(",") if k.strip()]
@@ -172,14 +177,21 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
             max_models = int(args.pop(0))
         elif arg == "--data" and args:
             data = args.pop(0)
+        elif arg == "--no-typed-data":
+            typed_data = False
         else:
             raise ValueError(
-                f"unknown argument {arg!r}: use --no-training, --model KEY, --max-models N or --data FOLDER"
+                f"unknown argument {arg!r}: use --no-training, --model KEY, --max-models N, --data FOLDER "
+                "or --no-typed-data"
             )
     if max_models < 1:
         raise ValueError(f"the cache must keep at least one model, not {max_models}")
     return ServerSettings(
-        training=training, pinned=tuple(dict.fromkeys(pinned)), max_models=max_models, data=data_source(data)
+        training=training,
+        pinned=tuple(dict.fromkeys(pinned)),
+        max_models=max_models,
+        data=data_source(data),
+        typed_data=typed_data,
     )
 
 
@@ -208,7 +220,7 @@ def _toml_section(path: Path | None) -> dict:
             section = tomllib.load(f).get(SETTINGS_SECTION, {})
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"{path}: cannot be read ({err})") from err
-    unknown = set(section) - {"training", "models", "max_models", "data"}
+    unknown = set(section) - {"training", "models", "max_models", "data", "typed_data"}
     if unknown:
         raise ValueError(f"{path}: [{SETTINGS_SECTION}] has no setting {', '.join(sorted(unknown))}")
     return section

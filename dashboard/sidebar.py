@@ -175,7 +175,7 @@ def _data_choice(view: View) -> str:
     Hugging Face data set typed in."""
     sources = [view.data.source, cache.settings().data, BUNDLED]
     sources += [info.data_source for info in cache.cached_models()]
-    options = [*dict.fromkeys(sources), _OTHER]
+    options = [*dict.fromkeys(sources), *([_OTHER] if cache.settings().typed_data else [])]
     chosen = st.selectbox(
         "Data",
         options,

@@ -159,3 +159,19 @@ def test_the_server_opens_on_the_data_it_is_given(monkeypatch, tmp_path):
     assert server_settings([], config).data == "hf:fashion_mnist"
     monkeypatch.setenv(DATA_ENV, "clothes")  # the environment overrides the file
     assert server_settings([], config).data == str(tmp_path / "clothes")
+
+
+def test_a_host_can_keep_visitors_to_the_servers_data(monkeypatch, tmp_path):
+    """--no-typed-data, MNIST_CNN_TYPED_DATA=off or typed_data = false: no typed folder or hf:NAME."""
+    from core.config import TYPED_DATA_ENV, server_settings
+
+    monkeypatch.delenv(TYPED_DATA_ENV, raising=False)
+    assert server_settings([]).typed_data is True
+    assert server_settings(["--no-typed-data"]).typed_data is False
+    config = tmp_path / "config.toml"
+    config.write_text("[mnist_dashboard]\ntyped_data = false\n")
+    assert server_settings([], config).typed_data is False
+    monkeypatch.setenv(TYPED_DATA_ENV, "on")
+    assert server_settings([], config).typed_data is True
+    monkeypatch.setenv(TYPED_DATA_ENV, "off")
+    assert server_settings([]).typed_data is False

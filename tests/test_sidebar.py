@@ -127,3 +127,14 @@ def test_the_train_form_refuses_more_saved_points_than_it_keeps(tmp_path, monkey
     assert not at.exception, [e.value for e in at.exception]
     assert "make 40 saved points; at most 30" in " ".join(e.value for e in at.error)
     assert len(checkpoints.list_checkpoints(tmp_path)) == 1 and "sidebar_job" not in at.session_state
+
+
+def test_a_host_can_hide_typed_data_sources(tmp_path, monkeypatch, server_env, reference_model):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    first = load_or_train(tiny_config(seed=71), root=tmp_path)
+    at = open_app(model=first.info.key)
+    assert "another folder or hf:NAME" in at.selectbox(key="train_data").options
+    server_env(MNIST_CNN_TYPED_DATA="off")
+    at = open_app(model=first.info.key)
+    assert "another folder or hf:NAME" not in at.selectbox(key="train_data").options
+    assert not at.text_input  # nowhere to type a path
