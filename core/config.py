@@ -93,7 +93,7 @@ class TrainConfig:
 # the keys (and links naming them) of models trained before they existed stay the same.
 ADDED_FIELDS = {"flip_labels": 0.0, "saves_per_epoch": 1}
 MAX_SAVES_PER_EPOCH = 10
-MAX_POINTS = 30  # saved points when saving inside epochs (TracIn banks them all: ~8 MB and ~10 s each)
+MAX_POINTS = 30  # saved points when saving inside epochs (TracIn banks them all: ~8 MB and ~5 s each)
 
 RECIPES: dict[str, TrainConfig] = {
     # The original project's run: Adam 1e-3, batch 100, one epoch, constant rate (97.39%).
