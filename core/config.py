@@ -156,11 +156,8 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
     max_models = section.get("max_models", ServerSettings.max_models)
     data = str(section.get("data", ServerSettings.data))
     data = os.environ.get(DATA_ENV) or data
-    typed_data = bool(section.get("typed_data", True))
-    if TYPED_DATA_ENV in os.environ:
-        typed_data = os.environ[TYPED_DATA_ENV].strip().lower() not in ("off", "0", "false", "no")
-    if TRAINING_ENV in os.environ:
-        training = os.environ[TRAINING_ENV].strip().lower() not in ("off", "0", "false", "no")
+    typed_data = _switch(TYPED_DATA_ENV, bool(section.get("typed_data", True)))
+    training = _switch(TRAINING_ENV, training)
     pinned += [k.strip().lower() for k in os.environ.get(PINNED_ENV, "").split(",") if k.strip()]
     try:
         max_models = int(os.environ.get(MAX_MODELS_ENV) or max_models)
@@ -193,6 +190,13 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
         data=data_source(data),
         typed_data=typed_data,
     )
+
+
+def _switch(name: str, value: bool) -> bool:
+    """An on/off environment variable ("off", "0", "false" or "no" is off) over ``value``."""
+    if name not in os.environ:
+        return value
+    return os.environ[name].strip().lower() not in ("off", "0", "false", "no")
 
 
 def data_source(text: str) -> str:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from core.attributions import AttributionRequest, explainer
-from core.data import DIGIT_NAMES, IMAGE_SIZE, NUM_CLASSES
+from core.data import DIGIT_NAMES, IMAGE_SIZE, NUM_CLASSES, some_of
 from core.evaluate import Evaluation
 from core.model import CONV_LAYERS
 from core.units import UNIT_LAYERS, ActivationIndex
@@ -324,8 +324,8 @@ def explain_cell(
     :func:`channel_differences`). An empty cell gets a sentence saying so. Classes are called by
     their ``classes`` names ("test 4s" for digits, "test images of Coat" otherwise)."""
     a, b, n = classes[maps.a], classes[maps.b], maps.cell_count
-    digits = classes == DIGIT_NAMES
-    one, some = (a, f"{a}s") if digits else (f"image of {a}", f"images of {a}")
+    some = some_of(maps.a, classes)
+    one = a if classes == DIGIT_NAMES else f"image of {a}"
     if n == 0:
         return f"No test {one} is read as {b}, so there is nothing to explain in this cell."
     who = f"1 test {one} is read as {b}" if n == 1 else f"{n} test {some} are read as {b}"

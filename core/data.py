@@ -116,6 +116,16 @@ def source_name(source: str) -> str:
     return Path(source).name or source
 
 
+def one_of(label: int, classes: tuple[str, ...]) -> str:
+    """How a text calls one member of a class: "a 4" for a digit, "labelled Coat" otherwise."""
+    return f"a {classes[label]}" if classes == DIGIT_NAMES else f"labelled {classes[label]}"
+
+
+def some_of(label: int, classes: tuple[str, ...]) -> str:
+    """How a text calls several members of a class: "4s" for digits, "images of Coat" otherwise."""
+    return f"{classes[label]}s" if classes == DIGIT_NAMES else f"images of {classes[label]}"
+
+
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, 28, 28) → float32 (N, 1, 28, 28) in [0, 1], the model's input."""
     return torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).float().div_(255.0)

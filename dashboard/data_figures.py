@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from core.data import DIGIT_NAMES
 from dashboard.figures import WRONG, _figure
 
 # Ten classes, told apart by colour-blind viewers too (Okabe-Ito, then two greys' neighbours).
@@ -40,7 +41,7 @@ def data_map(
     customdata = np.stack([np.arange(len(points)), labels, preds], axis=1).astype(np.int32)
     hover = "test #%{customdata[0]}: true %{customdata[1]}, read as %{customdata[2]}<extra></extra>"
     names = None  # digits: the numbers are the names, and numbers keep the figure small
-    if tuple(classes) != tuple(str(d) for d in range(len(classes))):
+    if tuple(classes) != DIGIT_NAMES:
         names = np.array(
             [
                 f"test #{i}: true {classes[t]}, read as {classes[p]}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from core.data import DIGIT_NAMES
+
 INK = "Greys"  # digits drawn dark on light, as on paper; 0 = white
 DIVERGING = "RdBu_r"  # attributions: red for evidence for, blue against, white at zero
 SEQUENTIAL = "Viridis"  # activations
@@ -254,7 +256,7 @@ def confusion(
     (true, predicted, count, share of the true class).
     """
     k = len(classes)
-    noun = "digits" if classes == tuple(str(d) for d in range(10)) else "images"
+    noun = "digits" if tuple(classes) == DIGIT_NAMES else "images"
     counts = matrix.astype(float)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     values = (rates if normalise else counts).copy()

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core import explanation_checks
-from core.data import DIGIT_NAMES
+from core.data import DIGIT_NAMES, one_of
 from core.evaluate import softmax
 from core.jobs import CANCELLED, DONE, FAILED, QUEUED, WAITING, JobStatus
 from dashboard import cache, figures, state
@@ -227,11 +227,6 @@ def picked_digit(view: View, prefix: str) -> tuple[Sample, np.ndarray, dict[str,
     page, label, icon = OTHER_PAGE[prefix]
     link.page_link(page, label=label, icon=icon)
     return sample, image, acts
-
-
-def one_of(label: int, classes: tuple[str, ...]) -> str:
-    """ "a 4" for a digit, "labelled Coat" for a class of another data set."""
-    return f"a {classes[label]}" if classes == DIGIT_NAMES else f"labelled {classes[label]}"
 
 
 def prediction_text(

@@ -3,6 +3,7 @@
 import numpy as np
 import streamlit as st
 
+from core.data import one_of, some_of
 from dashboard import cache, figures, panels, state
 from dashboard.view import Unit, View
 
@@ -96,7 +97,7 @@ def render(view: View) -> None:
             f"**{len(cell):,}** {kind}: true **{names[true]}**, predicted **{names[pred]}**, most confident first"
         )
         if len(cell) == 0:
-            st.info(f"The network never read {panels.one_of(true, names)} as {names[pred]}. Pick another cell.")
+            st.info(f"The network never read {one_of(true, names)} as {names[pred]}. Pick another cell.")
         else:
             panels.digit_grid(view, "test", cell[: panels.PAGE_SIZE], key="errors_cell_grid", columns=8, short=True)
             st.caption("Under each digit: the network's confidence in its answer.")
@@ -108,7 +109,7 @@ def render(view: View) -> None:
         else:
             st.caption("Click a digit to see its probabilities and look inside the network.")
     if true != pred and len(cell):
-        these = f"these {names[true]}s" if view.data.digits else f"these images of {names[true]}"
+        these = f"these {some_of(true, names)}"
         why = st.expander(
             f"Why are {these} read as {names[pred]}? The cell as a whole", key="errors_why_open", on_change="rerun"
         )
@@ -126,7 +127,7 @@ def _why(view: View, a: int, b: int) -> None:
     found = cache.why_cell(view.trained, view.epoch, a, b)
     maps = found["maps"]
     names = view.data.classes
-    some, others = (f"{names[c]}s" if view.data.digits else f"images of {names[c]}" for c in (a, b))
+    some, others = some_of(a, names), some_of(b, names)
     a, b = names[a], names[b]  # from here on, the classes' names
     st.markdown(found["sentence"])
     images = view.data.test.images
