@@ -25,11 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from core import checkpoints
 from core.config import TrainConfig
 from core.data import load_mnist
+from core.thread_choice import use_threads
 from core.train import Progress, TrainedModel, load_or_train
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ class TrainingJobs:
         self._device = device
         self._max_models = max_models
         self._keep = keep
-        # torch threads per training (OpenMP's setting is per thread, so pages' threads keep theirs)
+        # torch threads per training (set per thread with use_threads, so pages' threads keep theirs)
         self._torch_threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self._jobs: dict[str, _Job] = {}
         self._queue: deque[str] = deque()
@@ -203,7 +202,7 @@ class TrainingJobs:
         return busy + self._remaining(job)
 
     def _work(self) -> None:
-        torch.set_num_threads(self._torch_threads)
+        use_threads(self._torch_threads)
         while True:
             with self._lock:
                 while not self._queue and not self._closing:

@@ -6,6 +6,8 @@ import hashlib
 import inspect
 import json
 import math
+import re
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -156,6 +158,20 @@ def format_layer_table(rows: list[LayerRow]) -> str:
     return "\n".join(lines)
 
 
+def class_source(cls: type) -> str:
+    """``inspect.getsource(cls)`` for a top-level class, without its ``ast.parse`` of the whole
+    module: Python 3.11's AST conversion keeps its recursion depth per interpreter, so a parse
+    while another thread parses can fail ("SystemError: AST constructor recursion depth
+    mismatch"; seen when the trainer keyed a model while another thread compiled). The class's
+    line is found by name and its block read with ``tokenize``, as ``inspect`` then does."""
+    lines, _ = inspect.getsourcelines(sys.modules[cls.__module__])  # a module's lines: no parse
+    pattern = re.compile(rf"class\s+{re.escape(cls.__name__)}\b")
+    start = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
+    if start is None:
+        raise OSError(f"class {cls.__name__} not found at the top level of {cls.__module__}")
+    return "".join(inspect.getblock(lines[start:]))
+
+
 def architecture_signature(cls: type[nn.Module] = MnistCNN) -> str:
     """A hash that changes whenever the model's code does: part of the cache key.
 
@@ -166,7 +182,7 @@ def architecture_signature(cls: type[nn.Module] = MnistCNN) -> str:
     model = cls()
     shapes = {name: list(p.shape) for name, p in model.state_dict().items()}
     try:
-        source = inspect.getsource(cls)
+        source = class_source(cls)
     except (OSError, TypeError):  # no source (e.g. frozen): the rest still identifies the layers
         source = ""
     constants = {"mean": MNIST_MEAN, "std": MNIST_STD, "flatten": FLATTEN_SIZE}  # used by taps(), not in its source

@@ -24,9 +24,9 @@ from core import checkpoints
 from core.checkpoints import CheckpointError, CheckpointInfo
 from core.config import MIN_FIT, RECIPES, TrainConfig, choose_device, data_source, recipe, shuffled_labels_config
 from core.data import NUM_CLASSES, Mnist, load_mnist, to_tensor
-from core.evaluate import predict_logits
+from core.evaluate import predict_logits, save_evaluation
 from core.model import MnistCNN, format_layer_table, layer_table
-from core.thread_choice import ThreadChooser
+from core.thread_choice import ThreadChooser, use_threads
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 100  # batches between progress reports, like the reference run's log
@@ -68,12 +68,13 @@ def train(
     data: Mnist,
     device: torch.device,
     progress: ProgressCallback | None = None,
-    on_epoch: Callable[[int, MnistCNN, dict], None] | None = None,
+    on_epoch: Callable[[int, MnistCNN, dict, torch.Tensor | None], None] | None = None,
     adaptive_threads: bool = True,
 ) -> tuple[MnistCNN, list[dict]]:
     """Train from scratch; returns the model (on ``device``) and the history: one record per
     saved point (per epoch, or ``config.saves_per_epoch`` per epoch, whose ``"epoch"`` is then
-    fractional: 1.5), after each of which ``on_epoch(point, model, record)`` is called.
+    fractional: 1.5), after each of which ``on_epoch(point, model, record, test_logits)`` is
+    called (the test set's logits, (10000, 10) on the CPU, from the pass that measured the record).
 
     On the CPU, ``adaptive_threads`` lets :class:`core.thread_choice.ThreadChooser` pick the thread
     count (up to the calling thread's) from the measured speed of each window of batches, so
@@ -157,6 +158,8 @@ def train(
                 if config.shuffle_labels and point < config.points:
                     history.append({**record, "test_accuracy": None, "seconds": time.perf_counter() - start})
                     start = time.perf_counter()
+                    if chooser is not None:
+                        chooser.restart_window()
                     continue
                 logits = predict_logits(model, test_images)
                 test_loss = torch.nn.functional.cross_entropy(logits, test_labels).item()
@@ -164,11 +167,13 @@ def train(
                 record.update(test_loss=test_loss, test_accuracy=test_accuracy, seconds=time.perf_counter() - start)
                 history.append(record)
                 if on_epoch is not None:
-                    on_epoch(point, model, record)
+                    on_epoch(point, model, record, logits.cpu())
                 start = time.perf_counter()  # each record's seconds are its own segment's
+                if chooser is not None:
+                    chooser.restart_window()  # the test pass and the save are not batches
     finally:
         if chooser is not None:
-            torch.set_num_threads(chooser.most)  # the calling thread's setting as it was
+            use_threads(chooser.most)  # the calling thread's setting as it was
     return model.to(memory_format=torch.contiguous_format).eval(), history
 
 
@@ -271,10 +276,12 @@ def _train_into(
     records: list[dict] = []
     started = datetime.now(UTC).isoformat(timespec="seconds")
 
-    def save_epoch(epoch: int, model: MnistCNN, record: dict) -> None:  # epoch: the saved point
-        name = checkpoints.epoch_file(epoch)
+    def save_epoch(epoch: int, model: MnistCNN, record: dict, test_logits: torch.Tensor | None) -> None:
+        name = checkpoints.epoch_file(epoch)  # epoch: the saved point
         hashes[name] = checkpoints.save_weights(folder / name, model)
         records.append(record)
+        if test_logits is not None:  # the pages' test evaluation of this point, already computed
+            save_evaluation(folder, epoch, "test", data.fingerprint, test_logits)
         if epoch < config.points:  # servable before training ends: see checkpoints.read_provisional
             checkpoints.write_json(
                 folder / checkpoints.PROVISIONAL,
@@ -420,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         if args.threads < 1:
             parser.error(f"--threads must be at least 1, not {args.threads}")
-        torch.set_num_threads(args.threads)
+        use_threads(args.threads)
     start = time.perf_counter()
     trained = load_or_train(config, progress=report, device=str(device), adaptive_threads=args.threads is None)
     seconds = time.perf_counter() - start

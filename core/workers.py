@@ -16,6 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from core.thread_choice import use_threads
+
 log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]  # (fraction done, what is being done)
 
@@ -41,7 +43,11 @@ class Workers:
     """A small pool for heavy work, shared by every session of a server. Thread-safe."""
 
     def __init__(self, workers: int = 1) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="heavy")
+        # One torch thread each, like a page's run: dataset-wide work shares the cores with the
+        # trainer and the sessions (see core.thread_choice.use_threads for why it is set this way).
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="heavy", initializer=use_threads, initargs=(1,)
+        )
         self._tasks: dict[str, _Task] = {}
         self._lock = threading.Lock()
 

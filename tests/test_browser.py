@@ -537,12 +537,18 @@ def test_a_server_opened_on_another_data_set_names_its_classes(browser, tmp_path
 
 
 def test_navigating_during_a_first_start_trains_once(browser, tmp_path):
-    """An empty cache: the first page shows the architecture and a progress bar at once;
-    switching pages while the default model trains neither restarts nor cancels it."""
+    """An empty cache: training starts with the server; the first page shows the architecture
+    and a progress bar at once; switching pages while the default model trains neither
+    restarts nor cancels it."""
     log = tmp_path / "server.log"
     cache = tmp_path / "cache"
     proc, url = start_server(cache, log)
     try:
+        # Training starts with the server, before any browser connects (dashboard.server_start).
+        deadline = time.monotonic() + 60
+        while not [f for f in (cache / "models").glob("*") if f.is_dir()]:
+            assert time.monotonic() < deadline, f"no training started without a browser: {log.read_text()[-2000:]}"
+            time.sleep(0.2)
         page = browser.new_page(viewport={"width": 1300, "height": 900})
         errors = watch_errors(page, url)
         page.goto(url)

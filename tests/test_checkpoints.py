@@ -234,8 +234,18 @@ def test_training_writes_every_file_through_atomic_write(tmp_path, monkeypatch):
 
     monkeypatch.setattr(checkpoints, "atomic_write", spy)
     load_or_train(tiny_config(epochs=2), root=tmp_path)
-    # meta last; after each epoch but the last, what is servable so far (removed with meta written)
-    assert written == ["epoch_01.safetensors", "provisional.json", "epoch_02.safetensors", "history.json", "meta.json"]
+    # meta last; after each epoch its test evaluation, then, but for the last, what is servable so
+    # far (removed with meta written): a page that sees an epoch finds its evaluation too
+    evaluation = [checkpoints.evaluation_file(epoch, "test", load_mnist().fingerprint) for epoch in (1, 2)]
+    assert written == [
+        "epoch_01.safetensors",
+        evaluation[0],
+        "provisional.json",
+        "epoch_02.safetensors",
+        evaluation[1],
+        "history.json",
+        "meta.json",
+    ]
     assert not (
         tmp_path
         / "models"

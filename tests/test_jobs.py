@@ -174,6 +174,27 @@ def test_a_model_already_in_the_cache_is_loaded_not_trained(spy, tmp_path):
     assert spy.starts(0) == 1
 
 
+def test_the_trainer_keeps_its_threads_when_a_page_sets_one_for_its_own(monkeypatch, tmp_path):
+    """A page's run sets one torch thread for itself (dashboard/Home.py) after the trainer's
+    thread started: the training must still run on the trainer's two (it ran on one before)."""
+    counts = []
+
+    class Recording(core.train.ThreadChooser):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            counts.append(self.most)
+
+    monkeypatch.setattr(core.train, "ThreadChooser", Recording)
+    before = torch.get_num_threads()
+    trainer = TrainingJobs(root=tmp_path, device="cpu", threads=2)
+    try:
+        torch.set_num_threads(1)  # as a page's run does, after the trainer's thread set its count
+        status = trainer.wait(trainer.request(tiny_config()), TIMEOUT)
+    finally:
+        torch.set_num_threads(before)
+    assert status.state == DONE and counts == [2]
+
+
 # ---- cancel ------------------------------------------------------------------------------
 
 

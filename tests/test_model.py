@@ -6,7 +6,15 @@ import torch
 from torch import nn
 
 from core import model as model_module
-from core.model import MNIST_MEAN, MNIST_STD, MnistCNN, architecture_signature, format_layer_table, layer_table
+from core.model import (
+    MNIST_MEAN,
+    MNIST_STD,
+    MnistCNN,
+    architecture_signature,
+    class_source,
+    format_layer_table,
+    layer_table,
+)
 
 
 def test_parameter_counts_match_the_seed():
@@ -157,3 +165,19 @@ def test_multiply_adds_by_hand():
     }
     assert sum(counts.values()) == 610_776
     assert training_flops(images=60_000) == 6 * 610_776 * 60_000  # about 220 GFLOP an epoch
+
+
+def test_class_source_is_inspects_without_parsing_the_module(monkeypatch):
+    """Python 3.11's ast.parse can fail while another thread parses (a page compiling while the
+    trainer keys a model): the signature reads the class's source without it, to the same text."""
+    import ast
+    import inspect
+
+    expected = {cls: inspect.getsource(cls) for cls in (MnistCNN, SameLayersOtherForward, WiderConv1)}
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("ast.parse was called")
+
+    monkeypatch.setattr(ast, "parse", no_parse)
+    for cls, source in expected.items():
+        assert class_source(cls) == source

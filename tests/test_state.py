@@ -185,8 +185,8 @@ def test_a_first_start_serves_the_first_epoch_then_the_final_model(tmp_path, mon
     real_train = core.train.train
 
     def held(config, data, device, progress=None, on_epoch=None, adaptive_threads=True):
-        def hold(epoch, model, record):
-            on_epoch(epoch, model, record)
+        def hold(epoch, model, record, test_logits):
+            on_epoch(epoch, model, record, test_logits)
             if epoch == 1:
                 saved.set()
                 go_on.wait(120)

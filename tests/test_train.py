@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,7 +12,7 @@ from core import checkpoints
 from core.checkpoints import CheckpointError
 from core.config import TrainConfig
 from core.data import load_mnist, to_tensor
-from core.evaluate import predict_logits
+from core.evaluate import evaluate, load_or_evaluate, predict_logits
 from core.train import load_or_train, main, train
 from tests.conftest import tiny_config
 
@@ -100,6 +101,24 @@ def test_checkpoint_per_epoch_and_history(tmp_path):
         checkpoints.load_checkpoint(folder, epoch=3)
 
 
+def test_each_saved_point_leaves_its_test_evaluation_for_the_pages(tmp_path):
+    """The trainer writes the test logits it measured each point's accuracy with, where the pages
+    look (load_or_evaluate), so no page re-runs the test set; they are the saved weights' own."""
+    trained = load_or_train(tiny_config(epochs=2), root=tmp_path)
+    folder, data = trained.info.folder, load_mnist()
+
+    class MustNotRun(torch.nn.Module):
+        def forward(self, x):
+            raise AssertionError("the evaluation should have been read from the cache")
+
+    for point in (1, 2):
+        cached = load_or_evaluate(MustNotRun(), data.test, "test", folder, point, data.fingerprint)
+        again = evaluate(checkpoints.load_checkpoint(folder, epoch=point), data.test)
+        assert np.allclose(cached.logits, again.logits, atol=1e-4)
+        assert cached.accuracy == pytest.approx(trained.history[point - 1]["test_accuracy"], abs=1e-6)
+        assert (cached.preds != again.preds).sum() <= 2  # only near-ties may round the other way
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage_meta"])
 def test_damaged_checkpoint_is_reported_and_retrained(tmp_path, damage):
     trained = load_or_train(tiny_config(), root=tmp_path)
@@ -185,7 +204,7 @@ def test_shuffled_labels_learn_nothing_about_digits(tmp_path):
     assert shuffled.info.test_accuracy < 0.2 and normal.info.test_accuracy > 0.8
     assert "shuffled labels" in shuffled.info.label
     assert [r["test_accuracy"] is None for r in shuffled.history] == [True, False]
-    assert sorted(p.name for p in shuffled.info.folder.glob("*.safetensors")) == [checkpoints.epoch_file(2)]
+    assert sorted(p.name for p in shuffled.info.folder.glob("epoch_*.safetensors")) == [checkpoints.epoch_file(2)]
     assert 0.0 <= shuffled.info.fit_accuracy <= 1.0 and normal.info.fit_accuracy is None
 
 
@@ -257,7 +276,7 @@ def test_saving_more_often_changes_nothing_but_what_is_kept(tmp_path):
     twice = once.replace(saves_per_epoch=2)
     model_once, history_once = train(once, data, torch.device("cpu"), adaptive_threads=False)
 
-    def keep(point, model, record):
+    def keep(point, model, record, test_logits):
         saved[point] = {k: v.clone() for k, v in model.state_dict().items()}
 
     _, history_twice = train(twice, data, torch.device("cpu"), on_epoch=keep, adaptive_threads=False)
