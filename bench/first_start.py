@@ -7,12 +7,19 @@ weights saved after the first epoch) within 10 s, the final default model in use
 provisional notice gone, the card drawn again) within 20 s. The browser shares the cores
 with the server and its training.
 
+The same run then times the bare training as a baseline, how fast this machine is today:
+``python -m core.train`` on another empty cache, from its launch to its first epoch's file and
+to its last. The app's times from ``streamlit run`` are printed as ratios to those.
+
     python bench/first_start.py
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +28,27 @@ from classroom import CHROMIUM, CHROMIUM_ARGS, start_server
 from playwright.sync_api import sync_playwright
 
 CONTENT_GOAL_S, MODEL_GOAL_S, FINAL_GOAL_S = 5.0, 10.0, 20.0
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bare_training() -> tuple[float, float]:
+    """Seconds from launching ``python -m core.train`` on an empty cache to its first epoch's
+    weights on disk, and to its finished model."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "MNIST_CNN_CACHE": tmp}
+        launched = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core.train"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        first = None
+        while proc.poll() is None:
+            if first is None and any(Path(tmp, "models").glob("*/epoch_01.safetensors")):
+                first = time.perf_counter() - launched
+            time.sleep(0.02)
+        done = time.perf_counter() - launched
+        if proc.returncode != 0 or first is None:
+            raise SystemExit(f"python -m core.train failed ({proc.returncode})")
+    return first, done
 
 
 def main() -> None:
@@ -49,6 +77,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+    alone_first, alone_done = bare_training()
     print(
         f"from `streamlit run`: the server answered after {answered:.1f} s and the page was opened after "
         f"{before:.1f} s (the browser's own start); the times below count from opening the page "
@@ -65,6 +94,12 @@ def main() -> None:
     print(
         f"the final default model in use after {final:.1f} s (goal {FINAL_GOAL_S} s) "
         f"{'ok' if final <= FINAL_GOAL_S else 'OVER'}; training itself took {training:.1f} s of it"
+    )
+    print(
+        f"baseline, the bare training (python -m core.train) from its launch: first epoch saved after "
+        f"{alone_first:.1f} s, done after {alone_done:.1f} s; the app from `streamlit run`: the first epoch's "
+        f"weights drawn after {before + model:.1f} s ({(before + model) / alone_first:.2f}x), the final ones after "
+        f"{before + final:.1f} s ({(before + final) / alone_done:.2f}x)"
     )
 
 

@@ -46,8 +46,18 @@ def render(view: View) -> None:
     c2.metric("Mistakes", f"{len(evaluation.misclassified):,} of {len(evaluation.labels):,}")
     c3.metric("Parameters", f"{sum(r.parameters for r in rows):,}")
     epochs = info.config.epochs
-    done = f"{info.config.point_name(info.epochs_done)} of {epochs}" if info.provisional else f"{epochs} epoch"
-    c4.metric("Training", f"{done}{'s' if epochs != 1 and not info.provisional else ''}, {info.train_seconds:.1f} s")
+    plural = "" if epochs == 1 else "s"
+    # Short enough for a quarter of the page ("epoch 1 of 3, 4.1 s" was cut to "epoch 1 of …").
+    if info.provisional:
+        point = info.config.point_epoch(info.epochs_done)
+        c4.metric(
+            "Training",
+            f"{point:.4g} of {epochs} epoch{plural}",
+            help=f"Still training: these weights were saved after {info.train_seconds:.1f} s.",
+        )
+    else:
+        seconds = info.train_seconds
+        c4.metric("Training", f"{epochs} epoch{plural}, {seconds:.0f} s", help=f"Trained in {seconds:.1f} s.")
     if view.epoch < info.epochs_done:
         st.info(f"Showing the weights after {view.epoch_name} of {epochs} (chosen in the sidebar).")
     panels.report_button(
