@@ -32,7 +32,7 @@ from safetensors.torch import save as save_safetensors
 
 from core.config import ADDED_FIELDS, TrainConfig, cache_dir
 from core.data import BUNDLED, source_name
-from core.model import MnistCNN, architecture_signature
+from core.model import MnistCNN, architecture_signature, new_model
 
 KEY_LENGTH = 16  # hexadecimal characters of a model key
 META = "meta.json"
@@ -211,7 +211,7 @@ def load_weights(path: Path, expected_sha256: str | None) -> MnistCNN:
         state = load_safetensors(data)
     except (SafetensorError, ValueError) as err:
         raise CheckpointError(f"{path}: not a valid safetensors file ({err})") from err
-    model = MnistCNN()
+    model = new_model()
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

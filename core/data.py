@@ -18,6 +18,7 @@ import dataclasses
 import gzip
 import hashlib
 import importlib.resources
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -134,15 +135,25 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 def load_mnist(source: str | Path = BUNDLED) -> Mnist:
     """Load MNIST from ``"bundled"``, a folder of IDX files, or ``"hf:NAME"``.
 
-    Results are memoised per process, so pages and scripts can call this freely.
+    Results are memoised per process, so pages and scripts can call this freely. Threads asking
+    for the same source at once wait for one load (``lru_cache`` alone would load it once per
+    thread: measured at a first start, the server's start-up thread and the first page each
+    read MNIST, 0.5 s of the GIL twice).
     Raises :class:`DataError` naming the file and the problem when the data is bad.
     """
     source = str(source)
-    if source == BUNDLED:
-        return _load_bundled()
-    if source.startswith(HF_PREFIX):
-        return _load_hugging_face(source[len(HF_PREFIX) :])
-    return _load_folder(str(Path(source).expanduser().resolve()))
+    with _locks_lock:
+        lock = _source_locks.setdefault(source, threading.Lock())
+    with lock:
+        if source == BUNDLED:
+            return _load_bundled()
+        if source.startswith(HF_PREFIX):
+            return _load_hugging_face(source[len(HF_PREFIX) :])
+        return _load_folder(str(Path(source).expanduser().resolve()))
+
+
+_locks_lock = threading.Lock()
+_source_locks: dict[str, threading.Lock] = {}  # one per source string asked for: a few
 
 
 @lru_cache(maxsize=1)

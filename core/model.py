@@ -8,6 +8,7 @@ import json
 import math
 import re
 import sys
+import tokenize
 from dataclasses import dataclass
 
 import torch
@@ -102,12 +103,40 @@ class LayerRow:
     parameters: int
 
 
+def new_model(seed: int | None = None) -> MnistCNN:
+    """A model built without touching torch's global random generator, which every thread of a
+    server shares: a page drawing from it between a trainer's ``torch.manual_seed`` and its
+    ``MnistCNN()`` changed the trained weights (and the cache key's signature, the checkpoint
+    loader and the layer table each built a model that drew from it).
+
+    ``seed=None``: zero parameters, to load weights into or read shapes from. A seed: PyTorch's
+    default initialisation drawn from a generator of that seed, in the layers' order, bit for bit
+    what ``torch.manual_seed(seed); MnistCNN()`` gives."""
+    with torch.device("meta"):  # no memory and no random draws
+        model = MnistCNN()
+    model = model.to_empty(device="cpu")
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    with torch.no_grad():
+        for module in model.modules():
+            if not isinstance(module, nn.Conv2d | nn.Linear):
+                continue
+            if generator is None:
+                module.weight.zero_()
+                module.bias.zero_()
+                continue
+            # nn.Conv2d / nn.Linear.reset_parameters, with the generator
+            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+            bound = 1 / math.sqrt(module.weight[0].numel())  # 1 / sqrt(fan_in)
+            nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+    return model
+
+
 def layer_table(model: MnistCNN | None = None) -> list[LayerRow]:
     """One row per named layer (conv, pool, linear): type, output shape, parameter count.
 
     Reads shapes from ``model.taps`` (no hooks), so the model may be shared between threads.
     """
-    model = model or MnistCNN()
+    model = model or new_model()
     rows: list[LayerRow] = []
     with torch.inference_mode():
         outputs = model.taps(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE, device=next(model.parameters()).device))
@@ -129,7 +158,7 @@ def multiply_adds(model: MnistCNN | None = None) -> dict[str, int]:
     """Multiply-adds of one image's forward pass per conv and linear layer, from the layer
     shapes: a conv does out_h x out_w x out_channels x in_channels x kernel_h x kernel_w, a
     linear layer in x out (biases, ReLUs and pools are a rounding error next to these)."""
-    model = model or MnistCNN()
+    model = model or new_model()
     counts: dict[str, int] = {}
     for row in layer_table(model):
         module = getattr(model, row.name)
@@ -163,13 +192,20 @@ def class_source(cls: type) -> str:
     module: Python 3.11's AST conversion keeps its recursion depth per interpreter, so a parse
     while another thread parses can fail ("SystemError: AST constructor recursion depth
     mismatch"; seen when the trainer keyed a model while another thread compiled). The class's
-    line is found by name and its block read with ``tokenize``, as ``inspect`` then does."""
+    line (and its decorators') is found by name and its block read with ``tokenize``, as
+    ``inspect`` then does; a class it cannot find so (nested in another) falls back to
+    ``inspect.getsource``."""
     lines, _ = inspect.getsourcelines(sys.modules[cls.__module__])  # a module's lines: no parse
     pattern = re.compile(rf"class\s+{re.escape(cls.__name__)}\b")
     start = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
     if start is None:
-        raise OSError(f"class {cls.__name__} not found at the top level of {cls.__module__}")
-    return "".join(inspect.getblock(lines[start:]))
+        return inspect.getsource(cls)
+    while start > 0 and lines[start - 1].startswith("@"):
+        start -= 1
+    try:
+        return "".join(inspect.getblock(lines[start:]))
+    except (tokenize.TokenError, SyntaxError):
+        return inspect.getsource(cls)
 
 
 def architecture_signature(cls: type[nn.Module] = MnistCNN) -> str:
@@ -179,7 +215,8 @@ def architecture_signature(cls: type[nn.Module] = MnistCNN) -> str:
     definitions (``repr``), what each layer name means (``TAPS``), the normalisation
     constants and every parameter's name and shape. ``repr`` alone misses a changed ``forward``.
     """
-    model = cls()
+    with torch.device("meta"):  # shapes and layers only: no memory, no random draws
+        model = cls()
     shapes = {name: list(p.shape) for name, p in model.state_dict().items()}
     try:
         source = class_source(cls)

@@ -10,10 +10,13 @@ batches. ``ThreadChooser`` runs windows of batches at the thread count that has 
 lately and, every few windows, one window at another count to see whether that has become
 faster. Measuring costs at most one slow window in ``EXPLORE_EVERY``. While on one thread it
 also reads how much of the machine stood idle during each window (``/proc/stat`` on Linux):
-when a whole core did, the other work has gone and it goes back to all threads at once,
-instead of several seconds later. (A first start, measured: the browser's page load pushed
-training onto one thread, and it stayed there for 10 windows at a time after the browser had
-gone quiet; 40% of the windows ran on one thread.)
+when a whole core did, the other work has probably gone and it goes back to all threads after
+two windows instead of ``EXPLORE_EVERY``. (A first start, measured: the browser's page load
+pushed training onto one thread, and it stayed there for 10 windows at a time after the
+browser had gone quiet; 40% of the windows ran on one thread.) Where idle cores do not help
+(a container's CPU quota or a core shared by hyperthreads, which ``/proc/stat`` still shows
+idle), each such look that does not pay doubles the wait before the next, up to
+``EXPLORE_EVERY``: the cost stays about one slow window in ``EXPLORE_EVERY``.
 
 Every thread of the server that runs torch sets its count with :func:`use_threads`, not
 ``torch.set_num_threads`` alone (see there why).
@@ -100,6 +103,8 @@ class ThreadChooser:
         self.fastest: dict[int, float] = {}  # the best window's, per count
         self.threads = self.most
         self.history: list[int] = []  # the thread count of each finished window
+        self._idle_wait = 2  # windows on one thread before an idle core sends it back to all
+        self._shortcut = False  # the current windows on all threads were sent by an idle core
         self._count = 0
         self._start = clock()
         self._set(self.threads)
@@ -124,6 +129,7 @@ class ThreadChooser:
         training batch (the test pass and save at an epoch's end, 0.2-0.4 s, which made the
         window that held it look 3x slower and sent the trainer to one thread for nothing)."""
         self._count, self._start = 0, self._clock()
+        self._idle_cores()  # nor is its idle time the window's (a save's disk wait counts as idle)
 
     def _next(self) -> int:
         if self.most == 1:
@@ -132,14 +138,19 @@ class ThreadChooser:
         if 1 not in times:  # once, early: is one thread faster here?
             return 1 if len(self.history) >= 1 else many
         if self.threads == many:
+            if self._shortcut:  # an idle core sent it here: back off if that did not pay
+                self._idle_wait = 2 if times[many] <= times[1] else min(EXPLORE_EVERY, 2 * self._idle_wait)
+                self._shortcut = False
             if times[many] > times[1]:  # one thread was faster when last timed
                 return 1
             slowed = times[many] > SLOWDOWN * self.fastest[many]  # look again, at most every EXPLORE_EVERY windows
             return 1 if slowed and _since(self.history, 1) >= EXPLORE_EVERY else many
         if _since(self.history, many) >= EXPLORE_EVERY:
             return many  # look again: has the other work gone?
-        if self.idle is not None and self.idle >= SPARE * (many - 1) and _since(self.history, many) >= 2:
-            return many  # it has: a core stood idle through this window (the second on one thread)
+        idle = self.idle is not None and self.idle >= SPARE * (many - 1)
+        if idle and _since(self.history, many) >= self._idle_wait:
+            self._shortcut = True
+            return many  # it probably has: a core stood idle through this window
         return 1 if times[1] <= times[many] else many
 
 

@@ -25,7 +25,7 @@ from core.checkpoints import CheckpointError, CheckpointInfo
 from core.config import MIN_FIT, RECIPES, TrainConfig, choose_device, data_source, recipe, shuffled_labels_config
 from core.data import NUM_CLASSES, Mnist, load_mnist, to_tensor
 from core.evaluate import predict_logits, save_evaluation
-from core.model import MnistCNN, format_layer_table, layer_table
+from core.model import MnistCNN, format_layer_table, layer_table, new_model
 from core.thread_choice import ThreadChooser, use_threads
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,6 @@ def train(
     The whole training set is one float tensor on the device, indexed in batches: no
     DataLoader and no per-item transform, which is what makes an epoch take seconds.
     """
-    torch.manual_seed(config.seed)
     shuffle = torch.Generator().manual_seed(config.seed)
     train_split = data.train
     limit = config.train_limit or len(train_split)
@@ -99,7 +98,8 @@ def train(
     test_images = to_tensor(data.test.images).to(device, memory_format=torch.channels_last)  # (10000, 1, 28, 28)
     test_labels = torch.from_numpy(data.test.labels)
 
-    model = MnistCNN().to(device, memory_format=torch.channels_last)
+    # Its own generator, not torch's global one, which other threads of a server draw from.
+    model = new_model(config.seed).to(device, memory_format=torch.channels_last)
     # fused: one kernel for all parameters instead of a dozen small ops each (~25% faster here).
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     batches = math.ceil(len(labels) / config.batch_size)

@@ -24,7 +24,7 @@ from torch import nn
 
 from core import checkpoints
 from core.data import IMAGE_SIZE, NUM_CLASSES, Split, to_tensor
-from core.model import CONV_LAYERS, LAYER_NAMES, MNIST_MEAN, MNIST_STD, TAPS, MnistCNN
+from core.model import CONV_LAYERS, LAYER_NAMES, MNIST_MEAN, MNIST_STD, TAPS, new_model
 
 UNIT_LAYERS = (*CONV_LAYERS, "fc1")  # the layers whose units get a card
 POOL_LAYERS = ("pool1", "pool2")
@@ -75,7 +75,7 @@ def _geometry() -> dict[str, _Geometry]:
     and strides (R += (k - 1) * J, J *= stride); fc1 and fc2 see the whole image."""
     size, jump, rows, cols = 1, 1, IMAGE_SIZE, IMAGE_SIZE
     after: dict[str, _Geometry] = {}  # by module name
-    for name, module in _forward_modules(MnistCNN()):
+    for name, module in _forward_modules(new_model()):
         if isinstance(module, nn.Conv2d | nn.MaxPool2d):
             padding, dilation = _pair(module.padding), _pair(module.dilation)
             if padding != (0, 0) or dilation != (1, 1) or getattr(module, "ceil_mode", False):

@@ -38,6 +38,8 @@ def warm_start() -> str | None:
     """Import the dashboard, load the server's data set, and on an empty cache ask the
     background trainer for the default model. Returns the key requested, else None."""
     try:
+        import pandas  # noqa: F401  (st.dataframe's first use imports it: 0.2-0.4 s of the first page)
+
         from dashboard import cache, panels, sidebar, state  # noqa: F401  (the first page's imports)
 
         server = cache.settings()

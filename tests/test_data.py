@@ -187,3 +187,35 @@ def test_a_bad_classes_txt_is_named(tmp_path, text, message):
     with pytest.raises(DataError, match=message) as err:
         load_mnist(tmp_path)
     assert "classes.txt" in str(err.value)
+
+
+def test_threads_asking_for_one_data_set_at_once_load_it_once(monkeypatch, named_folder):
+    """The server's start-up thread, the trainer and the first page ask for the data together."""
+    import threading
+    import time
+
+    reads = []
+    real = data._read_idx_folder
+
+    def slow_read(*args, **kwargs):
+        reads.append(args[0])
+        time.sleep(0.2)  # a real read takes ~0.5 s: long enough for the others to arrive meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(data, "_read_idx_folder", slow_read)
+    data._load_folder.cache_clear()
+    results, start = [], threading.Barrier(4)
+
+    def ask():
+        start.wait()
+        results.append(load_mnist(named_folder))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        data._load_folder.cache_clear()
+    assert len(reads) == 1 and len(results) == 4 and all(r is results[0] for r in results)

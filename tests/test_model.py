@@ -14,6 +14,7 @@ from core.model import (
     class_source,
     format_layer_table,
     layer_table,
+    new_model,
 )
 
 
@@ -181,3 +182,49 @@ def test_class_source_is_inspects_without_parsing_the_module(monkeypatch):
     monkeypatch.setattr(ast, "parse", no_parse)
     for cls, source in expected.items():
         assert class_source(cls) == source
+
+
+def test_new_model_initialises_as_pytorch_does_without_the_global_generator():
+    before = torch.get_rng_state()
+    seeded = new_model(seed=5)
+    assert torch.equal(torch.get_rng_state(), before)  # other threads' draws are left alone
+    torch.manual_seed(5)
+    reference = MnistCNN()
+    for (name, a), b in zip(seeded.state_dict().items(), reference.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert not torch.equal(new_model(seed=6).conv1.weight, seeded.conv1.weight)
+    before = torch.get_rng_state()
+    blank = new_model()
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(not p.any() for p in blank.parameters()) and not blank.conv1.weight.is_meta
+
+
+DECORATED_SOURCE = """
+import dataclasses
+
+
+@dataclasses.dataclass
+class Decorated:
+    x: int = 1
+
+
+def outer():
+    class Nested:
+        y = 2
+
+    return Nested
+"""
+
+
+def test_class_source_keeps_decorators_and_finds_nested_classes(tmp_path, monkeypatch):
+    import inspect
+
+    path = tmp_path / "decorated_module.py"
+    path.write_text(DECORATED_SOURCE)
+    spec = importlib.util.spec_from_file_location("decorated_module", path)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "decorated_module", mod)
+    spec.loader.exec_module(mod)
+    assert class_source(mod.Decorated) == inspect.getsource(mod.Decorated)
+    assert class_source(mod.Decorated).startswith("@dataclasses.dataclass")
+    assert class_source(mod.outer()) == inspect.getsource(mod.outer())

@@ -79,13 +79,17 @@ def test_a_core_gone_idle_brings_every_thread_back_at_once():
     assert chooser.history[-20:].count(2) == 20
 
 
-def test_an_idle_core_that_does_not_help_costs_at_most_one_window_in_three():
-    """/proc/stat may show idle cores this process cannot use (a container's CPU quota): the
-    timing then sends it back to one thread each time."""
-    machine = Machine({1: 0.011, 2: 0.020}, idle=1.0)
+def test_an_idle_core_that_does_not_help_costs_about_one_window_in_explore_every():
+    """/proc/stat may show idle cores this process cannot use (a container's CPU quota, a core
+    shared by hyperthreads): each look that does not pay doubles the wait before the next."""
+    machine = Machine({1: 0.010, 2: 0.013}, idle=1.0)
     chooser = ThreadChooser(2, machine.clock, machine.set_threads, machine.idle_cores)
-    machine.run(chooser, WINDOW * 90)
-    assert chooser.history[10:].count(2) / len(chooser.history[10:]) <= 1 / 3 + 0.02
+    machine.run(chooser, WINDOW * 200)
+    late = chooser.history[50:]
+    assert late.count(2) / len(late) <= 1 / EXPLORE_EVERY + 0.02
+    machine.speed = {1: 0.010, 2: 0.006}  # now the idle core helps: found again, and kept
+    machine.run(chooser, WINDOW * (EXPLORE_EVERY + 10))
+    assert chooser.history[-10:] == [2] * 10
 
 
 def test_idle_cores_from_proc_stat(tmp_path):

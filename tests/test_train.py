@@ -155,6 +155,31 @@ def test_same_seed_same_weights(tmp_path):
 
 
 @pytest.mark.slow
+def test_training_is_reproducible_while_another_thread_draws_random_numbers():
+    """A server's sessions draw from torch's global generator (noise for maps, a page building a
+    model) while the trainer starts: the weights must not depend on it."""
+    import threading
+
+    config, data = tiny_config(), load_mnist()
+    alone, _ = train(config, data, torch.device("cpu"), adaptive_threads=False)
+    stop = threading.Event()
+
+    def draw() -> None:
+        while not stop.is_set():
+            torch.manual_seed(99)
+            torch.rand(100)
+
+    other = threading.Thread(target=draw)
+    other.start()
+    try:
+        busy, _ = train(config, data, torch.device("cpu"), adaptive_threads=False)
+    finally:
+        stop.set()
+        other.join()
+    for (name, a), b in zip(alone.state_dict().items(), busy.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
 def test_two_processes_train_one_checkpoint(tmp_path):
     script = (
         "import json, sys; from core.train import load_or_train; from tests.conftest import tiny_config; "
