@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from core.thread_choice import EXPLORE_EVERY, WINDOW, IdleCores, ThreadChooser, use_threads
+from core.thread_choice import EXPLORE_EVERY, LOOK, WINDOW, IdleCores, ThreadChooser, use_threads
 
 
 class Machine:
@@ -106,6 +106,20 @@ def test_idle_cores_from_proc_stat(tmp_path):
     write(250, 140, 10)  # both cores busy
     assert idle() == pytest.approx(0.0)
     assert IdleCores(str(tmp_path / "missing"))() is None
+
+
+def test_a_look_at_a_count_is_a_short_window_and_staying_a_full_one():
+    """A look at the wrong count is what a busy machine pays for: it lasts LOOK batches."""
+    machine = Machine({1: 0.011, 2: 0.020})
+    chooser = ThreadChooser(2, machine.clock, machine.set_threads, machine.idle_cores)
+    machine.run(chooser, LOOK)
+    assert chooser.history == [2] and chooser.threads == 1  # the first window: a look
+    machine.run(chooser, LOOK)
+    assert chooser.history == [2, 1] and chooser.threads == 1  # a look at one thread, kept
+    machine.run(chooser, WINDOW - 1)
+    assert chooser.history == [2, 1]
+    machine.run(chooser, 1)
+    assert chooser.history == [2, 1, 1]  # staying: full windows
 
 
 def test_one_thread_machines_never_switch():
