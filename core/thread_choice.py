@@ -144,9 +144,11 @@ class ThreadChooser:
         if 1 not in times:  # once, early: is one thread faster here?
             return 1 if len(self.history) >= 1 else many
         if self.threads == many:
-            if self._shortcut:  # an idle core sent it here: back off if that did not pay
-                self._idle_wait = 2 if times[many] <= times[1] else min(EXPLORE_EVERY, 2 * self._idle_wait)
-                self._shortcut = False
+            if times[many] <= times[1]:  # all threads pay (again): trust an idle core again
+                self._idle_wait = 2
+            elif self._shortcut:  # an idle core sent it here and that did not pay: back off
+                self._idle_wait = min(EXPLORE_EVERY, 2 * self._idle_wait)
+            self._shortcut = False
             if times[many] > times[1]:  # one thread was faster when last timed
                 return 1
             slowed = times[many] > SLOWDOWN * self.fastest[many]  # look again, at most every EXPLORE_EVERY windows

@@ -90,6 +90,12 @@ def test_an_idle_core_that_does_not_help_costs_about_one_window_in_explore_every
     machine.speed = {1: 0.010, 2: 0.006}  # now the idle core helps: found again, and kept
     machine.run(chooser, WINDOW * (EXPLORE_EVERY + 10))
     assert chooser.history[-10:] == [2] * 10
+    machine.speed, machine.idle = {1: 0.011, 2: 0.020}, 0.0  # busy again: one thread
+    machine.run(chooser, WINDOW * 12)
+    assert chooser.threads == 1
+    machine.speed, machine.idle = {1: 0.010, 2: 0.006}, 1.0  # quiet: back within two windows, not ten
+    machine.run(chooser, WINDOW * 2)
+    assert chooser.threads == 2
 
 
 def test_idle_cores_from_proc_stat(tmp_path):

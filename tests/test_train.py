@@ -154,7 +154,6 @@ def test_same_seed_same_weights(tmp_path):
     assert not torch.equal(a.fc2.weight, c.fc2.weight)
 
 
-@pytest.mark.slow
 def test_training_is_reproducible_while_another_thread_draws_random_numbers():
     """A server's sessions draw from torch's global generator (noise for maps, a page building a
     model) while the trainer starts: the weights must not depend on it."""
@@ -180,6 +179,7 @@ def test_training_is_reproducible_while_another_thread_draws_random_numbers():
         assert torch.equal(a, b), name
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_checkpoint(tmp_path):
     script = (
         "import json, sys; from core.train import load_or_train; from tests.conftest import tiny_config; "
