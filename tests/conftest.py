@@ -20,8 +20,10 @@ def model_cache(tmp_path_factory) -> object:
 
 @pytest.fixture(scope="session")
 def reference_model(model_cache) -> TrainedModel:
-    """The reference recipe (Adam 1e-3, batch 100, one epoch) on the real data."""
-    return load_or_train(recipe("reference"), root=model_cache)
+    """The reference recipe (Adam 1e-3, batch 100, one epoch) on the real data, on a fixed thread
+    count: the same weights every run (the adaptive count rounds differently from run to run, and a
+    test of one confusion cell failed on one such model in CI)."""
+    return load_or_train(recipe("reference"), root=model_cache, adaptive_threads=False)
 
 
 def tiny_config(**overrides):

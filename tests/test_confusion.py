@@ -379,9 +379,14 @@ def test_a_real_cell_on_the_reference_model(reference_setup):
     assert (maps.cell_count, maps.correct_count) == (n, len(correct))
     assert np.isfinite(maps.cell).all() and np.isfinite(maps.correct).all()
     # Integrated Gradients is complete: a map adds up to the target's logit at the digit minus at
-    # the black baseline, so a mean b-minus-a map adds up to the mean change in the b - a gap.
+    # the black baseline, so a mean b-minus-a map adds up to the mean change in the b - a gap. The
+    # page's 32 steps leave an error of up to ~0.1 on a ReLU network's kinks (seen in CI on one
+    # model), so the sums are checked on maps of 256 steps, through the same pipeline.
+    images = reference_setup["images"]
+    exact = contrast_maps(model, images[cell], images[correct], a, b, options={"steps": 256})
+    assert np.allclose(exact.cell, maps.cell, atol=0.05)  # the page's maps are close to these
     with torch.inference_mode():
-        for group, contrast in ((cell, maps.cell), (correct, maps.correct)):
+        for group, contrast in ((cell, exact.cell), (correct, exact.correct)):
             logits = model(reference_setup["images"][group])
             black = model(torch.zeros(1, 1, 28, 28))
             gap = (logits[:, b] - logits[:, a]).mean() - (black[0, b] - black[0, a])
