@@ -11,7 +11,7 @@ The probabilities should come from a model that did not train on those labels. F
 split they do. For the training split they are the model's own (in-sample): a network that
 memorised a wrong label hides it. Measured here: a 16,614-parameter network does not
 memorise 1% of flipped labels in three epochs, and in-sample probabilities found them (the
-README's table, ``bench/label_noise.py``).
+docs/data-tools.md, ``bench/label_noise.py``).
 
 cleanlab keeps per-class arrays in module globals while it works, so calls are serialised
 by a lock: safe to call from many threads.

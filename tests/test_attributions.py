@@ -166,7 +166,9 @@ def test_occlusion_overlapping_windows_average_the_drops(linear):
         for c in range(0, 28 - 4 + 1, 2):
             total[r : r + 4, c : c + 4] += w[r : r + 4, c : c + 4].sum()
             count[r : r + 4, c : c + 4] += 1
-    np.testing.assert_allclose(occ[0], total / count, rtol=1e-4, atol=1e-5)
+    # Each drop is the difference of two float32 sums of 784 products (about 10 in size): it
+    # carries ~1e-5 of rounding, which the float64 reference above has not.
+    np.testing.assert_allclose(occ[0], total / count, rtol=1e-4, atol=1e-4)
 
 
 def test_smoothgrad_of_a_linear_model_is_abs_weight_whatever_the_noise(linear, images):
@@ -645,7 +647,7 @@ def test_bad_image_shape(reference_model):
 )
 def test_every_option_has_a_ceiling_enforced_in_core(name, options, message):
     """Past its ceiling (which keeps one request under 2 s on two cores: bench/trust_speed.py
-    and the README give the measured worst cases) a value is refused with a clear message."""
+    gives the measured worst cases) a value is refused with a clear message."""
     layer = "conv1" if METHODS[name].kind == "layer" else None
     with pytest.raises(AttributionError, match=message):
         attribute(name, MnistCNN().eval(), torch.rand(1, 1, 28, 28), 0, layer=layer, **options)
