@@ -1,11 +1,9 @@
 """The on-disk model cache: one folder per trained model, keyed by what changes its weights.
 
-A model's folder holds ``epoch_NN.safetensors`` (weights after each epoch),
-``history.json`` (loss and accuracy per epoch), cached evaluations (logits of a split,
-named by :func:`evaluation_file` after the epoch, the split and the data's fingerprint),
-activation indexes (every unit on every digit of a split, named likewise by :func:`activation_index_file`),
-2-D maps of a split's fc1 (named by :func:`projection_file`) and ``meta.json``, written
-last: a folder without ``meta.json`` is unfinished.
+A model's folder holds ``epoch_NN.safetensors`` (weights after each saved point),
+``history.json`` (loss and accuracy per point), the runs computed from its weights
+(evaluations, indexes, maps: ``core.runs``) and ``meta.json``, written last: a folder
+without ``meta.json`` is unfinished.
 ``meta.json`` records the SHA-256 of every weights file; a file whose checksum does not
 match, or has no checksum recorded, is refused, never loaded. Every file is written to a
 temporary name, fsynced, renamed, and the folder fsynced, so a crash never leaves a
@@ -18,7 +16,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -152,23 +149,6 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_folder(path.parent)
 
 
-_UNKEPT: set[Path] = set()  # folders already reported as not writable (one log line each)
-
-
-def keep(path: Path, data: bytes) -> bool:
-    """Cache a computed artefact (an evaluation, an index, a map) beside its checkpoint, atomically.
-    Where the cache cannot be written (a read-only share a teacher prepared, a full disk) the
-    caller still has its result, it is only not kept: one log line per folder, and False."""
-    try:
-        atomic_write(path, data)
-        return True
-    except OSError as err:
-        if path.parent not in _UNKEPT:
-            _UNKEPT.add(path.parent)
-            logging.getLogger(__name__).warning("not caching in %s (%s): results are recomputed", path.parent, err)
-        return False
-
-
 def fsync_folder(folder: Path) -> None:
     """Flush a folder's entries (a rename) to disk, where the platform allows it."""
     try:
@@ -217,26 +197,6 @@ def load_weights(path: Path, expected_sha256: str | None) -> MnistCNN:
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not fit the model ({err})") from err
     return model.eval()
-
-
-def safetensors_metadata(data: bytes) -> dict:
-    """The ``__metadata__`` of a safetensors file's header (8-byte length, then JSON): the
-    labels (model key, epoch, split, data) a cached artefact is verified by."""
-    size = int.from_bytes(data[:8], "little")
-    return json.loads(data[8 : 8 + size]).get("__metadata__") or {}
-
-
-def read_labelled(path: Path, labels: dict[str, str]) -> dict[str, torch.Tensor] | None:
-    """The tensors of a cached safetensors artefact whose labels are exactly ``labels``, or None
-    when it is missing, unreadable, damaged or labelled otherwise (the caller recomputes it)."""
-    if not path.is_file():
-        return None
-    try:
-        data = path.read_bytes()
-        tensors = load_safetensors(data)
-        return tensors if safetensors_metadata(data) == labels else None
-    except (OSError, SafetensorError, ValueError):
-        return None
 
 
 def write_json(path: Path, value: object) -> None:
@@ -312,52 +272,6 @@ def load_checkpoint(folder: Path, epoch: int | None = None) -> MnistCNN:
         raise CheckpointError(f"{folder}: epoch {epoch} is not saved (epochs 1..{info.epochs_done} are)")
     name = epoch_file(epoch)
     return load_weights(folder / name, meta.get("sha256", {}).get(name))
-
-
-def _split_file(kind: str, epoch: int, split: str, data_fingerprint: str) -> str:
-    """``KIND_epochNN_SPLIT_<16 hex>.safetensors``: a split's artefact of one epoch's weights."""
-    if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
-    return f"{kind}_epoch{epoch:02d}_{split}_{data_fingerprint[:16]}.safetensors"
-
-
-def evaluation_file(epoch: int, split: str, data_fingerprint: str) -> str:
-    """The cached evaluation's file name inside a model's folder (the folder is the key)."""
-    return _split_file("evaluation", epoch, split, data_fingerprint)
-
-
-def activation_index_file(epoch: int, split: str, data_fingerprint: str) -> str:
-    """The cached activation index's file name (``core.units.load_or_compute_index``) inside a model's folder."""
-    return _split_file("activation_index", epoch, split, data_fingerprint)
-
-
-def projection_file(epoch: int, split: str, data_fingerprint: str, method: str, basis_epoch: int | None = None) -> str:
-    """The cached 2-D map's file name (``core.projection.load_or_compute_projection``) inside a model's
-    folder, e.g. ``projection_pca_epoch03_test_<16 hex>.safetensors`` for an epoch's own basis and
-    ``projection_pca_epoch01_basis03_test_<16 hex>.safetensors`` for epoch 1 on epoch 3's axes, so
-    the two never overwrite each other; ``method`` is lowercase letters and digits, so it cannot
-    reach outside the folder."""
-    if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
-    if not (method.isascii() and method.isalnum() and method == method.lower()):
-        raise ValueError(f"method {method!r} must be lowercase ASCII letters and digits")
-    basis = "" if basis_epoch in (None, epoch) else f"_basis{basis_epoch:02d}"
-    return f"projection_{method}_epoch{epoch:02d}{basis}_{split}_{data_fingerprint[:16]}.safetensors"
-
-
-def influence_bank_file(epoch: int, split: str, data_fingerprint: str) -> str:
-    """The cached TracIn bank's file name (``core.influence.load_or_compute_bank``) inside a model's folder."""
-    return _split_file("influence_bank", epoch, split, data_fingerprint)
-
-
-def flip_summary_file(epoch: int, split: str, data_fingerprint: str) -> str:
-    """The cached share of digits that flip when bent (``core.probes.load_or_compute_flip_summary``)."""
-    return _split_file("flip_summary", epoch, split, data_fingerprint)
-
-
-def scorecard_file(epoch: int, data_fingerprint: str, digits: int) -> str:
-    """The cached scorecard's file name inside a model's folder."""
-    return f"scorecard_epoch{epoch:02d}_{digits}_{data_fingerprint[:16]}.json"
 
 
 def read_history(folder: Path) -> list[dict]:

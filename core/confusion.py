@@ -61,6 +61,15 @@ def _check_cell(a: int, b: int) -> None:
 # --- Which digits ---------------------------------------------------------------------
 
 
+def top_confusions(matrix: np.ndarray, k: int) -> list[tuple[int, int, int]]:
+    """The ``k`` largest non-zero off-diagonal cells of a confusion matrix (K, K), as (true,
+    predicted, count), largest first; ties in row order."""
+    off = np.asarray(matrix).copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off.ravel(), kind="stable")[:k]
+    return [(int(i // len(off)), int(i % len(off)), int(off.flat[i])) for i in order if off.flat[i] > 0]
+
+
 def cell_digits(evaluation: Evaluation, a: int, b: int) -> np.ndarray:
     """Indices int64 (n,) of the digits of true class ``a`` predicted as ``b`` (a != b), most
     confident first, as ``Evaluation.cell`` orders them; empty when the cell is."""

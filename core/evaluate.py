@@ -9,11 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
-from core import checkpoints
+from core import runs
 from core.data import NUM_CLASSES, Split, to_tensor
 
 EVAL_BATCH = 2000  # big batches: inference needs no gradients, so memory is no concern
@@ -118,40 +115,35 @@ def evaluate_accuracy(model: torch.nn.Module, loader: Iterable[tuple[torch.Tenso
     return correct / max(total, 1)
 
 
+def evaluation_run(folder: Path, epoch: int, split_name: str, data_fingerprint: str) -> runs.Run:
+    """Where a split's logits under one saved point's weights are kept: ``folder`` is the model's."""
+    return runs.Run(folder, "evaluation", epoch, split_name, data_fingerprint)
+
+
 def load_or_evaluate(
     model: torch.nn.Module, split: Split, split_name: str, folder: Path, epoch: int, data_fingerprint: str
 ) -> Evaluation:
-    """The cached evaluation of a split beside a checkpoint, or a fresh one (then cached).
+    """The kept evaluation of a split beside a checkpoint, or a fresh one (then kept): a run
+    labelled with the model key (its folder), epoch, split and the data's fingerprint."""
 
-    The cache file is named and labelled by model key (its folder), epoch, split and the
-    data's fingerprint; a file whose labels or shape do not match is recomputed.
-    """
-    path = folder / checkpoints.evaluation_file(epoch, split_name, data_fingerprint)
-    labels = _labels(folder, epoch, split_name, data_fingerprint)
-    if path.is_file():
-        try:
-            data = path.read_bytes()
-            logits = load_safetensors(data)["logits"].numpy()
-            if checkpoints.safetensors_metadata(data) == labels and logits.shape == (len(split), NUM_CLASSES):
-                return Evaluation(logits=logits, labels=split.labels)
-        except (OSError, SafetensorError, KeyError, ValueError):
-            pass  # damaged cache: recompute below and overwrite it
-    evaluation = evaluate(model, split)
-    save_evaluation(folder, epoch, split_name, data_fingerprint, torch.from_numpy(evaluation.logits))
-    return evaluation
+    def decode(tensors: dict[str, torch.Tensor]) -> Evaluation | None:
+        logits = tensors["logits"].numpy()
+        return Evaluation(logits=logits, labels=split.labels) if logits.shape == (len(split), NUM_CLASSES) else None
+
+    return evaluation_run(folder, epoch, split_name, data_fingerprint).get(
+        lambda: evaluate(model, split), lambda found: _encode(torch.from_numpy(found.logits)), decode
+    )
 
 
 def save_evaluation(folder: Path, epoch: int, split_name: str, data_fingerprint: str, logits: torch.Tensor) -> None:
-    """Cache a split's logits beside a checkpoint, labelled as :func:`load_or_evaluate` checks
-    them. The trainer writes the test split's at each saved point from the pass that measured
-    its accuracy, so no page has to run it again (1-2 s of a core, while training)."""
-    path = folder / checkpoints.evaluation_file(epoch, split_name, data_fingerprint)
-    labels = _labels(folder, epoch, split_name, data_fingerprint)
-    checkpoints.keep(path, save_safetensors({"logits": logits.float().contiguous()}, metadata=labels))
+    """Keep a split's logits beside a checkpoint, as :func:`load_or_evaluate` reads them. The
+    trainer writes the test split's at each saved point from the pass that measured its
+    accuracy, so no page has to run it again (1-2 s of a core, while training)."""
+    evaluation_run(folder, epoch, split_name, data_fingerprint).keep(_encode(logits))
 
 
-def _labels(folder: Path, epoch: int, split_name: str, data_fingerprint: str) -> dict[str, str]:
-    return {"key": folder.name, "epoch": str(epoch), "split": split_name, "data": data_fingerprint}
+def _encode(logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"logits": logits.float().contiguous()}
 
 
 SORT_ORDERS = ("index", "confidence, lowest first", "confidence, highest first", "loss, highest first")

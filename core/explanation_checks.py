@@ -453,30 +453,42 @@ class Verdict:
         return "blank" if not self.informative else "trust" if self.good else "doubt"
 
     @property
-    def hover(self) -> str:
-        """The numbers, with which way is better, in plain words."""
+    def reasons(self) -> tuple[tuple[str, str], ...]:
+        """The numbers behind the verdict in plain words: (check, sentence) pairs, the check
+        named with which way is better ("" for a blank map's one sentence). The dashboard and the
+        report set them in type (dashboard/words.py)."""
         if not self.informative:
             return (
-                "The map has one value everywhere (often all zero): it ranks no pixel, "
-                "so it cannot be checked or trusted."
+                (
+                    "",
+                    "The map has one value everywhere (often all zero): it ranks no pixel, "
+                    "so it cannot be checked or trusted.",
+                ),
             )
-        return "\n\n".join(
-            [
-                f"**Randomisation** (lower is better): after fc2, fc1 and conv4 get random weights "
+        return (
+            (
+                "Randomisation",
+                f"(lower is better): after fc2, fc1 and conv4 get random weights "
                 f"the map's ink pixels still rank {self.similarity_top:.2f} alike (Spearman of |map|); "
                 f"two random networks' maps rank "
                 f"{self.floor:.2f} alike. It passes when the first is at most {PASS_EXCESS} above the second "
                 f"(and under {SAME_MAP}: a map that barely changes fails, whatever the floor).",
-                f"**Deletion** (area under the class probability as ink is removed; lower is better): "
+            ),
+            (
+                "Deletion",
+                f"(area under the class probability as ink is removed; lower is better): "
                 f"this map {self.deletion:.2f} · random order {self.deletion_random:.2f} "
                 f"(mean of {RANDOM_ORDERS} orders, which spread by {self.deletion_random_sd:.2f}: "
                 f"the map must beat it by {self.deletion_margin:.2f}) · brightest first {self.deletion_ink:.2f} · "
                 f"a random network's map {self.deletion_random_net:.2f}.",
-                f"**Insertion** (area as ink is added to a black image; higher is better): this map "
+            ),
+            (
+                "Insertion",
+                f"(area as ink is added to a black image; higher is better): this map "
                 f"{self.insertion:.2f} · random order {self.insertion_random:.2f}. The black image is not neutral: "
                 "the network reads it as some class.",
-                f"**Sparseness** (Gini of |map|, 0 = spread evenly, 1 = one pixel): {self.gini:.2f}.",
-            ]
+            ),
+            ("Sparseness", f"(Gini of |map|, 0 = spread evenly, 1 = one pixel): {self.gini:.2f}."),
         )
 
 

@@ -35,10 +35,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from core import checkpoints
+from core import checkpoints, runs
 from core.config import TrainConfig
 from core.data import NUM_CLASSES, Mnist, Split, to_tensor
 
@@ -89,6 +88,12 @@ def compute_bank(
     return Bank(inputs=inputs, logits=logits, epoch=epoch)
 
 
+def bank_run(folder: Path, epoch: int, split_name: str, data_fingerprint: str, digits: int) -> runs.Run:
+    """Where a split's first ``digits`` banked under one saved point's weights are kept."""
+    details = (("digits", str(digits)), ("layer", LAYER))
+    return runs.Run(folder, "influence_bank", epoch, split_name, data_fingerprint, details=details)
+
+
 def load_or_compute_bank(
     model: nn.Module,
     split: Split,
@@ -99,36 +104,23 @@ def load_or_compute_bank(
     digits: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Bank:
-    """The cached bank of a split's first ``digits`` (default: all) beside a checkpoint, or a
-    fresh one (then cached). Like the evaluations: one safetensors file named by
-    ``checkpoints.influence_bank_file``, labelled with the model key (its folder), epoch, split,
-    data fingerprint and digit count; a file whose labels, shapes or values do not match, or
-    that cannot be read, is recomputed and overwritten atomically."""
+    """The kept bank of a split's first ``digits`` (default: all) beside a checkpoint, or a
+    fresh one (then kept): a run labelled with the model key (its folder), epoch, split, data
+    fingerprint, digit count and layer."""
     digits = len(split) if digits is None else digits
-    path = folder / checkpoints.influence_bank_file(epoch, split_name, data_fingerprint)
-    labels = {
-        "key": folder.name,
-        "epoch": str(epoch),
-        "split": split_name,
-        "data": data_fingerprint,
-        "digits": str(digits),
-        "layer": LAYER,
-    }
-    tensors = checkpoints.read_labelled(path, labels)
-    if tensors is not None and _valid(tensors, digits, getattr(model, LAYER).in_features):
+    width = getattr(model, LAYER).in_features
+
+    def decode(tensors: dict[str, torch.Tensor]) -> Bank | None:
+        expected = {"inputs": ((digits, width), torch.float32), "logits": ((digits, NUM_CLASSES), torch.float32)}
+        if not runs.same_shapes(tensors, expected) or not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
+            return None
         return Bank(inputs=tensors["inputs"].numpy(), logits=tensors["logits"].numpy(), epoch=epoch)
-    bank = compute_bank(model, split.images[:digits], epoch, progress)
-    tensors = {"inputs": torch.from_numpy(bank.inputs.copy()), "logits": torch.from_numpy(bank.logits.copy())}
-    checkpoints.keep(path, save_safetensors(tensors, metadata=labels))
-    return bank
 
+    def encode(bank: Bank) -> dict[str, torch.Tensor]:
+        return {"inputs": torch.from_numpy(bank.inputs.copy()), "logits": torch.from_numpy(bank.logits.copy())}
 
-def _valid(tensors: dict[str, torch.Tensor], digits: int, width: int) -> bool:
-    expected = {"inputs": (digits, width), "logits": (digits, NUM_CLASSES)}
-    return (
-        set(tensors) == set(expected)
-        and all(tuple(tensors[k].shape) == v and tensors[k].dtype == torch.float32 for k, v in expected.items())
-        and all(bool(torch.isfinite(t).all()) for t in tensors.values())
+    return bank_run(folder, epoch, split_name, data_fingerprint, digits).get(
+        lambda: compute_bank(model, split.images[:digits], epoch, progress), encode, decode
     )
 
 
@@ -248,7 +240,7 @@ def load_or_compute_banks(
     computed (about 1.5 s per epoch and 10,000 digits on two cores): {"train": [epoch 1, ...],
     "test": [...]}. The training split holds the digits the model trained on (its
     ``train_limit``). ``progress(fraction, text)`` after each batch."""
-    sizes = {"train": info.config.train_limit or len(data.train), "test": len(data.test)}
+    sizes = _bank_sizes(info, data)
     total = info.epochs_done * sum(sizes.values())
     done = 0
     banks: dict[str, list[Bank]] = {split: [] for split in SPLITS}
@@ -270,3 +262,18 @@ def load_or_compute_banks(
             )
             done += sizes[split]
     return banks
+
+
+def _bank_sizes(info: checkpoints.CheckpointInfo, data: Mnist) -> dict[str, int]:
+    """Digits banked per split: the training digits the model trained on, every test digit."""
+    return {"train": info.config.train_limit or len(data.train), "test": len(data.test)}
+
+
+def bank_runs(info: checkpoints.CheckpointInfo, data: Mnist) -> list[runs.Run]:
+    """Every run :func:`load_or_compute_banks` keeps: both splits at every saved point."""
+    sizes = _bank_sizes(info, data)
+    return [
+        bank_run(info.folder, epoch, split, data.fingerprint, sizes[split])
+        for epoch in range(1, info.epochs_done + 1)
+        for split in SPLITS
+    ]

@@ -25,11 +25,10 @@ from types import MappingProxyType
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save as save_safetensors
 from scipy.ndimage import distance_transform_edt
 from torch import nn
 
-from core import checkpoints
+from core import runs
 from core.data import IMAGE_SIZE, NUM_CLASSES, Split, to_tensor
 
 SIMILARITY_LAYERS = ("conv1", "conv2", "conv3", "conv4", "fc1")
@@ -400,6 +399,12 @@ def flip_summary(
     )
 
 
+def flip_run(folder: Path, epoch: int, split_name: str, data_fingerprint: str, angle: float, pixels: int) -> runs.Run:
+    """Where a split's flip flags under one saved point's weights are kept."""
+    details = (("angle", f"{angle:g}"), ("pixels", str(pixels)))
+    return runs.Run(folder, "flip_summary", epoch, split_name, data_fingerprint, details=details)
+
+
 def load_or_compute_flip_summary(
     model: nn.Module,
     split: Split,
@@ -411,24 +416,15 @@ def load_or_compute_flip_summary(
     pixels: int = 2,
     progress: Callable[[float, str], None] | None = None,
 ) -> FlipSummary:
-    """The cached flip summary of a split beside a checkpoint, or a fresh one (then cached).
+    """The kept flip summary of a split beside a checkpoint, or a fresh one (then kept): a run
+    of the per-digit flags as uint8, labelled with the model key (its folder), epoch, split,
+    data fingerprint, angle and pixels. The shares are recomputed from the flags and the
+    split's labels on load."""
 
-    Like the evaluations: one safetensors file named by ``checkpoints.flip_summary_file``, the
-    per-digit flags as uint8, labelled with the model key (its folder), epoch, split, data
-    fingerprint, angle and pixels; a file whose labels or arrays do not match, or that cannot
-    be read, is recomputed and overwritten atomically. The shares are recomputed from the flags
-    and the split's labels on load."""
-    path = folder / checkpoints.flip_summary_file(epoch, split_name, data_fingerprint)
-    labels = {
-        "key": folder.name,
-        "epoch": str(epoch),
-        "split": split_name,
-        "data": data_fingerprint,
-        "angle": f"{angle:g}",
-        "pixels": str(pixels),
-    }
-    tensors = checkpoints.read_labelled(path, labels)
-    if tensors is not None and _valid_flags(tensors, len(split)):
+    def decode(tensors: dict[str, torch.Tensor]) -> FlipSummary | None:
+        expected = {name: ((len(split),), torch.uint8) for name in ("rotation_flips", "shift_flips")}
+        if not runs.same_shapes(tensors, expected) or any(t.numel() and int(t.max()) > 1 for t in tensors.values()):
+            return None
         rotation, shift = (tensors[k].numpy().astype(bool) for k in ("rotation_flips", "shift_flips"))
         steps = np.arange(FLIP_STEP, angle + 1e-9, FLIP_STEP)
         return FlipSummary(
@@ -439,19 +435,15 @@ def load_or_compute_flip_summary(
             angles=tuple(float(a) for a in np.concatenate([-steps[::-1], steps])),
             shifts=(*range(-pixels, 0), *range(1, pixels + 1)),
         )
-    summary = flip_summary(model, split.images, split.labels, angle, pixels, progress=progress)
-    tensors = {
-        "rotation_flips": torch.from_numpy(summary.rotation_flips.astype(np.uint8)),
-        "shift_flips": torch.from_numpy(summary.shift_flips.astype(np.uint8)),
-    }
-    checkpoints.keep(path, save_safetensors(tensors, metadata=labels))
-    return summary
 
+    def encode(summary: FlipSummary) -> dict[str, torch.Tensor]:
+        return {
+            "rotation_flips": torch.from_numpy(summary.rotation_flips.astype(np.uint8)),
+            "shift_flips": torch.from_numpy(summary.shift_flips.astype(np.uint8)),
+        }
 
-def _valid_flags(tensors: dict[str, torch.Tensor], digits: int) -> bool:
-    return set(tensors) == {"rotation_flips", "shift_flips"} and all(
-        tuple(t.shape) == (digits,) and t.dtype == torch.uint8 and (t.numel() == 0 or int(t.max()) <= 1)
-        for t in tensors.values()
+    return flip_run(folder, epoch, split_name, data_fingerprint, angle, pixels).get(
+        lambda: flip_summary(model, split.images, split.labels, angle, pixels, progress=progress), encode, decode
     )
 
 

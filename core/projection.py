@@ -21,12 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from core import checkpoints
+from core import runs
 from core.data import Split, to_tensor
 
 LAYER = "fc1"  # the representation mapped: 20 numbers per digit, after the ReLU
@@ -202,6 +199,25 @@ def _through(features: np.ndarray, basis: Projection) -> Projection:
 # --- Cached beside the checkpoint -----------------------------------------------------
 
 
+def projection_run(
+    folder: Path, epoch: int, split_name: str, data_fingerprint: str, method: str = PCA, basis_epoch: int | None = None
+) -> runs.Run:
+    """Where a split's 2-D map under one saved point's weights is kept, e.g.
+    ``projection_pca_epoch03_test_<16 hex>.safetensors`` for an epoch's own basis and
+    ``projection_pca_epoch01_basis03_test_<16 hex>.safetensors`` for epoch 1 on epoch 3's axes,
+    so the two never overwrite each other."""
+    basis_epoch = epoch if basis_epoch is None else basis_epoch
+    return runs.Run(
+        folder,
+        f"projection_{method}",
+        epoch,
+        split_name,
+        data_fingerprint,
+        details=(("method", method), ("basis_epoch", str(basis_epoch))),
+        name_details=() if basis_epoch == epoch else (f"basis{basis_epoch:02d}",),
+    )
+
+
 def load_or_compute_projection(
     model: nn.Module,
     split: Split,
@@ -212,46 +228,32 @@ def load_or_compute_projection(
     basis: Projection | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Projection:
-    """The cached map of a split's fc1 beside a checkpoint, or a fresh one (then cached).
+    """The kept map of a split's fc1 beside a checkpoint, or a fresh one (then kept).
 
     ``model`` holds epoch ``epoch``'s weights. Without ``basis`` its own PCA is fitted; with one
     (from another epoch, e.g. the last) the digits are put through that basis, so every epoch
-    shares its axes. Like ``core.units.load_or_compute_index``: one safetensors file named by
-    ``checkpoints.projection_file``, labelled with the model key (its folder), epoch, split,
-    data fingerprint, method and the basis's epoch; a file whose labels, arrays or shapes do
-    not match, whose basis is not exactly ``basis``, or that cannot be read, is recomputed and
-    overwritten atomically. ``progress(fraction, text)`` after each batch of a computation.
+    shares its axes. A run labelled with the model key (its folder), epoch, split, data
+    fingerprint, method and the basis's epoch; a kept map whose basis is not exactly ``basis``
+    is computed again. ``progress(fraction, text)`` after each batch of a computation.
     """
     if basis is not None and basis.epoch is None:
         raise ValueError("the basis must be labelled with the epoch it was fitted on (its epoch is None)")
     method = PCA if basis is None else basis.method
     basis_epoch = epoch if basis is None else basis.epoch
-    path = folder / checkpoints.projection_file(epoch, split_name, data_fingerprint, method, basis_epoch)
-    labels = {
-        "key": folder.name,
-        "epoch": str(epoch),
-        "split": split_name,
-        "data": data_fingerprint,
-        "method": method,
-        "basis_epoch": str(basis_epoch),
-    }
     width = getattr(model, LAYER).out_features
-    if path.is_file():
-        try:
-            data = path.read_bytes()
-            tensors = load_safetensors(data)
-            if checkpoints.safetensors_metadata(data) == labels:
-                found = _from_tensors(tensors, len(split), width, method, basis_epoch)
-                if found is not None and (basis is None or _same_basis(found, basis)):
-                    return found
-        except (OSError, SafetensorError, ValueError):
-            pass  # damaged cache: recompute below and overwrite it
-    # Convert the uint8 digits batch by batch: the train split as float32 at once is 188 MB.
-    batches = (to_tensor(split.images[i : i + FEATURE_BATCH]) for i in range(0, len(split), FEATURE_BATCH))
-    features = _features(model, batches, len(split), progress)
-    projection = fit_pca(features, epoch) if basis is None else _through(features, basis)
-    checkpoints.keep(path, save_safetensors(_to_tensors(projection), metadata=labels))
-    return projection
+
+    def compute() -> Projection:
+        # Convert the uint8 digits batch by batch: the train split as float32 at once is 188 MB.
+        batches = (to_tensor(split.images[i : i + FEATURE_BATCH]) for i in range(0, len(split), FEATURE_BATCH))
+        features = _features(model, batches, len(split), progress)
+        return fit_pca(features, epoch) if basis is None else _through(features, basis)
+
+    def decode(tensors: dict[str, torch.Tensor]) -> Projection | None:
+        found = _from_tensors(tensors, len(split), width, method, basis_epoch)
+        return found if found is not None and (basis is None or _same_basis(found, basis)) else None
+
+    run = projection_run(folder, epoch, split_name, data_fingerprint, method, basis_epoch)
+    return run.get(compute, _to_tensors, decode)
 
 
 _FIELDS = ("points", "mean", "components", "explained")
@@ -271,9 +273,7 @@ def _from_tensors(
         "components": ((AXES, width), torch.float64),
         "explained": ((AXES,), torch.float64),
     }
-    if set(tensors) != set(expected):
-        return None
-    if any((tuple(tensors[name].shape), tensors[name].dtype) != want for name, want in expected.items()):
+    if not runs.same_shapes(tensors, expected):
         return None
     arrays = {name: tensors[name].numpy() for name in _FIELDS}
     if not all(np.isfinite(array).all() for array in arrays.values()):

@@ -12,7 +12,6 @@ size asked for. Each check is computed batched over the sample by ``core.explana
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core import checkpoints
+from core import checkpoints, runs
 from core import explanation_checks as checks
 from core.attributions import INPUT_METHODS, LAYER_METHODS, AttributionRequest, explainer
 from core.checkpoints import ModelRef
@@ -254,18 +253,26 @@ def _road_gain(model: MnistCNN, x: torch.Tensor, t: torch.Tensor, maps: np.ndarr
     return checks.road(model, x, t, shuffled, seed).area - mine
 
 
+def scorecard_run(folder: Path, epoch: int, data_fingerprint: str, digits: int | None = None) -> runs.Run:
+    """Where the scorecard of one saved point's weights over ``digits`` (default ``DIGITS``)
+    sampled test digits is kept (JSON)."""
+    digits = digits or DIGITS
+    details = (("digits", str(digits)),)
+    return runs.Run(folder, "scorecard", epoch, None, data_fingerprint, details, (str(digits),), runs.JSON)
+
+
+def _run(ref: ModelRef, digits: int | None, root: Path | None) -> runs.Run:
+    """The run of the weights ``ref`` names; raises ``CheckpointError`` when the model is not cached."""
+    info = checkpoints.read_info(checkpoints.models_root(root) / ref.key)
+    return scorecard_run(info.folder, ref.epoch or info.epochs_done, info.data_fingerprint, digits)
+
+
 def cached(ref: ModelRef, digits: int | None = None, root: Path | None = None) -> Scorecard | None:
-    """The scorecard cached beside these weights, or None (nothing is computed)."""
+    """The scorecard kept beside these weights, or None (nothing is computed)."""
     try:
-        path = _path(ref, digits or DIGITS, root)
+        return _run(ref, digits, root).read(Scorecard.from_json)
     except checkpoints.CheckpointError:
         return None
-    if not path.is_file():
-        return None
-    try:
-        return Scorecard.from_json(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError):
-        return None  # damaged or written by another version: to be recomputed
 
 
 def load_or_compute(
@@ -274,33 +281,25 @@ def load_or_compute(
     root: Path | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Scorecard:
-    """The cached scorecard of these weights, or a fresh one (then cached beside them)."""
+    """The kept scorecard of these weights, or a fresh one (then kept beside them)."""
     digits = digits or DIGITS
-    card = cached(ref, digits, root)
-    if card is not None:
-        return card
-    start = time.perf_counter()
-    trained = load_cached(ref.key, root=root, epoch=ref.epoch)
-    data = load_mnist(trained.info.data_source)
-    if progress is not None:
-        progress(0.0, "Training a network to memorise shuffled labels (the data-randomisation check), once…")
-    shuffled = shuffled_label_network(trained.info.config, root=root)
-    evaluation = evaluate(trained.model, data.test)
-    indices = sample_indices(evaluation, digits)
-    images = to_tensor(data.test.images[indices])
-    targets = torch.from_numpy(evaluation.preds[indices])
-    rows = compute(trained.model, images, targets, progress=progress, shuffled=shuffled.model)
-    mistakes = int((evaluation.preds[indices] != evaluation.labels[indices]).sum())
-    card = Scorecard(str(ref), len(indices), mistakes, time.perf_counter() - start, rows, shuffled.message)
-    checkpoints.keep(_path(ref, digits, root), json.dumps(card.to_json(), indent=2).encode())
-    return card
 
+    def score() -> Scorecard:
+        start = time.perf_counter()
+        trained = load_cached(ref.key, root=root, epoch=ref.epoch)
+        data = load_mnist(trained.info.data_source)
+        if progress is not None:
+            progress(0.0, "Training a network to memorise shuffled labels (the data-randomisation check), once…")
+        shuffled = shuffled_label_network(trained.info.config, root=root)
+        evaluation = evaluate(trained.model, data.test)
+        indices = sample_indices(evaluation, digits)
+        images = to_tensor(data.test.images[indices])
+        targets = torch.from_numpy(evaluation.preds[indices])
+        rows = compute(trained.model, images, targets, progress=progress, shuffled=shuffled.model)
+        mistakes = int((evaluation.preds[indices] != evaluation.labels[indices]).sum())
+        return Scorecard(str(ref), len(indices), mistakes, time.perf_counter() - start, rows, shuffled.message)
 
-def _path(ref: ModelRef, digits: int, root: Path | None) -> Path:
-    folder = checkpoints.models_root(root) / ref.key
-    info = checkpoints.read_info(folder)
-    epoch = ref.epoch or info.epochs_done
-    return folder / checkpoints.scorecard_file(epoch, info.data_fingerprint, digits)
+    return _run(ref, digits, root).get(score, Scorecard.to_json, Scorecard.from_json)
 
 
 def format_table(card: Scorecard) -> str:

@@ -17,12 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from core import checkpoints
+from core import runs
 from core.data import IMAGE_SIZE, NUM_CLASSES, Split, to_tensor
 from core.model import CONV_LAYERS, LAYER_NAMES, MNIST_MEAN, MNIST_STD, TAPS, new_model
 
@@ -245,6 +242,11 @@ def activation_index(
     return _index_batches(model, batches, len(images), progress)
 
 
+def index_run(folder: Path, epoch: int, split_name: str, data_fingerprint: str) -> runs.Run:
+    """Where a split's activation index under one saved point's weights is kept."""
+    return runs.Run(folder, "activation_index", epoch, split_name, data_fingerprint)
+
+
 def load_or_compute_index(
     model: nn.Module,
     split: Split,
@@ -254,30 +256,17 @@ def load_or_compute_index(
     data_fingerprint: str,
     progress: Callable[[float, str], None] | None = None,
 ) -> ActivationIndex:
-    """The cached activation index of a split beside a checkpoint, or a fresh one (then cached).
+    """The kept activation index of a split beside a checkpoint, or a fresh one (then kept):
+    a run labelled with the model key (its folder), epoch, split and data fingerprint."""
 
-    Like ``core.evaluate.load_or_evaluate``: one safetensors file named by
-    ``checkpoints.activation_index_file`` and labelled with the model key (its folder),
-    epoch, split and data fingerprint; a file whose labels, arrays or shapes do not match,
-    or that cannot be read, is recomputed and overwritten.
-    """
-    path = folder / checkpoints.activation_index_file(epoch, split_name, data_fingerprint)
-    labels = {"key": folder.name, "epoch": str(epoch), "split": split_name, "data": data_fingerprint}
-    if path.is_file():
-        try:
-            data = path.read_bytes()
-            tensors = load_safetensors(data)
-            if checkpoints.safetensors_metadata(data) == labels:
-                index = _from_tensors(tensors, model, len(split))
-                if index is not None:
-                    return index
-        except (OSError, SafetensorError, ValueError):
-            pass  # damaged cache: recompute below and overwrite it
-    # Convert the uint8 digits batch by batch: the train split as float32 at once is 188 MB.
-    batches = (to_tensor(split.images[i : i + INDEX_BATCH]) for i in range(0, len(split), INDEX_BATCH))
-    index = _index_batches(model, batches, len(split), progress)
-    checkpoints.keep(path, save_safetensors(_to_tensors(index), metadata=labels))
-    return index
+    def compute() -> ActivationIndex:
+        # Convert the uint8 digits batch by batch: the train split as float32 at once is 188 MB.
+        batches = (to_tensor(split.images[i : i + INDEX_BATCH]) for i in range(0, len(split), INDEX_BATCH))
+        return _index_batches(model, batches, len(split), progress)
+
+    return index_run(folder, epoch, split_name, data_fingerprint).get(
+        compute, _to_tensors, lambda tensors: _from_tensors(tensors, model, len(split))
+    )
 
 
 _FIELDS = ("maximum", "mean", "position")
@@ -293,15 +282,13 @@ def _to_tensors(index: ActivationIndex) -> dict[str, torch.Tensor]:
 
 
 def _from_tensors(tensors: dict[str, torch.Tensor], model: nn.Module, digits: int) -> ActivationIndex | None:
-    """The index in a cached file, or None when its arrays are not exactly the expected ones."""
+    """The index in a kept file, or None when its arrays are not exactly the expected ones."""
     expected = {
         f"{layer}.{field}": ((digits, _units(model, layer)), _DTYPES[field])
         for field in _FIELDS
         for layer in UNIT_LAYERS
     }
-    if set(tensors) != set(expected):
-        return None
-    if any((tuple(tensors[name].shape), tensors[name].dtype) != want for name, want in expected.items()):
+    if not runs.same_shapes(tensors, expected):
         return None
     return ActivationIndex(
         **{field: {layer: tensors[f"{layer}.{field}"].numpy() for layer in UNIT_LAYERS} for field in _FIELDS}
@@ -411,6 +398,59 @@ def pool_step(model: nn.Module, image: torch.Tensor, layer: str, channel: int, r
         block=block.numpy(),
         winner=winner,
         value=float(block.max()),
+    )
+
+
+POOL_AFTER = {"conv2": "pool1", "conv4": "pool2"}  # the max-pool that reads a conv layer's output
+
+
+def pool_position(row: int, col: int) -> tuple[int, int]:
+    """The cell of the 2x2 max-pool that follows a conv layer which takes in (row, col)."""
+    return row // 2, col // 2
+
+
+@dataclass(frozen=True, eq=False)
+class LinearStep:
+    """How linear ``layer``'s ``unit`` is computed for one image.
+
+    ``inputs`` float32 (n,): ``source`` flattened (fc1 reads pool2's 32 channels × 4×4 = 512);
+    ``weights`` float32 (n,) the unit's row of the weight matrix; ``weighted_sum`` = inputs ·
+    weights; ``pre_relu`` = weighted_sum + ``bias``; ``value`` = max(pre_relu, 0), the number
+    ``taps`` reports.
+    """
+
+    layer: str
+    unit: int
+    source: str
+    inputs: np.ndarray
+    weights: np.ndarray
+    weighted_sum: float
+    bias: float
+    pre_relu: float
+    value: float
+
+
+def linear_step(model: nn.Module, image: torch.Tensor, layer: str, unit: int) -> LinearStep:
+    """One unit of a hidden linear layer (fc1) taken apart, for a float32 image (1, 1, 28, 28) in [0, 1]."""
+    _check_layer(layer, ("fc1",))
+    _check_image(image)
+    _check_unit(model, layer, unit)
+    module = getattr(model, layer)
+    with torch.inference_mode():
+        inputs = _layer_input(model, layer, image.to(_device(model)))[0].float().cpu().reshape(-1)  # (n,)
+        weights = module.weight[unit].detach().float().cpu()  # (n,)
+        bias = float(module.bias[unit]) if module.bias is not None else 0.0
+    weighted_sum = float((inputs.double() * weights.double()).sum())
+    return LinearStep(
+        layer=layer,
+        unit=unit,
+        source=LAYER_NAMES[LAYER_NAMES.index(layer) - 1],
+        inputs=inputs.numpy(),
+        weights=weights.numpy(),
+        weighted_sum=weighted_sum,
+        bias=bias,
+        pre_relu=weighted_sum + bias,
+        value=max(weighted_sum + bias, 0.0),
     )
 
 

@@ -4,7 +4,10 @@
 background trainer): one copy for all sessions, never mutated, never cleared by a session.
 ``st.cache_data`` holds small derived arrays. Keys are the cache folder, a model key and
 epoch, a split name, pixel bytes, a frozen request: nothing unhashed that could go stale.
-The public functions take typed values (a ``ModelRef``) and pass their parts as keys.
+The public functions take typed values (a ``ModelRef``, one handle for per-digit and
+dataset-wide calls alike) and pass their parts as keys. Runs over a data set that pages wait
+for (the unit index, the data map, the banks, the flip summary, the scorecard) are declared
+once in :data:`INDEXES` and reached through three calls: :func:`result`, :func:`start`, :func:`task`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -121,16 +125,31 @@ def provisional(key: str) -> TrainedModel | None:
         return None
 
 
-def evaluation(trained: TrainedModel, epoch: int, split: str = "test") -> Evaluation:
-    """Predictions of some weights on a split, cached on disk beside them and in memory here."""
-    # The last epoch's weights are loaded as ModelRef(key) (epoch None): reuse that copy.
-    loaded_as = None if epoch == trained.info.epochs_done else epoch
-    return _evaluation(str(cache_dir()), trained.info.key, epoch, loaded_as, split)
+# ---- one model handle: every call names its weights by a ModelRef -------------------------
+
+
+def _point(ref: ModelRef) -> tuple[str, str, int]:
+    """(cache folder, model key, saved point) of the weights ``ref`` names, for work over a data
+    set. The key reads "KEY~N" while the model is still training (N points saved), so nothing
+    computed from provisional weights outlives training under the finished model's name."""
+    trained = model(ref)
+    return str(cache_dir()), trained.info.key, ref.epoch or trained.info.epochs_done
+
+
+def _weights(root: str, key: str, epoch: int) -> TrainedModel:
+    """The weights of saved point ``epoch``; the last point's are the copy ``ModelRef(key)`` loads."""
+    last = _model(root, key, None)
+    return last if epoch == last.info.epochs_done else _model(root, key, epoch)
+
+
+def evaluation(ref: ModelRef, split: str = "test") -> Evaluation:
+    """Predictions of some weights on a split, kept on disk beside them and in memory here."""
+    return _evaluation(*_point(ref), split)
 
 
 @st.cache_resource(show_spinner="Running the model over the split (once per model)…", max_entries=16)
-def _evaluation(root: str, key: str, epoch: int, loaded_as: int | None, split: str) -> Evaluation:
-    trained = _model(root, key, loaded_as)
+def _evaluation(root: str, key: str, epoch: int, split: str) -> Evaluation:
+    trained = _weights(root, key, epoch)
     info = trained.info
     data = dataset(info.data_source)
     if not info.folder.is_dir():  # the cache folder was deleted while the app runs: keep it in memory
@@ -215,6 +234,11 @@ def activations(ref: ModelRef, pixels: bytes) -> dict[str, np.ndarray]:
 def _activations(root: str, key: str, epoch: int | None, pixels: bytes) -> dict[str, np.ndarray]:
     outputs = layer_outputs(_model(root, key, epoch).model, _pixels_tensor(pixels))
     return {name: value[0] for name, value in outputs.items()}
+
+
+def probabilities(ref: ModelRef, pixels: bytes) -> np.ndarray:
+    """float32 (K,): the class probabilities of one digit (softmax of its logits)."""
+    return softmax(activations(ref, pixels)["fc2"])
 
 
 def attribution_map(ref: ModelRef, pixels: bytes, label: int | None, request: AttributionRequest) -> np.ndarray:
@@ -363,78 +387,155 @@ def heavy_work() -> Workers:
     return Workers(workers=1)
 
 
-def scorecard_card(ref: ModelRef) -> scorecard.Scorecard | None:
-    """The cached scorecard of these weights, or None (read from disk; nothing computed)."""
-    return scorecard.cached(ref, root=cache_dir())
+# ---- runs over a data set: kept beside the checkpoint, computed in the background ----------
+
+UNIT_SPLIT = "test"  # unit cards, the data map and the flip summary rank and average over the test digits
 
 
-def start_scorecard(ref: ModelRef) -> None:
-    """Compute the scorecard in the background (attaching to a computation already running)."""
-    root = cache_dir()
-    heavy_work().submit(
-        f"scorecard:{ref}", lambda progress: scorecard.load_or_compute(ref, root=root, progress=progress)
+def _unit_index_of(root: str, key: str, epoch: int, progress=None) -> units.ActivationIndex:
+    trained = _weights(root, key, epoch)
+    data = dataset(trained.info.data_source)
+    return units.load_or_compute_index(
+        trained.model, data.test, UNIT_SPLIT, trained.info.folder, epoch, data.fingerprint, progress=progress
     )
+
+
+def _data_map_of(root: str, key: str, epoch: int, progress=None) -> projection.Projection:
+    """The last epoch's PCA (the axes), then ``epoch`` through it; each kept beside the checkpoint."""
+    last = _model(root, key, None)
+    info, data = last.info, dataset(last.info.data_source)
+    args = (data.test, UNIT_SPLIT, info.folder)
+    basis = projection.load_or_compute_projection(
+        last.model, *args, info.epochs_done, data.fingerprint, progress=progress
+    )
+    if epoch == info.epochs_done:
+        return basis
+    model = _model(root, key, epoch).model
+    return projection.load_or_compute_projection(model, *args, epoch, data.fingerprint, basis=basis, progress=progress)
+
+
+def _data_map_runs(info: CheckpointInfo, epoch: int) -> list:
+    return [
+        projection.projection_run(info.folder, e, UNIT_SPLIT, info.data_fingerprint, basis_epoch=info.epochs_done)
+        for e in {epoch, info.epochs_done}
+    ]
+
+
+def _banks_of(root: str, key: str, epoch: int, progress=None) -> dict[str, list[influence.Bank]]:
+    info = _model(root, key, None).info
+    return influence.load_or_compute_banks(info, dataset(info.data_source), progress)
+
+
+def _flip_summary_of(root: str, key: str, epoch: int, progress=None) -> probes.FlipSummary:
+    trained = _weights(root, key, epoch)
+    data = dataset(trained.info.data_source)
+    return probes.load_or_compute_flip_summary(
+        trained.model, data.test, UNIT_SPLIT, trained.info.folder, epoch, data.fingerprint, progress=progress
+    )
+
+
+def _scorecard_of(root: str, key: str, epoch: int, progress=None) -> scorecard.Scorecard:
+    return scorecard.load_or_compute(ModelRef(key, epoch), root=Path(root), progress=progress)
+
+
+@dataclasses.dataclass(frozen=True)
+class Index:
+    """A run over a data set that pages wait for: how to compute it (a verified read when it is
+    kept), which files it keeps, and what the page says while it runs."""
+
+    compute: Callable  # (root, key, epoch, progress) -> the result
+    runs: Callable  # (CheckpointInfo, epoch) -> the core.runs.Run it keeps: all kept means ready
+    title: str  # the progress bar's title
+    failed: str  # what failed, before the error
+    per_point: bool = True  # False: one run over every saved point of the model (the banks)
+
+
+INDEXES: dict[str, Index] = {
+    "units": Index(
+        _unit_index_of,
+        lambda info, epoch: [units.index_run(info.folder, epoch, UNIT_SPLIT, info.data_fingerprint)],
+        "Indexing every unit over the 10,000 test digits (once per model and epoch)",
+        "Indexing the units failed",
+    ),
+    "map": Index(
+        _data_map_of,
+        _data_map_runs,
+        "Placing the 10,000 test digits (once per model and epoch)",
+        "Mapping the digits failed",
+    ),
+    "banks": Index(
+        _banks_of,
+        lambda info, epoch: influence.bank_runs(info, dataset(info.data_source)),
+        "Running every training and test digit through each saved epoch (once per model, about 15 s)",
+        "Reading the digits through the saved epochs failed",
+        per_point=False,
+    ),
+    "flips": Index(
+        _flip_summary_of,
+        lambda info, epoch: [probes.flip_run(info.folder, epoch, UNIT_SPLIT, info.data_fingerprint, 15, 2)],
+        "Rotating and shifting the 10,000 test digits a little (once per model and epoch)",
+        "Bending the test digits failed",
+    ),
+    "scorecard": Index(
+        _scorecard_of,
+        lambda info, epoch: [scorecard.scorecard_run(info.folder, epoch, info.data_fingerprint)],
+        "Computing the scorecard",
+        "Computing the scorecard failed",
+    ),
+}
+
+
+def task(name: str, ref: ModelRef) -> str:
+    """The background pool's key for run ``name`` of these weights, e.g. "units:KEY@3"."""
+    _, key, epoch = _point(ref)
+    return f"{name}:{key}" if not INDEXES[name].per_point else f"{name}:{key}@{epoch}"
+
+
+def result(name: str, ref: ModelRef):
+    """Run ``name`` of these weights if it is kept on disk (read and verified once per server),
+    else None: :func:`start` computes it in the background."""
+    root, key, epoch = _point(ref)
+    try:
+        return _result(name, root, key, epoch if INDEXES[name].per_point else 0)
+    except LookupError:  # not kept yet: an exception, so Streamlit does not remember it
+        # A cache that cannot be written (a read-only share) keeps nothing: the pool still
+        # holds what it computed, so the page shows it instead of waiting for a file forever.
+        status = heavy_work().status(task(name, ref))
+        return status.result if status is not None and status.state == "done" else None
+
+
+@st.cache_resource(show_spinner=False, max_entries=48)
+def _result(name: str, root: str, key: str, epoch: int):
+    index, info = INDEXES[name], _model(root, key, None).info
+    if PROVISIONAL_MARK in key and name == "scorecard":
+        raise LookupError("the scorecard is computed for finished models")
+    if not all(run.is_kept() for run in index.runs(info, epoch or info.epochs_done)):
+        raise LookupError(f"{name} not computed yet")
+    return index.compute(root, key, epoch or info.epochs_done)  # a verified read; a damaged file is recomputed
+
+
+def start(name: str, ref: ModelRef) -> None:
+    """Compute run ``name`` of these weights in the server's pool (attaching to one already running)."""
+    root, key, epoch = _point(ref)
+    compute = INDEXES[name].compute
+    heavy_work().submit(task(name, ref), lambda progress: compute(root, key, epoch, progress))
 
 
 # ---- units (the unit cards) -------------------------------------------------------------
 
-UNIT_SPLIT = "test"  # unit cards rank and average over the test digits
 
-
-def unit_index(trained: TrainedModel, epoch: int) -> units.ActivationIndex | None:
-    """The test split's activation index of these weights if it is on disk (read once per
-    server), else None: :func:`start_unit_index` computes it in the background."""
-    loaded_as = None if epoch == trained.info.epochs_done else epoch
-    try:
-        return _unit_index(str(cache_dir()), trained.info.key, epoch, loaded_as)
-    except LookupError:  # not computed yet: an exception, so Streamlit does not remember it
-        return None
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _unit_index(root: str, key: str, epoch: int, loaded_as: int | None) -> units.ActivationIndex:
-    trained = _model(root, key, loaded_as)
-    info = trained.info
-    if not (info.folder / checkpoints.activation_index_file(epoch, UNIT_SPLIT, info.data_fingerprint)).is_file():
-        raise LookupError("not indexed yet")
-    data = dataset(info.data_source)
-    return units.load_or_compute_index(
-        trained.model, data.test, UNIT_SPLIT, info.folder, epoch, data.fingerprint
-    )  # a verified read; a damaged file is recomputed here
-
-
-def unit_index_task(trained: TrainedModel, epoch: int) -> str:
-    return f"units:{trained.info.key}@{epoch}"
-
-
-def start_unit_index(trained: TrainedModel, epoch: int) -> None:
-    """Index every unit over the test digits in the background (about 1.5 s; once per epoch)."""
-    info = trained.info
-    model = _model(str(cache_dir()), info.key, None if epoch == info.epochs_done else epoch).model
-    data = dataset(info.data_source)
-    heavy_work().submit(
-        unit_index_task(trained, epoch),
-        lambda progress: units.load_or_compute_index(
-            model, data.test, UNIT_SPLIT, info.folder, epoch, data.fingerprint, progress=progress
-        ),
-    )
-
-
-def unit_ablation(trained: TrainedModel, epoch: int, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
+def unit_ablation(ref: ModelRef, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
     """Each class's test accuracy with the unit intact and zeroed, float (10,) twice (needs the
     unit index: only the digits the unit fires on are rerun)."""
-    loaded_as = None if epoch == trained.info.epochs_done else epoch
-    return _unit_ablation(str(cache_dir()), trained.info.key, epoch, loaded_as, layer, unit)
+    return _unit_ablation(*_point(ref), layer, unit)
 
 
 @st.cache_data(max_entries=256, show_spinner="Zeroing the unit and rerunning the test digits it fires on…")
-def _unit_ablation(
-    root: str, key: str, epoch: int, loaded_as: int | None, layer: str, unit: int
-) -> tuple[np.ndarray, np.ndarray]:
-    trained = _model(root, key, loaded_as)
+def _unit_ablation(root: str, key: str, epoch: int, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
+    trained = _weights(root, key, epoch)
     split = dataset(trained.info.data_source).test
-    before = _evaluation(root, key, epoch, loaded_as, UNIT_SPLIT).preds
-    active = _unit_index(root, key, epoch, loaded_as).maximum[layer][:, unit] > 0
+    before = _evaluation(root, key, epoch, UNIT_SPLIT).preds
+    active = _result("units", root, key, epoch).maximum[layer][:, unit] > 0
     with heavy_gate():
         return units.ablation_accuracy(
             trained.model, to_tensor(split.images), split.labels, layer, unit, before=before, active=active
@@ -476,6 +577,16 @@ def _pool_step(
     return units.pool_step(_model(root, key, epoch).model, _pixels_tensor(pixels), layer, channel, row, col)
 
 
+def linear_step(ref: ModelRef, pixels: bytes, layer: str, unit: int) -> units.LinearStep:
+    """One fc1 unit of one digit taken apart (its inputs, weights, bias, ReLU)."""
+    return _linear_step(str(cache_dir()), ref.key, ref.epoch, pixels, layer, unit)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _linear_step(root: str, key: str, epoch: int | None, pixels: bytes, layer: str, unit: int) -> units.LinearStep:
+    return units.linear_step(_model(root, key, epoch).model, _pixels_tensor(pixels), layer, unit)
+
+
 def channel_relevance(ref: ModelRef, pixels: bytes, layer: str, target: int) -> relevance.ChannelRelevance:
     """Which channels of ``layer`` carry the evidence for ``target`` on this digit (CRP)."""
     return _channel_relevance(str(cache_dir()), ref.key, ref.epoch, pixels, layer, target)
@@ -489,73 +600,24 @@ def _channel_relevance(
         return relevance.channel_relevance(_model(root, key, epoch).model, _pixels_tensor(pixels), layer, target)
 
 
-# ---- the data map (every test digit's fc1 in two dimensions) ----------------------------
-
-
-def data_map(trained: TrainedModel, epoch: int) -> projection.Projection | None:
-    """The test digits' fc1 map of these weights on the last epoch's axes if it is on disk
-    (read once per server), else None: :func:`start_data_map` computes it in the background."""
-    try:
-        return _data_map(str(cache_dir()), trained.info.key, epoch)
-    except LookupError:  # not computed yet: an exception, so Streamlit does not remember it
-        return None
-
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def _data_map(root: str, key: str, epoch: int) -> projection.Projection:
-    info = _model(root, key, None).info
-    names = [
-        checkpoints.projection_file(e, UNIT_SPLIT, info.data_fingerprint, projection.PCA, info.epochs_done)
-        for e in {epoch, info.epochs_done}
-    ]
-    if not all((info.folder / name).is_file() for name in names):
-        raise LookupError("not mapped yet")
-    return _compute_data_map(root, key, epoch)
-
-
-def _compute_data_map(root: str, key: str, epoch: int, progress=None) -> projection.Projection:
-    """The last epoch's PCA (the axes), then ``epoch`` through it; each cached beside the checkpoint."""
-    last = _model(root, key, None)
-    info, data = last.info, dataset(last.info.data_source)
-    args = (data.test, UNIT_SPLIT, info.folder)
-    basis = projection.load_or_compute_projection(
-        last.model, *args, info.epochs_done, data.fingerprint, progress=progress
-    )
-    if epoch == info.epochs_done:
-        return basis
-    model = _model(root, key, epoch).model
-    return projection.load_or_compute_projection(model, *args, epoch, data.fingerprint, basis=basis, progress=progress)
-
-
-def data_map_task(trained: TrainedModel, epoch: int) -> str:
-    return f"map:{trained.info.key}@{epoch}"
-
-
-def start_data_map(trained: TrainedModel, epoch: int) -> None:
-    """Map every test digit's fc1 in the background (about a second per epoch)."""
-    root, key = str(cache_dir()), trained.info.key
-    heavy_work().submit(data_map_task(trained, epoch), lambda progress: _compute_data_map(root, key, epoch, progress))
-
-
 # ---- why a confusion cell fails -----------------------------------------------------------
 
 CELL_DIGITS_SHOWN = 8  # cell digits whose nearest training digits are drawn
 
 
-def why_cell(trained: TrainedModel, epoch: int, a: int, b: int) -> dict:
+def why_cell(ref: ModelRef, a: int, b: int) -> dict:
     """Why the test digits of class ``a`` read as ``b`` are misread: the contrast maps, the
     channels that differ (needs the unit index: {} until it exists), the nearest training
     digits of the first cell digits, and the sentence."""
-    loaded_as = None if epoch == trained.info.epochs_done else epoch
-    indexed = unit_index(trained, epoch) is not None
-    return _why_cell(str(cache_dir()), trained.info.key, epoch, loaded_as, a, b, indexed)
+    indexed = result("units", ref) is not None
+    return _why_cell(*_point(ref), a, b, indexed)
 
 
 @st.cache_data(max_entries=128, show_spinner="Comparing the cell's digits with the ones read right…")
-def _why_cell(root: str, key: str, epoch: int, loaded_as: int | None, a: int, b: int, indexed: bool) -> dict:
-    trained = _model(root, key, loaded_as)
+def _why_cell(root: str, key: str, epoch: int, a: int, b: int, indexed: bool) -> dict:
+    trained = _weights(root, key, epoch)
     data = dataset(trained.info.data_source)
-    evaluation = _evaluation(root, key, epoch, loaded_as, UNIT_SPLIT)
+    evaluation = _evaluation(root, key, epoch, UNIT_SPLIT)
     cell = confusion.cell_digits(evaluation, a, b)
     correct = confusion.correct_digits(evaluation, a)
     with heavy_gate():
@@ -565,12 +627,13 @@ def _why_cell(root: str, key: str, epoch: int, loaded_as: int | None, a: int, b:
         shown = cell[:CELL_DIGITS_SHOWN]
         nearest = confusion.nearest_training_digits(
             projection.fc1_features(trained.model, to_tensor(data.test.images[shown])),
-            _train_features(root, key, loaded_as),
+            _train_features(root, key, epoch),
             data.train.labels,
             a,
             b,
         )
-    channels = confusion.channel_differences(_unit_index(root, key, epoch, loaded_as), cell, correct) if indexed else {}
+    index = _result("units", root, key, epoch) if indexed else None
+    channels = confusion.channel_differences(index, cell, correct) if indexed else {}
     return {
         "cell": cell,
         "correct": correct,
@@ -583,9 +646,9 @@ def _why_cell(root: str, key: str, epoch: int, loaded_as: int | None, a: int, b:
 
 
 @st.cache_resource(show_spinner="Reading fc1 for the 60,000 training digits (once per model, a few seconds)…")
-def _train_features(root: str, key: str, loaded_as: int | None) -> np.ndarray:
+def _train_features(root: str, key: str, epoch: int) -> np.ndarray:
     """float32 (60000, 20): every training digit's fc1, for nearest-neighbour look-ups."""
-    trained = _model(root, key, loaded_as)
+    trained = _weights(root, key, epoch)
     train = dataset(trained.info.data_source).train
     return np.concatenate(
         [
@@ -598,79 +661,49 @@ def _train_features(root: str, key: str, loaded_as: int | None) -> np.ndarray:
 # ---- the training digits: suspicious labels and the digits behind an answer ----------------
 
 
-def banks_task(trained: TrainedModel) -> str:
-    return f"banks:{trained.info.key}"
-
-
-def start_banks(trained: TrainedModel) -> None:
-    """Run every train and test digit through each saved epoch in the background (about 15 s
-    for the default model), keeping fc2's input and the logits beside each checkpoint."""
-    info, data = trained.info, dataset(trained.info.data_source)
-    heavy_work().submit(banks_task(trained), lambda progress: influence.load_or_compute_banks(info, data, progress))
-
-
-def banks(trained: TrainedModel) -> dict[str, list[influence.Bank]] | None:
-    """Both splits' banks at every saved epoch if they are on disk (read once per server), else
-    None: :func:`start_banks` computes them in the background."""
-    try:
-        return _banks(str(cache_dir()), trained.info.key)
-    except LookupError:  # not computed yet: an exception, so Streamlit does not remember it
-        return None
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _banks(root: str, key: str) -> dict[str, list[influence.Bank]]:
-    info = _model(root, key, None).info
-    names = [
-        checkpoints.influence_bank_file(epoch, split, info.data_fingerprint)
-        for epoch in range(1, info.epochs_done + 1)
-        for split in influence.SPLITS
-    ]
-    if not all((info.folder / name).is_file() for name in names):
-        raise LookupError("not banked yet")
-    return influence.load_or_compute_banks(info, dataset(info.data_source))  # a verified read
-
-
-def given_labels(trained: TrainedModel, split: str) -> np.ndarray:
+def given_labels(ref: ModelRef, split: str) -> np.ndarray:
     """The labels a split's digits carry for this model: for the training split the ones it
     trained on (its first ``train_limit`` digits, with any labels flipped on purpose)."""
-    data = dataset(trained.info.data_source)
+    return _given_labels(model(ref).info, split)
+
+
+def _given_labels(info: CheckpointInfo, split: str) -> np.ndarray:
+    data = dataset(info.data_source)
     if split == "train":
-        return training_labels(trained.info.config, data).numpy()
+        return training_labels(info.config, data).numpy()
     return data.split(split).labels
 
 
-def suspicious_labels(trained: TrainedModel, epoch: int, split: str) -> label_issues.LabelIssues:
+def suspicious_labels(ref: ModelRef, split: str) -> label_issues.LabelIssues:
     """Confident learning over a split's given labels and the epoch's probabilities (needs the banks)."""
-    return _suspicious_labels(str(cache_dir()), trained.info.key, epoch, split)
+    return _suspicious_labels(*_point(ref), split)
 
 
 @st.cache_resource(show_spinner="Ranking the labels (confident learning)…", max_entries=16)
 def _suspicious_labels(root: str, key: str, epoch: int, split: str) -> label_issues.LabelIssues:
-    trained = _model(root, key, None)
-    probs = softmax(_banks(root, key)[split][epoch - 1].logits)
-    return label_issues.find(given_labels(trained, split), probs)
+    probs = softmax(_result("banks", root, key, 0)[split][epoch - 1].logits)
+    return label_issues.find(_given_labels(_model(root, key, None).info, split), probs)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _training_side(root: str, key: str, epoch: int) -> influence.TrainingSide:
     trained = _model(root, key, None)
-    train_banks = _banks(root, key)["train"][:epoch]
+    train_banks = _result("banks", root, key, 0)["train"][:epoch]
     digits = len(train_banks[0])
     weights = influence.checkpoint_weights(trained.info.config, digits)[:epoch]
-    return influence.TrainingSide.of(train_banks, given_labels(trained, "train"), weights)
+    return influence.TrainingSide.of(train_banks, _given_labels(trained.info, "train"), weights)
 
 
-def training_digits_behind(trained: TrainedModel, epoch: int, split: str, index: int) -> influence.Behind:
+def training_digits_behind(ref: ModelRef, split: str, index: int) -> influence.Behind:
     """TracIn over checkpoints 1..epoch: the training digits that most raised and most lowered
     the probability of the class the epoch's weights give digit ``index`` of ``split`` (needs
     the banks, and a digit they hold)."""
-    return _training_digits_behind(str(cache_dir()), trained.info.key, epoch, split, index)
+    return _training_digits_behind(*_point(ref), split, index)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _training_digits_behind(root: str, key: str, epoch: int, split: str, index: int) -> influence.Behind:
-    rows = _banks(root, key)[split][:epoch]
+    rows = _result("banks", root, key, 0)[split][:epoch]
     inputs = np.stack([bank.inputs[index] for bank in rows])
     logits = np.stack([bank.logits[index] for bank in rows])
     target = int(logits[-1].argmax())
@@ -691,49 +724,27 @@ def _probe_sweep(root: str, key: str, epoch: int | None, pixels: bytes, kind: st
         return probes.sweep(_model(root, key, epoch).model, _pixels_tensor(pixels)[0], kind)
 
 
-def flip_summary_task(trained: TrainedModel, epoch: int) -> str:
-    return f"flips:{trained.info.key}@{epoch}"
+def counterfactual(
+    ref: ModelRef, pixels: bytes, target: int, confidence: float, progress=None
+) -> probes.Counterfactual:
+    """The smallest change of ink that makes the network read ``target`` (a search of a few
+    seconds, kept for the last searches of every session); ``progress(fraction)`` while it runs."""
+    return _counterfactual(str(cache_dir()), ref.key, ref.epoch, pixels, target, confidence, progress)
 
 
-def flip_summary(trained: TrainedModel, epoch: int) -> probes.FlipSummary | None:
-    """Which test digits flip when rotated or shifted a little, if computed (else None:
-    :func:`start_flip_summary` computes it in the background)."""
-    try:
-        return _flip_summary(str(cache_dir()), trained.info.key, epoch)
-    except LookupError:  # not computed yet: an exception, so Streamlit does not remember it
-        return None
+@st.cache_data(max_entries=64, show_spinner=False)
+def _counterfactual(
+    root: str, key: str, epoch: int | None, pixels: bytes, target: int, confidence: float, _progress
+) -> probes.Counterfactual:
+    image = np.frombuffer(pixels, dtype=np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE).copy()
+    with heavy_gate():
+        return probes.counterfactual(_model(root, key, epoch).model, image, target, confidence, progress=_progress)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _flip_summary(root: str, key: str, epoch: int) -> probes.FlipSummary:
-    info = _model(root, key, None).info
-    if not (info.folder / checkpoints.flip_summary_file(epoch, UNIT_SPLIT, info.data_fingerprint)).is_file():
-        raise LookupError("not bent yet")
-    return _compute_flip_summary(root, key, epoch)
-
-
-def _compute_flip_summary(root: str, key: str, epoch: int, progress=None) -> probes.FlipSummary:
-    last = _model(root, key, None)
-    model = _model(root, key, None if epoch == last.info.epochs_done else epoch).model
-    data = dataset(last.info.data_source)
-    return probes.load_or_compute_flip_summary(
-        model, data.test, UNIT_SPLIT, last.info.folder, epoch, data.fingerprint, progress=progress
-    )
-
-
-def start_flip_summary(trained: TrainedModel, epoch: int) -> None:
-    """Rotate and shift every test digit a little, in the background (once per model and epoch)."""
-    root, key = str(cache_dir()), trained.info.key
-    heavy_work().submit(
-        flip_summary_task(trained, epoch), lambda progress: _compute_flip_summary(root, key, epoch, progress)
-    )
-
-
-def nearest_training_digit(trained: TrainedModel, epoch: int, pixels: bytes, cls: int) -> int:
+def nearest_training_digit(ref: ModelRef, pixels: bytes, cls: int) -> int:
     """The training digit labelled ``cls`` nearest to a digit in fc1 (read once per model)."""
-    loaded_as = None if epoch == trained.info.epochs_done else epoch
-    root = str(cache_dir())
-    model = _model(root, trained.info.key, loaded_as).model
-    feature = projection.fc1_features(model, _pixels_tensor(pixels))[0]
+    root, key, epoch = _point(ref)
+    trained = _weights(root, key, epoch)
+    feature = projection.fc1_features(trained.model, _pixels_tensor(pixels))[0]
     labels = dataset(trained.info.data_source).train.labels
-    return probes.nearest_training_digit(_train_features(root, trained.info.key, loaded_as), labels, feature, cls)
+    return probes.nearest_training_digit(_train_features(root, key, epoch), labels, feature, cls)

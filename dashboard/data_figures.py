@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.data import DIGIT_NAMES
-from dashboard.figures import WRONG, _figure
+from dashboard.figures import WRONG, figure
 
 # Ten classes, told apart by colour-blind viewers too (Okabe-Ito, then two greys' neighbours).
 CLASS_COLOURS = (
@@ -92,7 +92,7 @@ def data_map(
                 hoverinfo="skip",
             )
         )
-    return _figure(
+    return figure(
         traces,
         620,
         xaxis=dict(title=f"first principal axis ({explained[0]:.0%} of the variance)", zeroline=False),

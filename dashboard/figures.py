@@ -1,4 +1,8 @@
-"""Every Plotly figure of the dashboard. Pure functions from arrays to figures: no Streamlit.
+"""The dashboard's general Plotly figures (digits, grids, curves, the confusion matrix, maps)
+and the parts every figure module builds on: :func:`figure`, :func:`tile` (the one way a mosaic
+is laid out), :func:`labels_trace` and the colour scales. Figures of one subject live beside it
+(``data_figures``, ``probe_figures``, ``unit_figures``). Pure functions from arrays to figures:
+no Streamlit.
 
 Grids of many small images are drawn as one mosaic heatmap (cheap to build and to send),
 with a scatter of invisible square markers on top where clicks must select a tile:
@@ -18,6 +22,7 @@ SEQUENTIAL = "Viridis"  # activations
 RIGHT, WRONG = "#2B8A3E", "#C92A2A"
 # Every chart's toolbar keeps Plotly's camera button: the figure as a PNG, drawn in the browser
 # (offline), at twice the screen's resolution for slides and reports.
+CAPTION_ROWS = 8  # image rows kept under each digit of a grid for its caption
 CHART_CONFIG = {
     "displaylogo": False,
     "modeBarButtonsToRemove": ["lasso2d", "select2d"],
@@ -29,7 +34,7 @@ IMAGE_X = dict(visible=False)
 IMAGE_Y = dict(visible=False, autorange="reversed", scaleanchor="x")  # row 0 at the top, square pixels
 
 
-def _figure(
+def figure(
     traces: list, height: int, width: int | None = None, image: bool = False, top: int = 30, **layout
 ) -> go.Figure:
     """One figure from its traces and layout in a single constructor call.
@@ -65,7 +70,7 @@ def digit(image: np.ndarray, title: str = "", size: int = 280) -> go.Figure:
         showscale=False,
         hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>",
     )
-    return _figure([heatmap], size + 40, size, image=True, title=dict(text=title, x=0.5, font=dict(size=14)))
+    return figure([heatmap], size + 40, size, image=True, title=dict(text=title, x=0.5, font=dict(size=14)))
 
 
 def digit_grid(
@@ -84,13 +89,9 @@ def digit_grid(
     n = len(images)
     rows = max(1, -(-n // columns))
     cell_w, cell_h = 30, 38  # 28 px of digit, 2 px gap; 8 rows of caption under each digit
-    mosaic = np.full((rows * cell_h, columns * cell_w), np.nan, dtype=np.float32)
-    for i, image in enumerate(images):
-        r, c = divmod(i, columns)
-        mosaic[r * cell_h : r * cell_h + 28, c * cell_w : c * cell_w + 28] = image
-    pos = np.arange(n)
-    cx = (pos % columns) * cell_w + 13.5
-    cy = (pos // columns) * cell_h + 13.5
+    mosaic, corners = tile(images.astype(np.float32), columns, gap=2, below=CAPTION_ROWS)
+    cx = corners[:, 1] + 13.5
+    cy = corners[:, 0] + 13.5
     traces = [
         go.Heatmap(z=mosaic, colorscale=INK, zmin=0, zmax=255, showscale=False, hoverinfo="skip"),
         go.Scatter(
@@ -126,7 +127,7 @@ def digit_grid(
             )
         )
     scale = 1.6  # screen pixels per image pixel
-    return _figure(
+    return figure(
         traces,
         int(rows * cell_h * scale) + 15,
         int(columns * cell_w * scale) + 20,
@@ -153,7 +154,7 @@ def probabilities(probs: np.ndarray, label: int | None, pred: int, classes: tupl
         textposition="outside",
         hovertemplate="class %{x}: %{y:.2%}<extra></extra>",
     )
-    return _figure(
+    return figure(
         [bars],
         260,
         yaxis=dict(range=[0, 1.12], tickformat=".0%", title="probability"),
@@ -167,7 +168,7 @@ def class_balance(counts: dict[str, np.ndarray], classes: tuple[str, ...]) -> go
         go.Bar(name=split, x=list(classes), y=c, hovertemplate=f"{split} · class %{{x}}: %{{y:,}}<extra></extra>")
         for split, c in counts.items()
     ]
-    return _figure(
+    return figure(
         bars,
         240,
         barmode="group",
@@ -206,7 +207,7 @@ def training_curves(history: list[dict], selected: int | None = None) -> go.Figu
         for x in ("x", "x2")
         if selected is not None and len(epochs) > 1
     ]
-    return _figure(
+    return figure(
         traces,
         300,
         shapes=shapes,
@@ -234,7 +235,7 @@ def per_class_accuracy(accuracy: np.ndarray, classes: tuple[str, ...]) -> go.Fig
         hovertemplate="class %{x}: %{y:.2%}<extra></extra>",
     )
     low = max(0.0, float(accuracy.min()) - 0.03)
-    return _figure(
+    return figure(
         [bars],
         260,
         yaxis=dict(range=[low, 1.005], tickformat=".0%", title="test accuracy"),
@@ -293,7 +294,7 @@ def confusion(
         ),
     ]
     axis = dict(tickmode="array", tickvals=list(range(k)), ticktext=list(classes), showgrid=False, zeroline=False)
-    return _figure(
+    return figure(
         traces,
         520,
         shapes=[
@@ -319,24 +320,26 @@ def confusion(
 
 
 def tile(
-    maps: np.ndarray, columns: int, gap: int = 1, cell: tuple[int, int] | None = None
+    maps: np.ndarray, columns: int, gap: int = 1, cell: tuple[int, int] | None = None, below: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lay (N, h, w) maps out in a grid with NaN gaps; returns the mosaic and each map's
-    top-left corner (N, 2) as (row, col). Maps smaller than ``cell`` are centred in it."""
+    """Lay (N, h, w) maps out in a grid with NaN gaps: the one way every mosaic is built. Returns
+    the mosaic and each map's top-left corner (N, 2) as (row, col). Maps smaller than ``cell``
+    are centred in it; ``below`` keeps that many empty rows under each for a caption."""
     n, h, w = maps.shape
     ch, cw = cell or (h, w)
+    ch += below
     rows = max(1, -(-n // columns))
     mosaic = np.full((rows * (ch + gap) - gap, columns * (cw + gap) - gap), np.nan, dtype=np.float32)
     corners = np.zeros((n, 2), dtype=int)
     for i in range(n):
         r, c = divmod(i, columns)
-        top, left = r * (ch + gap) + (ch - h) // 2, c * (cw + gap) + (cw - w) // 2
+        top, left = r * (ch + gap) + (ch - below - h) // 2, c * (cw + gap) + (cw - w) // 2
         mosaic[top : top + h, left : left + w] = maps[i]
         corners[i] = top, left
     return mosaic, corners
 
 
-def _labels_trace(corners: np.ndarray, labels: list[str], size: tuple[int, int]) -> go.Scatter:
+def labels_trace(corners: np.ndarray, labels: list[str], size: tuple[int, int]) -> go.Scatter:
     """Labels above each tile, as one text trace (far cheaper than one annotation each)."""
     return go.Scatter(
         x=corners[:, 1] + size[1] / 2 - 0.5,
@@ -373,10 +376,10 @@ def feature_maps(maps: np.ndarray, layer: str, shared_scale: bool, columns: int 
         colorbar=dict(title="shared" if shared_scale else "per channel", thickness=10, tickformat=".0%"),
         hovertemplate=f"{layer} channel %{{customdata[1]}}<br>value %{{customdata[0]:.3f}}<extra></extra>",
     )
-    labels = _labels_trace(corners, [f"{layer}·{i}" for i in range(c)], (h, w))
+    labels = labels_trace(corners, [f"{layer}·{i}" for i in range(c)], (h, w))
     rows = -(-c // columns)
     pixel = max(4, min(14, 560 // (columns * w)))
-    return _figure(
+    return figure(
         [heatmap, labels, _tile_markers(corners, (h, w), pixel, np.arange(c), f"{layer} channel")],
         int(rows * (h + 3) * pixel) + 50,
         image=True,
@@ -412,7 +415,7 @@ def units(values: np.ndarray, layer: str, classes: tuple[str, ...] | None = None
         + ("" if classes is not None else "<br>click for its unit card")
         + "<extra></extra>",
     )
-    return _figure(
+    return figure(
         [bars],
         240,
         xaxis=dict(type="category", title="class (logit)" if classes is not None else "unit"),
@@ -439,7 +442,7 @@ def kernels(weights: np.ndarray, layer: str) -> go.Figure:
     )
     pixel = max(3, min(16, 520 // (inp * 4)))
     title = dict(text=f"rows: {out} output channels · columns: {inp} input channels", font=dict(size=12))
-    return _figure([heatmap], max(160, int(out * 4 * pixel) + 60), image=True, title=title)
+    return figure([heatmap], max(160, int(out * 4 * pixel) + 60), image=True, title=title)
 
 
 def flow(image: np.ndarray, stages: list[tuple[str, np.ndarray, np.ndarray]]) -> go.Figure:
@@ -482,7 +485,7 @@ def flow(image: np.ndarray, stages: list[tuple[str, np.ndarray, np.ndarray]]) ->
             hovertemplate="%{text}: click for its unit card<extra></extra>",
         ),
     ]
-    return _figure(traces, int(k * 32 * 2.2) + 60, image=True, showlegend=False, hovermode="closest")
+    return figure(traces, int(k * 32 * 2.2) + 60, image=True, showlegend=False, hovermode="closest")
 
 
 def attribution_row(maps: list[np.ndarray], titles: list[str], image: np.ndarray) -> go.Figure:
@@ -510,9 +513,9 @@ def attribution_row(maps: list[np.ndarray], titles: list[str], image: np.ndarray
             showscale=False,
             hoverinfo="skip",
         ),
-        _labels_trace(corners, titles, (28, 28)),
+        labels_trace(corners, titles, (28, 28)),
     ]
-    return _figure(traces, 300, image=True, showlegend=False)
+    return figure(traces, 300, image=True, showlegend=False)
 
 
 def layer_maps(maps: list[np.ndarray], titles: list[str]) -> go.Figure:
@@ -548,7 +551,7 @@ def layer_maps(maps: list[np.ndarray], titles: list[str]) -> go.Figure:
         labels.append(
             dict(text=title, x=left + width / 2, y=1.0, xref="paper", yref="paper", showarrow=False, yanchor="bottom")
         )
-    return _figure(traces, 300, annotations=labels, top=40, **layout)
+    return figure(traces, 300, annotations=labels, top=40, **layout)
 
 
 CURVE_COLORS = {
@@ -580,7 +583,7 @@ def faithfulness_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray
                 )
             )
     ink = dict(tickformat=".0%", range=[0, 1])
-    return _figure(
+    return figure(
         traces,
         340,
         xaxis=dict(domain=[0, 0.45], title="ink removed (deletion: lower area is better)", **ink),

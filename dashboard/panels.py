@@ -9,7 +9,7 @@ from core import explanation_checks
 from core.data import DIGIT_NAMES, one_of
 from core.evaluate import softmax
 from core.jobs import CANCELLED, DONE, FAILED, QUEUED, WAITING, JobStatus
-from dashboard import cache, figures, state
+from dashboard import cache, figures, state, words
 from dashboard.view import DATA_SPLITS, DRAWN, Sample, View
 
 PAGE_SIZE = 100  # tiles per page: one mosaic of 10 x 10
@@ -72,7 +72,7 @@ def digit_grid(
     if tiles is not None:
         captions, wrong, hover = tiles
     elif view.trained is not None:
-        evaluation = cache.evaluation(view.trained, view.epoch, split)
+        evaluation = cache.evaluation(view.ref, split)
         captions, wrong, hover = tile_captions(evaluation, indices, short, view.data.classes)
     else:
         labels = view.data.split(split).labels[indices]
@@ -103,7 +103,7 @@ def sample_probs(view: View, sample: Sample, image: np.ndarray) -> np.ndarray:
     """The model's class probabilities for a sample, float32 (10,)."""
     if sample.split == DRAWN:
         return softmax(cache.activations(view.ref, image.tobytes())["fc2"])
-    return cache.evaluation(view.trained, view.epoch, sample.split).probs[sample.index]
+    return cache.evaluation(view.ref, sample.split).probs[sample.index]
 
 
 def sample_detail(
@@ -178,7 +178,7 @@ def sample_picker(view: View, prefix: str) -> Sample:
             state.select("test", picked)
         st.session_state[f"{prefix}_mistake"] = None
 
-    evaluation = cache.evaluation(view.trained, view.epoch, "test")
+    evaluation = cache.evaluation(view.ref, "test")
     wrong = evaluation.misclassified
     cols = st.columns([1, 1, 0.6, 2.2])
     cols[0].selectbox(
@@ -306,41 +306,24 @@ def work_status(key: str, title: str) -> None:
     watch()
 
 
-def background(task: str, start, title: str, failed: str, key: str) -> None:
-    """A dataset-wide computation a page waits for: start it in the shared pool (once, for
-    every session), show its progress, and offer a retry with the message if it failed.
-    The page reruns when it ends; ``start`` is called with no argument."""
+def wait_for(name: str, view: View, ask: tuple[str, str] | None = None) -> None:
+    """A run over the data set that the page waits for (``cache.INDEXES[name]``): start it in
+    the shared pool (once, for every session), show its progress, and offer a retry with the
+    message if it failed. With ``ask``, a button under that text starts it instead (work of
+    minutes): ``ask`` is (the text, the button's label). The page reruns when it ends."""
+    index, task = cache.INDEXES[name], cache.task(name, view.ref)
     status = cache.heavy_work().status(task)
     if status is not None and status.state == "failed":
-        st.error(f"{failed}: {status.error}", icon=":material/error:")
-        if not st.button("Try again", key=key):
+        st.error(f"{index.failed}: {status.error}", icon=":material/error:")
+        if not st.button("Try again", key=f"{name}_retry"):
+            return
+    elif status is None and ask is not None:
+        st.info(ask[0])
+        if not st.button(ask[1], type="primary", key=f"{name}_start"):
             return
     if status is None or status.state == "failed":
-        start()
-    work_status(task, title)
-
-
-def unit_index_status(view: View, title: str) -> None:
-    """The unit index of the view's weights, being computed in the background (see :func:`background`)."""
-    background(
-        cache.unit_index_task(view.trained, view.epoch),
-        lambda: cache.start_unit_index(view.trained, view.epoch),
-        title,
-        "Indexing the units failed",
-        key="units_retry",
-    )
-
-
-def banks_status(view: View, key: str) -> None:
-    """The training-digit bank of the view's model (suspicious labels, TracIn), being computed in
-    the background (see :func:`background`)."""
-    background(
-        cache.banks_task(view.trained),
-        lambda: cache.start_banks(view.trained),
-        "Running every training and test digit through each saved epoch (once per model, about 15 s)",
-        "Reading the digits through the saved epochs failed",
-        key=key,
-    )
+        cache.start(name, view.ref)
+    work_status(task, index.title)
 
 
 def job_progress(status: JobStatus) -> tuple[float, str]:
@@ -386,7 +369,7 @@ def trust_badges(view: View, pixels: bytes, label: int | None, requests: list, k
             box = st.popover(
                 badge_label(verdict),
                 icon=BADGE_ICONS[verdict.word],
-                help=f"**{verdict.word.capitalize()}: {verdict.text}.**\n\n{verdict.hover}",
+                help=words.verdict_markdown(verdict),
                 key=f"{key}_{i}",
                 on_change="rerun",
                 width="stretch",
@@ -434,7 +417,7 @@ def _data_randomisation_detail(view: View, pixels: bytes, label: int | None, tit
 def _trust_detail(view: View, pixels: bytes, label: int | None, title: str, request, verdict) -> None:
     detail = cache.randomisation_detail(view.ref, pixels, label, request)
     st.markdown(f"**{title}: can this map be trusted?**")
-    st.markdown(verdict.hover)
+    st.markdown(words.verdict_markdown(verdict, headline=False))
     floor = detail["floor"].spearman_abs_ink
     titles = ["trained"] + [f"+{layers[-1]} random · {sim.spearman_abs_ink:.2f}" for layers, _, sim in detail["steps"]]
     maps = [detail["original"]] + [m for _, m, _ in detail["steps"]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.figures import DIVERGING, INK, _figure, tile
+from dashboard.figures import DIVERGING, INK, figure, tile
 
 CLASS_COLOURS = (  # ten distinguishable colours (Plotly's D3 palette), one per class
     "#1F77B4",
@@ -43,7 +43,7 @@ def before_after(before: np.ndarray, after: np.ndarray, titles: tuple[str, str, 
     ]
     x = [14, 14 + 31, 14 + 62]
     notes = [dict(x=xi, y=-2.5, text=t, showarrow=False, font=dict(size=12)) for xi, t in zip(x, titles, strict=True)]
-    return _figure(traces, 230, 600, image=True, annotations=notes, top=34)
+    return figure(traces, 230, 600, image=True, annotations=notes, top=34)
 
 
 def compare_probabilities(
@@ -60,7 +60,7 @@ def compare_probabilities(
         )
         for name, p, colour in zip(names, (before, after), ("#ADB5BD", "#4C6EF5"), strict=True)
     ]
-    return _figure(
+    return figure(
         bars,
         250,
         barmode="group",
@@ -97,7 +97,7 @@ def sweep_probabilities(
         if flip is not None:
             shapes.append(dict(type="line", x0=flip, x1=flip, y0=0, y1=1, line=dict(color="#C92A2A", dash="dash")))
             notes.append(dict(x=flip, y=-0.12, text=f"flips at {flip:.3g}", showarrow=False, font=dict(size=11)))
-    return _figure(
+    return figure(
         lines,
         300,
         shapes=shapes,
@@ -120,7 +120,7 @@ def sweep_similarity(values: np.ndarray, similarity: dict[str, np.ndarray], unit
         )
         for layer, s in similarity.items()
     ]
-    return _figure(
+    return figure(
         lines,
         260,
         yaxis=dict(range=[-0.2, 1.05], title="correlation with the original"),
@@ -137,7 +137,7 @@ def flip_shares(
         go.Bar(name=name, x=list(classes), y=share, hovertemplate=f"{name} · class %{{x}}: %{{y:.1%}}<extra></extra>")
         for name, share in ((f"rotated within ±{angle}°", rotation), (f"shifted within ±{pixels} px", shift))
     ]
-    return _figure(
+    return figure(
         bars,
         260,
         barmode="group",

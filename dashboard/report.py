@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import sys
 from datetime import UTC, datetime
 from html import escape
@@ -20,7 +19,7 @@ import plotly.graph_objects as go
 import torch
 from plotly.offline import get_plotlyjs
 
-from core import checkpoints, explanation_checks, scorecard
+from core import checkpoints, confusion, explanation_checks, scorecard
 from core.activations import layer_outputs
 from core.attributions import INPUT_METHODS, METHODS, AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointError, CheckpointInfo, ModelRef
@@ -28,7 +27,7 @@ from core.data import Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, softmax
 from core.model import CONV_LAYERS, MnistCNN, layer_table
 from core.train import TrainedModel, load_cached, load_provisional
-from dashboard import figures
+from dashboard import figures, words
 
 TOP_CONFUSIONS = 3  # off-diagonal cells the model report opens
 EXAMPLES = 4  # digits shown, each with its map, per confusion
@@ -169,17 +168,9 @@ def _training(history: list[dict], point: int) -> str:
     return section("Training", figure(figures.training_curves(history, point)))
 
 
-def _top_cells(matrix: np.ndarray, k: int) -> list[tuple[int, int, int]]:
-    """The ``k`` largest non-zero off-diagonal cells as (true, predicted, count); ties in row order."""
-    off = matrix.copy()
-    np.fill_diagonal(off, 0)
-    order = np.argsort(-off.ravel(), kind="stable")[:k]
-    return [(int(i // len(off)), int(i % len(off)), int(off.flat[i])) for i in order if off.flat[i] > 0]
-
-
 def _top_confusions(model: MnistCNN, data: Mnist, evaluation: Evaluation, examples: int) -> str:
     """Per top cell: its most confident mistakes, then each one's Integrated Gradients map of the answer."""
-    cells = _top_cells(evaluation.confusion, TOP_CONFUSIONS)
+    cells = confusion.top_confusions(evaluation.confusion, TOP_CONFUSIONS)
     names, parts = data.classes, [] if cells else [paragraph("The network misreads no test digit.")]
     for a, b, count in cells:
         indices = evaluation.cell(a, b)[:examples]  # most confident first
@@ -320,9 +311,7 @@ def _badge(method: str, verdict: explanation_checks.Verdict | None) -> str:
         return ""
     marks = " ".join(MARKS[m] for m in verdict.marks)
     word = f"<span class={verdict.word}><strong>{verdict.word}</strong> {marks}</span>"
-    markdown = f"**{verdict.word.capitalize()}: {verdict.text}.**\n\n{verdict.hover}"  # as panels.trust_badges
-    paragraphs = [re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escape(p)) for p in markdown.split("\n\n")]
-    detail = "".join(f"<p>{p}</p>" for p in paragraphs)
+    detail = words.verdict_html(verdict)  # the text panels.trust_badges shows on hover
     return f"<details><summary><strong>{escape(method)}</strong>: {word}</summary>{detail}</details>"
 
 

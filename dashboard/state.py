@@ -237,6 +237,51 @@ def selected() -> Sample:
     return st.session_state.get(_SAMPLE, FIRST)
 
 
+# ---- the Probe page's digit: the selected one, or a version of it the person loaded --------
+
+_PROBED, _CANVAS, _SEARCHED = "probe_base", "probe_round", "probe_searched"
+
+
+def probed_digit(view) -> tuple[np.ndarray, str]:
+    """The digit being probed and its title: the selected one, or what the person loaded in its
+    place (a bent or changed version) while the same digit stays selected."""
+    loaded = st.session_state.get(_PROBED)
+    if loaded is not None and loaded["sample"] == view.sample:
+        return loaded["image"], loaded["title"]
+    return view.image(), view.sample.title
+
+
+def probe_loaded() -> bool:
+    """Whether a version of the digit, not the digit itself, is being probed."""
+    return _PROBED in st.session_state
+
+
+def probe_instead(view, image: np.ndarray, title: str) -> None:
+    """Probe ``image`` in place of the selected digit (until another digit is selected)."""
+    st.session_state[_PROBED] = {"sample": view.sample, "image": image, "title": title}
+    st.session_state[_CANVAS] = canvas_round() + 1  # a fresh canvas
+
+
+def probe_the_digit() -> None:
+    """Back to probing the selected digit itself, on a fresh canvas."""
+    st.session_state.pop(_PROBED, None)
+    st.session_state[_CANVAS] = canvas_round() + 1
+
+
+def canvas_round() -> int:
+    """Bumped whenever the canvas must start again from the probed digit (it keys the canvas)."""
+    return st.session_state.get(_CANVAS, 0)
+
+
+def searched(search: tuple) -> bool:
+    """Whether this session asked for this smallest-change search (the result is in the cache layer)."""
+    return st.session_state.get(_SEARCHED) == search
+
+
+def mark_searched(search: tuple) -> None:
+    st.session_state[_SEARCHED] = search
+
+
 LINK_PARAMETERS = (  # every query parameter the app writes; others (a user's own) are left alone
     *("model", "split", "index", "layer", "unit", "at", "cell"),
     *("probe", "bend", "toward", "labels", "given", "says"),

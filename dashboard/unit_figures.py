@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.figures import DIVERGING, INK, SEQUENTIAL, _figure, _labels_trace, tile
+from dashboard.figures import DIVERGING, INK, SEQUENTIAL, figure, labels_trace, tile
 
 BOX = "#F08C00"  # the receptive field's outline: orange reads on both ink and paper
 
@@ -63,7 +63,7 @@ def top_digits(
         ),
     ]
     rows = max(1, -(-n // columns))
-    return _figure(traces, rows * 34 * 2 + 30, columns * 34 * 2, image=True, top=5, shapes=shapes, showlegend=False)
+    return figure(traces, rows * 34 * 2 + 30, columns * 34 * 2, image=True, top=5, shapes=shapes, showlegend=False)
 
 
 def incoming_weights(weights: np.ndarray, title: str) -> go.Figure:
@@ -83,10 +83,10 @@ def incoming_weights(weights: np.ndarray, title: str) -> go.Figure:
         colorbar=dict(title="weight", thickness=10),
         hovertemplate="from channel %{customdata}: %{z:.3f}<extra></extra>",
     )
-    labels = _labels_trace(corners, [str(i) for i in range(n)], (h, w))
+    labels = labels_trace(corners, [str(i) for i in range(n)], (h, w))
     rows = -(-n // columns)
     pixel = max(8, min(24, 360 // (columns * w)))
-    return _figure(
+    return figure(
         [heatmap, labels],
         int(rows * (h + 2) * pixel) + 60,
         image=True,
@@ -100,7 +100,7 @@ def class_means(means: np.ndarray, classes: tuple[str, ...]) -> go.Figure:
     bars = go.Bar(
         x=list(classes), y=means, marker_color="#4C6EF5", hovertemplate="class %{x}: mean %{y:.3f}<extra></extra>"
     )
-    return _figure(
+    return figure(
         [bars],
         240,
         xaxis=dict(type="category", title="true class"),
@@ -122,7 +122,7 @@ def ablation(before: np.ndarray, after: np.ndarray, classes: tuple[str, ...]) ->
         ),
     ]
     low = float(np.nanmin(np.concatenate([before, after])))
-    return _figure(
+    return figure(
         traces,
         260,
         barmode="group",
@@ -167,7 +167,7 @@ def step_maps(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, sourc
     )
     span = c * (k + 1) + 9  # the maps, and the row names on the left
     pixel = min(26.0, 1000 / span)  # the width decides the scale: no empty band above the maps
-    return _figure(
+    return figure(
         [*traces, labels],
         int(3 * (k + 2) * pixel) + 40,
         image=True,
@@ -195,7 +195,7 @@ def channel_heatmaps(
     )
     name = "unit" if layer == "fc1" else "channel"
     titles = [f"{name} {c} · {r:+.2f} ({s:.0%})" for c, r, s in zip(channels, relevance, share, strict=True)]
-    labels = _labels_trace(corners, titles, (28, 28))
+    labels = labels_trace(corners, titles, (28, 28))
     markers = go.Scatter(
         x=corners[:, 1] + 13.5,
         y=corners[:, 0] + 13.5,
@@ -204,4 +204,4 @@ def channel_heatmaps(
         customdata=np.asarray(channels).reshape(-1, 1),
         hovertemplate=f"{layer} {name} %{{customdata[0]}}: click for its unit card<extra></extra>",
     )
-    return _figure([heatmap, labels, markers], 210, image=True, top=20, showlegend=False, hovermode="closest")
+    return figure([heatmap, labels, markers], 210, image=True, top=20, showlegend=False, hovermode="closest")

@@ -179,6 +179,13 @@ class View:
         assert self.trained is not None and self.ref is not None
         return self.ref.epoch or self.trained.info.epochs_done
 
+    def at(self, point: int) -> ModelRef:
+        """The weights of saved point ``point`` of the model shown, as links name them: the last
+        point as the model itself. (``trained.info.key`` reads "KEY~N" while the model still
+        trains; ``ref.key`` is always the model's own key.)"""
+        assert self.trained is not None and self.ref is not None
+        return self.ref.last() if point >= self.trained.info.epochs_done else ModelRef(self.ref.key, point)
+
     @property
     def epoch_name(self) -> str:
         """``"epoch 3"``, or ``"epoch 1.5"`` for weights saved inside an epoch."""

@@ -12,6 +12,7 @@ from core import checkpoints
 from core.checkpoints import CheckpointError, ModelRef
 from core.config import RECIPES
 from core.data import load_mnist
+from core.evaluate import evaluation_run
 from core.model import MnistCNN
 from core.train import load_or_train
 from tests.conftest import tiny_config
@@ -236,7 +237,7 @@ def test_training_writes_every_file_through_atomic_write(tmp_path, monkeypatch):
     load_or_train(tiny_config(epochs=2), root=tmp_path)
     # meta last; after each epoch its test evaluation, then, but for the last, what is servable so
     # far (removed with meta written): a page that sees an epoch finds its evaluation too
-    evaluation = [checkpoints.evaluation_file(epoch, "test", load_mnist().fingerprint) for epoch in (1, 2)]
+    evaluation = [_evaluation_name(epoch, "test", load_mnist().fingerprint) for epoch in (1, 2)]
     assert written == [
         "epoch_01.safetensors",
         evaluation[0],
@@ -300,15 +301,15 @@ def test_list_checkpoints_skips_unfinished_and_unreadable_folders(tmp_path):
 def test_evaluation_file_names_differ_by_epoch_split_and_data():
     fp = "a" * 64
     names = {
-        checkpoints.evaluation_file(1, "test", fp),
-        checkpoints.evaluation_file(2, "test", fp),
-        checkpoints.evaluation_file(1, "train", fp),
-        checkpoints.evaluation_file(1, "test", "b" * 64),
+        _evaluation_name(1, "test", fp),
+        _evaluation_name(2, "test", fp),
+        _evaluation_name(1, "train", fp),
+        _evaluation_name(1, "test", "b" * 64),
     }
     assert len(names) == 4
     assert all(n.endswith(".safetensors") and "/" not in n for n in names)
     with pytest.raises(ValueError, match="unknown split"):
-        checkpoints.evaluation_file(1, "validation", fp)
+        _evaluation_name(1, "validation", fp)
 
 
 def test_model_key_depends_on_the_architecture(monkeypatch):
@@ -364,3 +365,7 @@ def test_fields_added_later_keep_old_keys():
     assert checkpoints.model_key(RECIPES["reference"], fingerprint) == "67cd42301b39495b"
     assert checkpoints.model_key(RECIPES["default"].replace(flip_labels=0.01), fingerprint) != "3282c7abb4e43986"
     assert checkpoints.model_key(RECIPES["default"].replace(saves_per_epoch=2), fingerprint) != "3282c7abb4e43986"
+
+
+def _evaluation_name(epoch: int, split: str, fingerprint: str) -> str:
+    return evaluation_run(Path("key"), epoch, split, fingerprint).name

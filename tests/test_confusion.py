@@ -421,3 +421,14 @@ def test_an_empty_and_a_one_digit_cell_on_the_reference_model(reference_setup):
     top = channels["conv4"][0]
     assert top.cell_mean == pytest.approx(float(reference_setup["index"].mean["conv4"][cell[0], top.channel]))
     assert sentence.startswith(f"1 test {a} is read as {b}: ") and "conv4 channels" in sentence
+
+
+def test_top_confusions_against_brute_force():
+    rng = np.random.default_rng(3)
+    for size in (2, 3, 10):
+        matrix = rng.integers(0, 4, (size, size))
+        cells = [(int(matrix[t, p]), t, p) for t in range(size) for p in range(size) if t != p and matrix[t, p]]
+        expected = [(t, p, c) for c, t, p in sorted(cells, key=lambda x: (-x[0], x[1], x[2]))]
+        for k in (1, 3, size * size):
+            assert confusion.top_confusions(matrix, k) == expected[:k]
+    assert confusion.top_confusions(np.diag([5, 7]), 3) == []  # no mistakes, no confusions

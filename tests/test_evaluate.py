@@ -6,7 +6,14 @@ from safetensors.torch import save as save_safetensors
 
 from core import checkpoints
 from core.data import MnistDataset, Split, load_mnist
-from core.evaluate import Evaluation, confusion_matrix, evaluate, evaluate_accuracy, load_or_evaluate
+from core.evaluate import (
+    Evaluation,
+    confusion_matrix,
+    evaluate,
+    evaluate_accuracy,
+    evaluation_run,
+    load_or_evaluate,
+)
 from core.model import MnistCNN
 
 
@@ -79,7 +86,7 @@ def _read(path):
 def test_evaluation_is_cached_beside_the_checkpoint(tmp_path, net, small_split):
     folder = tmp_path / KEY
     first = load_or_evaluate(net, small_split, "test", folder, 2, FINGERPRINT)
-    path = folder / checkpoints.evaluation_file(2, "test", FINGERPRINT)
+    path = evaluation_run(folder, 2, "test", FINGERPRINT).path
     assert [p.name for p in folder.iterdir()] == [path.name]
     logits, metadata = _read(path)
     assert metadata == {"key": KEY, "epoch": "2", "split": "test", "data": FINGERPRINT}
@@ -98,10 +105,10 @@ def test_epoch_split_and_data_each_get_their_own_file(tmp_path, net, small_split
     variants = [("test", 1, FINGERPRINT), ("test", 2, FINGERPRINT), ("train", 1, FINGERPRINT), ("test", 1, other_fp)]
     for split_name, epoch, fp in variants:
         load_or_evaluate(net, small_split, split_name, folder, epoch, fp)
-    names = {checkpoints.evaluation_file(epoch, split_name, fp) for split_name, epoch, fp in variants}
+    names = {evaluation_run(folder, epoch, split_name, fp).name for split_name, epoch, fp in variants}
     assert len(names) == 4 and {p.name for p in folder.iterdir()} == names
     for split_name, epoch, fp in variants:
-        _, metadata = _read(folder / checkpoints.evaluation_file(epoch, split_name, fp))
+        _, metadata = _read(evaluation_run(folder, epoch, split_name, fp).path)
         assert metadata == {"key": KEY, "epoch": str(epoch), "split": split_name, "data": fp}
         # ... and each is now a cache hit.
         load_or_evaluate(MustNotRun(), small_split, split_name, folder, epoch, fp)
@@ -121,7 +128,7 @@ def test_epoch_split_and_data_each_get_their_own_file(tmp_path, net, small_split
 def test_a_file_with_wrong_labels_is_recomputed(tmp_path, net, small_split, wrong):
     folder = tmp_path / KEY
     folder.mkdir()
-    path = folder / checkpoints.evaluation_file(2, "test", FINGERPRINT)
+    path = evaluation_run(folder, 2, "test", FINGERPRINT).path
     labels = {"key": KEY, "epoch": "2", "split": "test", "data": FINGERPRINT}
     metadata = None if wrong == "no metadata" else {**labels, **wrong}
     path.write_bytes(save_safetensors({"logits": torch.zeros(300, 10)}, metadata=metadata))
@@ -147,7 +154,7 @@ def test_a_file_with_wrong_labels_is_recomputed(tmp_path, net, small_split, wron
 def test_a_file_with_the_wrong_shape_or_damaged_is_recomputed(tmp_path, net, small_split, content):
     folder = tmp_path / KEY
     folder.mkdir()
-    path = folder / checkpoints.evaluation_file(2, "test", FINGERPRINT)
+    path = evaluation_run(folder, 2, "test", FINGERPRINT).path
     labels = {"key": KEY, "epoch": "2", "split": "test", "data": FINGERPRINT}
     path.write_bytes(content if isinstance(content, bytes) else save_safetensors(content, metadata=labels))
     result = load_or_evaluate(net, small_split, "test", folder, 2, FINGERPRINT)

@@ -713,19 +713,19 @@ def test_an_uninformative_verdict_never_passes():
     assert blank_map.passes_randomisation is None
     assert blank_map.good is False
     assert blank_map.text == "uninformative: the map is blank"
-    assert "cannot be checked" in blank_map.hover
+    assert "cannot be checked" in blank_map.reasons[0][1]
 
 
-def test_verdict_hover_says_which_way_is_better():
-    hover = verdict().hover
-    paragraphs = hover.split("\n\n")
-    assert paragraphs[0].startswith("**Randomisation** (lower is better)")
-    assert "0.30" in paragraphs[0] and "0.25" in paragraphs[0]
-    assert paragraphs[1].startswith("**Deletion**") and "lower is better" in paragraphs[1]
-    assert all(f"{v:.2f}" in paragraphs[1] for v in (0.2, 0.5, 0.3, 0.45))
-    assert paragraphs[2].startswith("**Insertion**") and "higher is better" in paragraphs[2]
-    assert "0.70" in paragraphs[2] and "0.40" in paragraphs[2]
-    assert "0.60" in paragraphs[3]
+def test_verdict_reasons_say_which_way_is_better():
+    reasons = dict(verdict().reasons)
+    assert list(reasons) == ["Randomisation", "Deletion", "Insertion", "Sparseness"]
+    assert reasons["Randomisation"].startswith("(lower is better)")
+    assert "0.30" in reasons["Randomisation"] and "0.25" in reasons["Randomisation"]
+    assert "lower is better" in reasons["Deletion"]
+    assert all(f"{v:.2f}" in reasons["Deletion"] for v in (0.2, 0.5, 0.3, 0.45))
+    assert "higher is better" in reasons["Insertion"]
+    assert "0.70" in reasons["Insertion"] and "0.40" in reasons["Insertion"]
+    assert "0.60" in reasons["Sparseness"]
 
 
 # ---- verdicts on the trained network ------------------------------------------------------

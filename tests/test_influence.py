@@ -47,7 +47,7 @@ def test_banks_cover_every_epoch_and_the_trained_digits(two_epochs):
 def test_bank_cache_is_verified(two_epochs, tmp_path):
     trained, data, banks = two_epochs
     folder = trained.info.folder
-    path = folder / checkpoints.influence_bank_file(1, "test", data.fingerprint)
+    path = influence.bank_run(folder, 1, "test", data.fingerprint, len(data.test)).path
     again = influence.load_or_compute_banks(trained.info, data)
     np.testing.assert_array_equal(again["test"][0].logits, banks["test"][0].logits)
     good = path.read_bytes()

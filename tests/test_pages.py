@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.checkpoints import ModelRef
 from core.data import load_mnist
 from core.evaluate import evaluate
 from core.train import load_or_train
@@ -281,7 +282,7 @@ def test_scorecard_page_computes_in_the_background_then_shows_the_table(tmp_path
     next(b for b in at.button if b.label == "Compute the scorecard").click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    key = f"scorecard:{trained.info.key}"
+    key = f"scorecard:{trained.info.key}@1"
     for _ in range(1800):  # the background task (the shuffled-label network's 15 s included), at most 3 min
         status = cache.heavy_work().status(key)
         if status.state in ("done", "failed"):
@@ -415,6 +416,28 @@ def test_layer_attributions_open_the_strongest_channels_unit_card(reference_mode
 # ---- the data map -------------------------------------------------------------------------
 
 
+def test_a_run_the_cache_cannot_keep_is_still_shown(tmp_path, monkeypatch):
+    """A read-only cache (a teacher's prepared share): the data map is computed in the
+    background, kept nowhere, and drawn from what the pool computed, not waited for forever."""
+    from core import checkpoints
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    trained = load_or_train(tiny_config(seed=53), root=tmp_path)
+
+    def refuse(path, data):
+        raise PermissionError(13, "Read-only file system", str(path))
+
+    monkeypatch.setattr(checkpoints, "atomic_write", refuse)
+    at = open_app("app_pages/data_map.py", model=trained.info.key)
+    finish_background("map:")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    spec = next(s for s in chart_specs(at) if any(t["type"] == "scattergl" for t in s["data"]))
+    drawn = sum(len(array(t["customdata"]).reshape(-1, 3)) for t in spec["data"] if t.get("name") == "digits")
+    assert drawn == 10_000
+    assert not list(trained.info.folder.glob("projection_*"))
+
+
 def test_data_map_draws_every_test_digit_where_core_puts_it(reference_model, test_eval):
     """10,000 points, each the digit's fc1 PCA coordinates (computed again here with core), the
     selected digit ringed; the map is computed in the background and kept beside the checkpoint."""
@@ -471,7 +494,7 @@ def test_why_a_confusion_cell_fails(reference_model, test_eval):
             9,
         ),
         confusion.channel_differences(
-            cache.unit_index(reference_model, reference_model.info.epochs_done),
+            cache.result("units", ModelRef(reference_model.info.key)),
             cell,
             confusion.correct_digits(test_eval, 4),
         ),
@@ -611,7 +634,7 @@ def test_probe_edit_starts_from_the_selected_digit(reference_model, test_eval):
     """No stroke yet: the edited digit is the digit itself, read as the evaluation reads it."""
     at = open_app("app_pages/probe.py", index="8", model=reference_model.info.key)
     pred = int(test_eval.preds[8])
-    assert f"The network still reads **{pred}** ({test_eval.probs[8, pred]:.1%})" in texts(at)
+    assert f"The network still reads {pred} ({test_eval.probs[8, pred]:.1%})" in texts(at)
     images = next(s for s in chart_specs(at) if s["data"][0].get("type") == "heatmap")
     z = array(images["data"][0]["z"])
     digit = load_mnist().test.images[8]
@@ -661,7 +684,7 @@ def test_probe_smallest_change_is_checked_by_rerunning_the_model(reference_model
         probs = softmax(reference_model.model(to_tensor(edited[None])).numpy())[0]
     message = (at.success or at.warning)[0].value
     assert f"{probs[9]:.1%}" in message  # the page reports the network run again on the edited digit
-    assert ("Read as **9**" in message) == (probs[9] >= 0.9)
+    assert ("Read as 9 with" in message) == (probs[9] >= 0.9)
     assert at.query_params["toward"] == "9"
 
 

@@ -6,6 +6,7 @@ import torch
 from scipy.ndimage import affine_transform, distance_transform_edt, grey_dilation, grey_erosion, rotate
 from torch import nn
 
+from core import probes
 from core.data import Split, load_mnist, to_tensor
 from core.probes import (
     KINDS,
@@ -254,13 +255,12 @@ def test_flip_summary_matches_a_loop_over_digits(model, mnist_test):
 
 
 def test_flip_summary_is_cached_beside_the_checkpoint(model, mnist_test, tmp_path):
-    from core import checkpoints
     from core.probes import load_or_compute_flip_summary
 
     split = Split(mnist_test.images[:120], mnist_test.labels[:120])
     folder = tmp_path / "0123456789abcdef"
     first = load_or_compute_flip_summary(model, split, "test", folder, 1, "f" * 64)
-    path = folder / checkpoints.flip_summary_file(1, "test", "f" * 64)
+    path = probes.flip_run(folder, 1, "test", "f" * 64, 15, 2).path
     assert path.is_file()
     fresh = flip_summary(model, split.images, split.labels)
 

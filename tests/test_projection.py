@@ -13,11 +13,17 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
-from core import checkpoints
 from core.activations import layer_outputs
 from core.data import Split, load_mnist, to_tensor
 from core.model import MnistCNN
-from core.projection import Projection, fc1_features, fit_pca, load_or_compute_projection, project
+from core.projection import (
+    Projection,
+    fc1_features,
+    fit_pca,
+    load_or_compute_projection,
+    project,
+    projection_run,
+)
 from tests.test_activations import _forbid_hooks
 from tests.test_units import _assert_unchanged, _state
 
@@ -250,7 +256,7 @@ def _assert_same(a: Projection, b: Projection) -> None:
 
 
 def _path(folder: Path, epoch: int = 2, basis: int | None = None) -> Path:
-    return folder / checkpoints.projection_file(epoch, "test", FINGERPRINT, "pca", basis)
+    return projection_run(folder, epoch, "test", FINGERPRINT, "pca", basis).path
 
 
 def test_projection_is_cached_beside_the_checkpoint(tmp_path, net, small_split, expected):
@@ -275,7 +281,7 @@ def test_projection_is_cached_beside_the_checkpoint(tmp_path, net, small_split, 
     with pytest.raises(ValueError, match="unknown split"):
         load_or_compute_projection(net, small_split, "validation", folder, 2, FINGERPRINT)
     with pytest.raises(ValueError, match="lowercase ASCII"):
-        checkpoints.projection_file(2, "test", FINGERPRINT, "../pca")
+        projection_run(Path("k"), 2, "test", FINGERPRINT, "../pca")
 
 
 def test_earlier_epochs_share_the_last_epochs_axes(tmp_path, net, earlier, small_split, images):

@@ -244,7 +244,7 @@ def test_a_cached_scorecard_is_shown_as_a_table(reference_model, data, tmp_path)
     }
     card = scorecard.Scorecard(f"{key}@1", 500, 42, 1.0, rows, "no shuffled-label network")
     folder = tmp_path / "models" / key
-    name = checkpoints.scorecard_file(1, reference_model.info.data_fingerprint, scorecard.DIGITS)
+    name = scorecard.scorecard_run(folder, 1, reference_model.info.data_fingerprint).name
     checkpoints.write_json(folder / name, card.to_json())
     page = model_report(load_cached(key, root=tmp_path), data, examples=1)
     part = sections(page)["Trust scorecard"]

@@ -7,7 +7,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as save_safetensors
 
-from core import checkpoints
 from core.activations import layer_outputs
 from core.data import Split, load_mnist, to_tensor
 from core.model import CONV_LAYERS, LAYER_NAMES, MNIST_MEAN, MNIST_STD, MnistCNN
@@ -21,6 +20,8 @@ from core.units import (
     conv_step,
     feature_visualisation,
     grid_size,
+    index_run,
+    linear_step,
     load_or_compute_index,
     pool_step,
     receptive_field,
@@ -212,7 +213,7 @@ def test_index_is_cached_beside_the_checkpoint(tmp_path, net, small_split):
     first = load_or_compute_index(
         net, small_split, "test", folder, 2, FINGERPRINT, progress=lambda f, t: seen.append(f)
     )
-    path = folder / checkpoints.activation_index_file(2, "test", FINGERPRINT)
+    path = index_run(folder, 2, "test", FINGERPRINT).path
     assert path.name == f"activation_index_epoch02_test_{FINGERPRINT[:16]}.safetensors"
     assert [p.name for p in folder.iterdir()] == [path.name] and seen[-1] == 1.0
     tensors, metadata = _read(path)
@@ -244,7 +245,7 @@ def _tensors(model, split) -> dict[str, torch.Tensor]:
 def test_an_index_with_other_labels_is_recomputed(tmp_path, net, small_split, wrong):
     folder = tmp_path / KEY
     folder.mkdir()
-    path = folder / checkpoints.activation_index_file(2, "test", FINGERPRINT)
+    path = index_run(folder, 2, "test", FINGERPRINT).path
     other_model = _tensors(MnistCNN(), small_split)  # numbers that must not be served
     path.write_bytes(save_safetensors(other_model, metadata=None if wrong is None else {**LABELS, **wrong}))
     index = load_or_compute_index(net, small_split, "test", folder, 2, FINGERPRINT)
@@ -261,7 +262,7 @@ def test_an_index_with_other_labels_is_recomputed(tmp_path, net, small_split, wr
 def test_a_damaged_or_misshapen_index_is_recomputed(tmp_path, net, small_split, damage):
     folder = tmp_path / KEY
     folder.mkdir()
-    path = folder / checkpoints.activation_index_file(2, "test", FINGERPRINT)
+    path = index_run(folder, 2, "test", FINGERPRINT).path
     tensors = _tensors(net, small_split)
     if damage == "rows":
         tensors["conv2.maximum"] = tensors["conv2.maximum"][:299]
@@ -305,6 +306,42 @@ def test_conv_step_by_hand():
     assert step.value == pytest.approx(2 * white - 0.5, rel=1e-6)
     shifted = conv_step(model, image, "conv1", 2, 5, 8)  # the white pixel now under a zero weight
     assert shifted.pre_relu == pytest.approx(2 * black - 0.5, rel=1e-6) and shifted.value == 0.0
+
+
+def test_linear_step_by_hand():
+    """A hand-set fc1 unit over a hand-set pool2: the weighted sum, the bias, the ReLU."""
+    model = MnistCNN().eval()
+    image = torch.zeros(1, 1, 28, 28)
+    pool2 = model.taps(image)["pool2"].detach().reshape(-1)  # (512,)
+    with torch.no_grad():
+        model.fc1.weight.zero_()
+        model.fc1.weight[3, 7] = 2.0
+        model.fc1.weight[3, 100] = -1.0
+        model.fc1.bias[3] = 0.25
+    step = linear_step(model, image, "fc1", 3)
+    expected = 2.0 * float(pool2[7]) - float(pool2[100])
+    assert step.source == "pool2" and step.inputs.shape == step.weights.shape == (512,)
+    np.testing.assert_array_equal(step.inputs, pool2.numpy())
+    assert step.weighted_sum == pytest.approx(expected, abs=1e-6)
+    assert step.pre_relu == pytest.approx(expected + 0.25, abs=1e-6)
+    assert step.value == pytest.approx(max(expected + 0.25, 0.0), abs=1e-6)
+    with torch.no_grad():
+        model.fc1.bias[3] = -(abs(expected) + 1)  # below zero: the ReLU keeps nothing
+    assert linear_step(model, image, "fc1", 3).value == 0.0
+    with pytest.raises(ValueError):
+        linear_step(model, image, "conv1", 0)
+
+
+@pytest.mark.slow
+def test_linear_step_adds_up_to_the_taps(reference_model, mnist_test):
+    model = reference_model.model
+    for digit in range(5):
+        image = to_tensor(mnist_test.images[digit : digit + 1])
+        pre, taps = _reference_pre_relu(model, "fc1", image)
+        for unit in range(model.fc1.out_features):
+            step = linear_step(model, image, "fc1", unit)
+            assert step.pre_relu == pytest.approx(float(pre[0, unit]), abs=1e-5)
+            assert step.value == pytest.approx(float(taps["fc1"][0, unit]), abs=1e-5)
 
 
 def _reference_pre_relu(model, layer, images):

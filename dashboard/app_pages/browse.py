@@ -25,7 +25,7 @@ def render(view: View) -> None:
         verdict = controls[3].selectbox("Prediction", [ANY, "correct", "wrong"], key="browse_verdict")
         sort = controls[4].selectbox("Order", SORT_ORDERS, key="browse_sort")
         indices = filter_indices(
-            cache.evaluation(view.trained, view.epoch, split),
+            cache.evaluation(view.ref, split),
             true=None if true == ANY else int(true),
             pred=None if pred == ANY else int(pred),
             correct=None if verdict == ANY else verdict == "correct",

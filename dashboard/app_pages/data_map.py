@@ -18,17 +18,11 @@ def render(view: View) -> None:
     if view.trained is None:
         panels.training_status(view.job.key, "The map appears when the model is trained")
         return
-    found = cache.data_map(view.trained, view.epoch)
+    found = cache.result("map", view.ref)
     if found is None:
-        panels.background(
-            cache.data_map_task(view.trained, view.epoch),
-            lambda: cache.start_data_map(view.trained, view.epoch),
-            "Placing the 10,000 test digits (once per model and epoch)",
-            "Mapping the digits failed",
-            key="map_retry",
-        )
+        panels.wait_for("map", view)
         return
-    evaluation = cache.evaluation(view.trained, view.epoch, "test")
+    evaluation = cache.evaluation(view.ref, "test")
     colour_by = st.segmented_control(
         "Colour by", data_figures.COLOUR_BY, default=data_figures.COLOUR_BY[0], key="map_colour"
     )

@@ -3,9 +3,12 @@
 import numpy as np
 import streamlit as st
 
+from core import confusion
 from core.data import one_of, some_of
 from dashboard import cache, figures, panels, state
 from dashboard.view import Unit, View
+
+TOP_CONFUSIONS = 15  # rows of the most frequent confusions table
 
 
 def render(view: View) -> None:
@@ -15,7 +18,7 @@ def render(view: View) -> None:
         return
     data = view.data
     names = data.classes
-    evaluation = cache.evaluation(view.trained, view.epoch, "test")
+    evaluation = cache.evaluation(view.ref, "test")
     matrix = evaluation.confusion
     st.markdown(
         f"**{len(evaluation.misclassified):,}** of {len(evaluation.labels):,} test digits are misread. "
@@ -23,9 +26,8 @@ def render(view: View) -> None:
     )
 
     if state.selected_cell() is None:  # start on the most frequent confusion
-        off_diagonal = matrix.copy()
-        off_diagonal[range(10), range(10)] = -1
-        state.select_cell(*divmod(int(off_diagonal.argmax()), 10))
+        top = confusion.top_confusions(matrix, 1)
+        state.select_cell(*(top[0][:2] if top else (0, 1)))
     # The shared choice (a link's cell=4,9 included) is the truth: put it into the widgets.
     st.session_state["errors_true"], st.session_state["errors_pred"] = state.selected_cell()
 
@@ -68,13 +70,10 @@ def render(view: View) -> None:
         )
         st.subheader("Most frequent confusions")
         totals = matrix.sum(axis=1)
-        pairs = sorted(
-            ((matrix[t, p], t, p) for t in range(10) for p in range(10) if t != p and matrix[t, p]), reverse=True
-        )
         st.dataframe(
             [
-                {"true → predicted": f"{names[t]} → {names[p]}", "count": int(c), "share of class": c / totals[t]}
-                for c, t, p in pairs[:15]
+                {"true → predicted": f"{names[t]} → {names[p]}", "count": c, "share of class": c / totals[t]}
+                for t, p, c in confusion.top_confusions(matrix, TOP_CONFUSIONS)
             ],
             hide_index=True,
             column_config={
@@ -121,10 +120,10 @@ def render(view: View) -> None:
 def _why(view: View, a: int, b: int) -> None:
     """The cell as a group: where the evidence for b over a lies, which channels differ from
     the a's read right, and the training digits nearest to the cell's digits."""
-    if cache.unit_index(view.trained, view.epoch) is None:  # the channel comparison reads it
-        panels.unit_index_status(view, "Indexing every unit over the test digits first (once per model and epoch)")
+    if cache.result("units", view.ref) is None:  # the channel comparison reads it
+        panels.wait_for("units", view)
         return
-    found = cache.why_cell(view.trained, view.epoch, a, b)
+    found = cache.why_cell(view.ref, a, b)
     maps = found["maps"]
     names = view.data.classes
     some, others = some_of(a, names), some_of(b, names)

@@ -37,7 +37,7 @@ def _row(view: View, title: str, indices: np.ndarray, scores: np.ndarray, target
     if len(indices) == 0:
         st.caption("None: no training digit has a score of this sign.")
         return
-    labels = cache.given_labels(view.trained, "train")
+    labels = cache.given_labels(view.ref, "train")
     panels.digit_grid(view, "train", indices, key, columns=8, tiles=_tiles(view, indices, scores, labels, target))
     same = int((labels[indices] == target).sum())
     st.caption(f"{same} of {len(indices)} are labelled {view.data.classes[target]}.")
@@ -62,9 +62,9 @@ def render(view: View) -> None:
         )
         st.page_link("app_pages/browse.py", label="Browse the digits", icon=":material/grid_view:")
         return
-    banks = cache.banks(view.trained)
+    banks = cache.result("banks", view.ref)
     if banks is None:
-        panels.banks_status(view, key="banks_retry")
+        panels.wait_for("banks", view)
         return
     if sample.index >= len(banks[sample.split][0]):
         st.info(
@@ -73,7 +73,7 @@ def render(view: View) -> None:
             icon=":material/info:",
         )
         return
-    found = cache.training_digits_behind(view.trained, view.epoch, sample.split, sample.index)
+    found = cache.training_digits_behind(view.ref, sample.split, sample.index)
     left, right = st.columns([1.2, 3])
     with left:
         st.plotly_chart(

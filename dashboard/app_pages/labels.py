@@ -51,8 +51,8 @@ def render(view: View) -> None:
     if view.trained is None:
         panels.training_status(view.job.key, "The ranking appears when the model is trained")
         return
-    if cache.banks(view.trained) is None:
-        panels.banks_status(view, key="labels_retry")
+    if cache.result("banks", view.ref) is None:
+        panels.wait_for("banks", view)
         return
     names = view.data.classes
     chosen = view.label_filter  # from the link, or this session's last choice
@@ -74,7 +74,7 @@ def render(view: View) -> None:
     given = pick(controls[1], "Labelled", chosen.given, "labels_given")
     suggested = pick(controls[2], "The network says", chosen.says, "labels_suggested")
     state.select_label_filter(LabelFilter(split, given, suggested))  # in the URL
-    found = cache.suspicious_labels(view.trained, view.epoch, split)
+    found = cache.suspicious_labels(view.ref, split)
     rows = found.rows(given, suggested)
     total = len(found.labels)
     if split == "train":

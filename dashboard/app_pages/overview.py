@@ -39,7 +39,7 @@ def render(view: View) -> None:
         return
 
     trained, info, data = view.trained, view.trained.info, view.data
-    evaluation = cache.evaluation(trained, view.epoch, "test")
+    evaluation = cache.evaluation(view.ref, "test")
     rows = layer_table(trained.model)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Test accuracy", f"{evaluation.accuracy:.2%}", help="On the 10,000 test images the model never saw")
@@ -63,7 +63,7 @@ def render(view: View) -> None:
     panels.report_button(
         lambda: report.model_report(trained, data, view.ref.epoch),
         "Save a report of this model",
-        f"model-{info.folder.name}-{view.epoch_name.replace(' ', '')}.html",
+        f"model-{view.ref.key}-{view.epoch_name.replace(' ', '')}.html",
         "One HTML file that opens offline: the architecture, recipe, training curves, accuracy per class, the "
         "confusion matrix, the top confusions with their digits and maps, and the trust scorecard if computed.",
     )

@@ -27,9 +27,18 @@ def render(view: View) -> None:
             icon=":material/hourglass_top:",
         )
         return
-    card = cache.scorecard_card(view.ref)
+    card = cache.result("scorecard", view.ref)
     if card is None:
-        _compute(view)
+        panels.wait_for(
+            "scorecard",
+            view,
+            ask=(
+                f"No scorecard for these weights yet. Computing it takes about two minutes on two CPU cores "
+                f"({scorecard.DIGITS} digits × {len(scorecard.COLUMNS)} checks × every method); it runs in the "
+                "background, is shared with everyone on this server and is kept on disk beside the model.",
+                "Compute the scorecard",
+            ),
+        )
         return
     st.markdown(card.summary())
     rows = []
@@ -63,24 +72,6 @@ def render(view: View) -> None:
         "Data randomisation (Adebayo et al. 2018): how alike the map's ink pixels rank with the map of a network "
         f"that memorised random labels (lower is better). {card.shuffled}"
     )
-
-
-def _compute(view: View) -> None:
-    key = f"scorecard:{view.ref}"
-    status = cache.heavy_work().status(key)
-    if status is None or status.state == "failed":
-        if status is not None:
-            st.error(f"Computing the scorecard failed: {status.error}", icon=":material/error:")
-        st.info(
-            f"No scorecard for these weights yet. Computing it takes about two minutes on two CPU cores "
-            f"({scorecard.DIGITS} digits × {len(scorecard.COLUMNS)} checks × every method); it runs in the "
-            "background, is shared with everyone on this server and is kept on disk beside the model."
-        )
-        if st.button("Compute the scorecard", type="primary", key="trust_compute"):
-            cache.start_scorecard(view.ref)
-            st.rerun()
-        return
-    panels.work_status(key, "Computing the scorecard")
 
 
 render(state.page_view())

@@ -6,9 +6,12 @@ import numpy as np
 import streamlit as st
 
 from core.activations import kernels
-from core.units import UNIT_LAYERS, receptive_field
+from core.model import MNIST_MEAN, MNIST_STD
+from core.units import POOL_AFTER, UNIT_LAYERS, pool_position, receptive_field
 from dashboard import cache, figures, panels, state, unit_figures
 from dashboard.view import UNIT_COUNTS, Unit, View
+
+NORMALISED = f" (the normalised pixels (x − {MNIST_MEAN}) / {MNIST_STD})"
 
 TOP = 16  # digits shown per unit
 RARE = 0.01  # a unit firing on fewer than this share of the test digits is "rarely active"
@@ -27,9 +30,9 @@ def render(view: View) -> None:
         panels.training_status(view.job.key, "Unit cards appear when the model is trained")
         return
     unit = _pick_unit(view.unit)
-    index = cache.unit_index(view.trained, view.epoch)
+    index = cache.result("units", view.ref)
     if index is None:
-        panels.unit_index_status(view, "Indexing every unit over the 10,000 test digits (once per model and epoch)")
+        panels.wait_for("units", view)
         return
     _card(view, unit, index)
     st.divider()
@@ -115,7 +118,7 @@ def _card(view: View, unit: Unit, index) -> None:
         )
     left, right = st.columns([3, 2])
     with left:
-        before, after = cache.unit_ablation(view.trained, view.epoch, layer, u)
+        before, after = cache.unit_ablation(view.ref, layer, u)
         worst = int(np.nanargmin(after - before))
         st.markdown(
             f"**Without it:** zeroed after its ReLU, test accuracy goes from {np.nanmean(before):.2%} to "
@@ -145,14 +148,12 @@ def _one_value(view: View, unit: Unit, index) -> None:
     st.markdown("##### How one value is computed")
     layer, u = unit.layer, unit.unit
     if layer == "fc1":
-        weights = view.trained.model.fc1.weight.detach()[u].numpy()
-        inputs = acts["pool2"].reshape(-1)
-        bias = float(view.trained.model.fc1.bias[u])
-        pre = float(inputs @ weights) + bias
+        step = cache.linear_step(view.ref, image.tobytes(), layer, u)
         st.markdown(
-            f"fc1 unit {u} multiplies each of the 512 values of pool2 (32 channels × 4×4) by its weight and adds them: "
-            f"**{float(inputs @ weights):.3f}**, plus the bias **{bias:+.3f}** = **{pre:.3f}**; the ReLU keeps "
-            f"**{max(pre, 0.0):.3f}**, the value the Feature maps page shows ({acts['fc1'][u]:.3f})."
+            f"{layer} unit {u} multiplies each of the {len(step.inputs)} values of {step.source} (flattened) by its "
+            f"weight and adds them: **{step.weighted_sum:.3f}**, plus the bias **{step.bias:+.3f}** = "
+            f"**{step.pre_relu:.3f}**; the ReLU keeps **{step.value:.3f}**, the value the Feature maps page shows "
+            f"({acts[layer][u]:.3f})."
         )
         return
     values = acts[layer][u]  # (h, w)
@@ -173,7 +174,7 @@ def _one_value(view: View, unit: Unit, index) -> None:
     st.markdown(
         f"{unit.title} at ({row}, {col}), {where}: it sees input rows {top}–{top + size - 1} and columns "
         f"{left_px}–{left_px + size - 1}. Its 3×3 window of each of the {len(step.patch)} channels of "
-        f"**{step.source}**{' (the normalised pixels (x − 0.1307) / 0.3081)' if step.source == 'input' else ''} is "
+        f"**{step.source}**{NORMALISED if step.source == 'input' else ''} is "
         "multiplied by the kernel, cell by cell (no flip), and the products are summed:"
     )
     st.plotly_chart(
@@ -187,12 +188,13 @@ def _one_value(view: View, unit: Unit, index) -> None:
         f"= **{step.pre_relu:.3f}** before the ReLU, which keeps **{step.value:.3f}**: the value the Feature maps "
         f"page draws ({float(values[row, col]):.3f})."
     )
-    pool = {"conv2": "pool1", "conv4": "pool2"}.get(layer)
+    pool = POOL_AFTER.get(layer)
     if pool is not None:
-        block = cache.pool_step(view.ref, image.tobytes(), pool, u, row // 2, col // 2)
+        prow, pcol = pool_position(row, col)
+        block = cache.pool_step(view.ref, image.tobytes(), pool, u, prow, pcol)
         st.markdown(
-            f"Then **{pool}** keeps the largest of the 2×2 block rows {2 * (row // 2)}–{2 * (row // 2) + 1}, columns "
-            f"{2 * (col // 2)}–{2 * (col // 2) + 1}: "
+            f"Then **{pool}** keeps the largest of the 2×2 block rows {2 * prow}–{2 * prow + 1}, columns "
+            f"{2 * pcol}–{2 * pcol + 1}: "
             + ", ".join(f"{v:.3f}" for v in block.block.ravel())
             + f" → **{block.value:.3f}**."
         )
