@@ -25,6 +25,7 @@ from core import confusion, projection, units
 from core.config import recipe
 from core.data import load_mnist, to_tensor
 from core.evaluate import evaluate
+from core.runs import Point
 from core.train import load_or_train
 from dashboard import data_figures
 
@@ -44,14 +45,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder, epoch = Path(tmp), trained.info.epochs_done
         start = time.perf_counter()
-        found = projection.load_or_compute_projection(model, data.test, "test", folder, epoch, data.fingerprint)
+        found = projection.load_or_compute_projection(model, data.test, Point(folder, epoch, "test", data.fingerprint))
         figure = data_figures.data_map(
             found.points, evaluation.labels, evaluation.preds, data.classes, "true class", 0, found.explained
         )
         figure.to_json()
         cold = time.perf_counter() - start
         read_ms = median_ms(
-            lambda: projection.load_or_compute_projection(model, data.test, "test", folder, epoch, data.fingerprint),
+            lambda: projection.load_or_compute_projection(
+                model, data.test, Point(folder, epoch, "test", data.fingerprint)
+            ),
             5,
         )
 

@@ -28,6 +28,7 @@ from core import units
 from core.config import recipe
 from core.data import load_mnist, to_tensor
 from core.evaluate import evaluate
+from core.runs import Point
 from core.train import load_or_train
 
 INDEX_BUDGET_S, COLD_BUDGET_S, WARM_BUDGET_MS, VISUAL_BUDGET_S, RANKING_BUDGET_MS = 10.0, 1.0, 150.0, 5.0, 300.0
@@ -64,7 +65,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         start = time.perf_counter()
-        units.load_or_compute_index(model, test, "test", folder, 3, data.fingerprint)
+        units.load_or_compute_index(model, test, Point(folder, 3, "test", data.fingerprint))
         index_s = time.perf_counter() - start
         print(
             f"activation index of {len(test):,} test digits, computed and written: {index_s:.2f} s "
@@ -73,7 +74,9 @@ def main() -> None:
         colds = []
         for layer, unit in CARDS:
             start = time.perf_counter()
-            index = units.load_or_compute_index(model, test, "test", folder, 3, data.fingerprint)  # a verified read
+            index = units.load_or_compute_index(
+                model, test, Point(folder, 3, "test", data.fingerprint)
+            )  # a verified read
             card(model, index, test, images, preds, layer, unit)
             colds.append(time.perf_counter() - start)
     cold = statistics.median(colds)
@@ -87,10 +90,10 @@ def main() -> None:
 
     root, key, pixels = str(cache_dir()), trained.info.key, test.images[0].tobytes()
     info = trained.info  # the page reads the index beside the real checkpoint
-    units.load_or_compute_index(model, test, "test", info.folder, info.epochs_done, data.fingerprint)
+    units.load_or_compute_index(model, test, Point(info.folder, info.epochs_done, "test", data.fingerprint))
 
     def warm_card() -> None:
-        dashboard_cache._unit_ablation(root, key, trained.info.epochs_done, None, "conv3", 7)
+        dashboard_cache._unit_ablation(root, key, trained.info.epochs_done, "conv3", 7)
         dashboard_cache._conv_step(root, key, None, pixels, "conv3", 7, 2, 3)
 
     warm = median_ms(warm_card, 7)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -115,31 +114,29 @@ def evaluate_accuracy(model: torch.nn.Module, loader: Iterable[tuple[torch.Tenso
     return correct / max(total, 1)
 
 
-def evaluation_run(folder: Path, epoch: int, split_name: str, data_fingerprint: str) -> runs.Run:
-    """Where a split's logits under one saved point's weights are kept: ``folder`` is the model's."""
-    return runs.Run(folder, "evaluation", epoch, split_name, data_fingerprint)
+def evaluation_run(at: runs.Point) -> runs.Run:
+    """Where a split's logits under one saved point's weights are kept."""
+    return runs.Run(at, "evaluation")
 
 
-def load_or_evaluate(
-    model: torch.nn.Module, split: Split, split_name: str, folder: Path, epoch: int, data_fingerprint: str
-) -> Evaluation:
-    """The kept evaluation of a split beside a checkpoint, or a fresh one (then kept): a run
-    labelled with the model key (its folder), epoch, split and the data's fingerprint."""
+def load_or_evaluate(model: torch.nn.Module, split: Split, at: runs.Point) -> Evaluation:
+    """The kept evaluation of ``split`` (the one ``at`` names) beside a checkpoint, or a fresh
+    one (then kept): a run labelled with the model key, epoch, split and the data's fingerprint."""
 
     def decode(tensors: dict[str, torch.Tensor]) -> Evaluation | None:
         logits = tensors["logits"].numpy()
         return Evaluation(logits=logits, labels=split.labels) if logits.shape == (len(split), NUM_CLASSES) else None
 
-    return evaluation_run(folder, epoch, split_name, data_fingerprint).get(
+    return evaluation_run(at).get(
         lambda: evaluate(model, split), lambda found: _encode(torch.from_numpy(found.logits)), decode
     )
 
 
-def save_evaluation(folder: Path, epoch: int, split_name: str, data_fingerprint: str, logits: torch.Tensor) -> None:
+def save_evaluation(at: runs.Point, logits: torch.Tensor) -> None:
     """Keep a split's logits beside a checkpoint, as :func:`load_or_evaluate` reads them. The
     trainer writes the test split's at each saved point from the pass that measured its
     accuracy, so no page has to run it again (1-2 s of a core, while training)."""
-    evaluation_run(folder, epoch, split_name, data_fingerprint).keep(_encode(logits))
+    evaluation_run(at).keep(_encode(logits))
 
 
 def _encode(logits: torch.Tensor) -> dict[str, torch.Tensor]:

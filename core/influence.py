@@ -31,7 +31,6 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -40,6 +39,7 @@ from torch import nn
 from core import checkpoints, runs
 from core.config import TrainConfig
 from core.data import NUM_CLASSES, Mnist, Split, to_tensor
+from core.runs import Point
 
 LAYER = "fc2"  # the layer whose weight gradients are compared (TracInCPFast's final_fc_layer)
 BANK_BATCH = 2000  # digits per forward pass
@@ -88,25 +88,21 @@ def compute_bank(
     return Bank(inputs=inputs, logits=logits, epoch=epoch)
 
 
-def bank_run(folder: Path, epoch: int, split_name: str, data_fingerprint: str, digits: int) -> runs.Run:
+def bank_run(at: runs.Point, digits: int) -> runs.Run:
     """Where a split's first ``digits`` banked under one saved point's weights are kept."""
-    details = (("digits", str(digits)), ("layer", LAYER))
-    return runs.Run(folder, "influence_bank", epoch, split_name, data_fingerprint, details=details)
+    return runs.Run(at, "influence_bank", details=(("digits", str(digits)), ("layer", LAYER)))
 
 
 def load_or_compute_bank(
     model: nn.Module,
     split: Split,
-    split_name: str,
-    folder: Path,
-    epoch: int,
-    data_fingerprint: str,
+    at: runs.Point,
     digits: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Bank:
-    """The kept bank of a split's first ``digits`` (default: all) beside a checkpoint, or a
-    fresh one (then kept): a run labelled with the model key (its folder), epoch, split, data
-    fingerprint, digit count and layer."""
+    """The kept bank of the first ``digits`` (default: all) of ``split`` (the one ``at`` names)
+    beside a checkpoint, or a fresh one (then kept): a run labelled with the model key, epoch,
+    split, data fingerprint, digit count and layer."""
     digits = len(split) if digits is None else digits
     width = getattr(model, LAYER).in_features
 
@@ -114,13 +110,13 @@ def load_or_compute_bank(
         expected = {"inputs": ((digits, width), torch.float32), "logits": ((digits, NUM_CLASSES), torch.float32)}
         if not runs.same_shapes(tensors, expected) or not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
             return None
-        return Bank(inputs=tensors["inputs"].numpy(), logits=tensors["logits"].numpy(), epoch=epoch)
+        return Bank(inputs=tensors["inputs"].numpy(), logits=tensors["logits"].numpy(), epoch=at.epoch)
 
     def encode(bank: Bank) -> dict[str, torch.Tensor]:
         return {"inputs": torch.from_numpy(bank.inputs.copy()), "logits": torch.from_numpy(bank.logits.copy())}
 
-    return bank_run(folder, epoch, split_name, data_fingerprint, digits).get(
-        lambda: compute_bank(model, split.images[:digits], epoch, progress), encode, decode
+    return bank_run(at, digits).get(
+        lambda: compute_bank(model, split.images[:digits], at.epoch, progress), encode, decode
     )
 
 
@@ -257,7 +253,7 @@ def load_or_compute_banks(
 
             banks[split].append(
                 load_or_compute_bank(
-                    model, data.split(split), split, info.folder, epoch, data.fingerprint, sizes[split], step
+                    model, data.split(split), Point(info.folder, epoch, split, data.fingerprint), sizes[split], step
                 )
             )
             done += sizes[split]
@@ -273,7 +269,7 @@ def bank_runs(info: checkpoints.CheckpointInfo, data: Mnist) -> list[runs.Run]:
     """Every run :func:`load_or_compute_banks` keeps: both splits at every saved point."""
     sizes = _bank_sizes(info, data)
     return [
-        bank_run(info.folder, epoch, split, data.fingerprint, sizes[split])
+        bank_run(Point(info.folder, epoch, split, data.fingerprint), sizes[split])
         for epoch in range(1, info.epochs_done + 1)
         for split in SPLITS
     ]

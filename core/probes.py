@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
@@ -399,24 +398,20 @@ def flip_summary(
     )
 
 
-def flip_run(folder: Path, epoch: int, split_name: str, data_fingerprint: str, angle: float, pixels: int) -> runs.Run:
+def flip_run(at: runs.Point, angle: float, pixels: int) -> runs.Run:
     """Where a split's flip flags under one saved point's weights are kept."""
-    details = (("angle", f"{angle:g}"), ("pixels", str(pixels)))
-    return runs.Run(folder, "flip_summary", epoch, split_name, data_fingerprint, details=details)
+    return runs.Run(at, "flip_summary", details=(("angle", f"{angle:g}"), ("pixels", str(pixels))))
 
 
 def load_or_compute_flip_summary(
     model: nn.Module,
     split: Split,
-    split_name: str,
-    folder: Path,
-    epoch: int,
-    data_fingerprint: str,
+    at: runs.Point,
     angle: float = 15,
     pixels: int = 2,
     progress: Callable[[float, str], None] | None = None,
 ) -> FlipSummary:
-    """The kept flip summary of a split beside a checkpoint, or a fresh one (then kept): a run
+    """The kept flip summary of ``split`` (the one ``at`` names) beside a checkpoint, or a fresh one (then kept): a run
     of the per-digit flags as uint8, labelled with the model key (its folder), epoch, split,
     data fingerprint, angle and pixels. The shares are recomputed from the flags and the
     split's labels on load."""
@@ -442,7 +437,7 @@ def load_or_compute_flip_summary(
             "shift_flips": torch.from_numpy(summary.shift_flips.astype(np.uint8)),
         }
 
-    return flip_run(folder, epoch, split_name, data_fingerprint, angle, pixels).get(
+    return flip_run(at, angle, pixels).get(
         lambda: flip_summary(model, split.images, split.labels, angle, pixels, progress=progress), encode, decode
     )
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -199,46 +198,39 @@ def _through(features: np.ndarray, basis: Projection) -> Projection:
 # --- Cached beside the checkpoint -----------------------------------------------------
 
 
-def projection_run(
-    folder: Path, epoch: int, split_name: str, data_fingerprint: str, method: str = PCA, basis_epoch: int | None = None
-) -> runs.Run:
+def projection_run(at: runs.Point, method: str = PCA, basis_epoch: int | None = None) -> runs.Run:
     """Where a split's 2-D map under one saved point's weights is kept, e.g.
     ``projection_pca_epoch03_test_<16 hex>.safetensors`` for an epoch's own basis and
     ``projection_pca_epoch01_basis03_test_<16 hex>.safetensors`` for epoch 1 on epoch 3's axes,
     so the two never overwrite each other."""
-    basis_epoch = epoch if basis_epoch is None else basis_epoch
+    basis_epoch = at.epoch if basis_epoch is None else basis_epoch
     return runs.Run(
-        folder,
+        at,
         f"projection_{method}",
-        epoch,
-        split_name,
-        data_fingerprint,
         details=(("method", method), ("basis_epoch", str(basis_epoch))),
-        name_details=() if basis_epoch == epoch else (f"basis{basis_epoch:02d}",),
+        name_details=() if basis_epoch == at.epoch else (f"basis{basis_epoch:02d}",),
     )
 
 
 def load_or_compute_projection(
     model: nn.Module,
     split: Split,
-    split_name: str,
-    folder: Path,
-    epoch: int,
-    data_fingerprint: str,
+    at: runs.Point,
     basis: Projection | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> Projection:
     """The kept map of a split's fc1 beside a checkpoint, or a fresh one (then kept).
 
-    ``model`` holds epoch ``epoch``'s weights. Without ``basis`` its own PCA is fitted; with one
-    (from another epoch, e.g. the last) the digits are put through that basis, so every epoch
-    shares its axes. A run labelled with the model key (its folder), epoch, split, data
-    fingerprint, method and the basis's epoch; a kept map whose basis is not exactly ``basis``
-    is computed again. ``progress(fraction, text)`` after each batch of a computation.
+    ``model`` holds the weights of saved point ``at.epoch``; ``split`` is the one ``at`` names.
+    Without ``basis`` its own PCA is fitted; with one (from another epoch, e.g. the last) the
+    digits are put through that basis, so every epoch shares its axes. A run labelled with the
+    model key, epoch, split, data fingerprint, method and the basis's epoch; a kept map whose
+    basis is not exactly ``basis`` is computed again. ``progress(fraction, text)`` after each batch of a computation.
     """
     if basis is not None and basis.epoch is None:
         raise ValueError("the basis must be labelled with the epoch it was fitted on (its epoch is None)")
     method = PCA if basis is None else basis.method
+    epoch = at.epoch
     basis_epoch = epoch if basis is None else basis.epoch
     width = getattr(model, LAYER).out_features
 
@@ -252,7 +244,7 @@ def load_or_compute_projection(
         found = _from_tensors(tensors, len(split), width, method, basis_epoch)
         return found if found is not None and (basis is None or _same_basis(found, basis)) else None
 
-    run = projection_run(folder, epoch, split_name, data_fingerprint, method, basis_epoch)
+    run = projection_run(at, method, basis_epoch)
     return run.get(compute, _to_tensors, decode)
 
 

@@ -35,26 +35,35 @@ TENSORS, JSON = ".safetensors", ".json"
 
 
 @dataclass(frozen=True)
-class Run:
-    """Where one computation of one model's weights is kept, and what it is labelled with.
+class Point:
+    """One saved point's weights over one split of one data set: what every run of it shares."""
 
-    The file is ``KIND_epochNN[_DETAIL...][_SPLIT]_<16 hex of the data>.EXT`` in ``folder``; its
-    labels are the model key (the folder's name), the epoch, the split (when it has one), the
-    data's full fingerprint and ``details`` (e.g. the digits counted, a method, a basis).
-    """
-
-    folder: Path
-    kind: str  # e.g. "activation_index"; with ``name_details``, what the file name starts with
-    epoch: int  # the saved point whose weights computed it
+    folder: Path  # the model's folder (its name is the model key)
+    epoch: int  # the saved point whose weights compute the run
     split: str | None  # "train" or "test"; None for a run over a sample of its own (the scorecard)
     data: str  # the data set's fingerprint (core.data.Mnist.fingerprint)
+
+    def __post_init__(self) -> None:
+        if self.split is not None and self.split not in SPLITS:
+            raise ValueError(f"unknown split {self.split!r}: use 'train' or 'test'")
+
+
+@dataclass(frozen=True)
+class Run:
+    """Where one computation of a :class:`Point` is kept, and what it is labelled with.
+
+    The file is ``KIND_epochNN[_DETAIL...][_SPLIT]_<16 hex of the data>.EXT`` in the point's
+    folder; its labels are the model key (the folder's name), the epoch, the split (when it has
+    one), the data's full fingerprint and ``details`` (e.g. the digits counted, a method, a basis).
+    """
+
+    point: Point
+    kind: str  # e.g. "activation_index"; with ``name_details``, what the file name starts with
     details: tuple[tuple[str, str], ...] = ()  # more labels: (name, value) pairs
     name_details: tuple[str, ...] = ()  # what the file name says between the epoch and the split
     suffix: str = TENSORS
 
     def __post_init__(self) -> None:
-        if self.split is not None and self.split not in SPLITS:
-            raise ValueError(f"unknown split {self.split!r}: use 'train' or 'test'")
         for part in (self.kind, *self.name_details):
             # Lowercase letters, digits and "_": a name part can never reach outside the folder.
             if not (part and part.isascii() and part.replace("_", "a").isalnum() and part == part.lower()):
@@ -64,18 +73,20 @@ class Run:
 
     @property
     def name(self) -> str:
-        split = () if self.split is None else (self.split,)
-        parts = (self.kind, f"epoch{self.epoch:02d}", *self.name_details, *split, self.data[:16])
+        at = self.point
+        split = () if at.split is None else (at.split,)
+        parts = (self.kind, f"epoch{at.epoch:02d}", *self.name_details, *split, at.data[:16])
         return "_".join(parts) + self.suffix
 
     @property
     def path(self) -> Path:
-        return self.folder / self.name
+        return self.point.folder / self.name
 
     @property
     def labels(self) -> dict[str, str]:
-        split = {} if self.split is None else {"split": self.split}
-        return {"key": self.folder.name, "epoch": str(self.epoch), **split, "data": self.data, **dict(self.details)}
+        at = self.point
+        split = {} if at.split is None else {"split": at.split}
+        return {"key": at.folder.name, "epoch": str(at.epoch), **split, "data": at.data, **dict(self.details)}
 
     def is_kept(self) -> bool:
         """Whether the file exists (it is verified only when read)."""

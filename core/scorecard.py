@@ -257,8 +257,8 @@ def scorecard_run(folder: Path, epoch: int, data_fingerprint: str, digits: int |
     """Where the scorecard of one saved point's weights over ``digits`` (default ``DIGITS``)
     sampled test digits is kept (JSON)."""
     digits = digits or DIGITS
-    details = (("digits", str(digits)),)
-    return runs.Run(folder, "scorecard", epoch, None, data_fingerprint, details, (str(digits),), runs.JSON)
+    at = runs.Point(folder, epoch, None, data_fingerprint)
+    return runs.Run(at, "scorecard", (("digits", str(digits)),), (str(digits),), runs.JSON)
 
 
 def _run(ref: ModelRef, digits: int | None, root: Path | None) -> runs.Run:

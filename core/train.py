@@ -26,6 +26,7 @@ from core.config import MIN_FIT, RECIPES, TrainConfig, choose_device, data_sourc
 from core.data import NUM_CLASSES, Mnist, load_mnist, to_tensor
 from core.evaluate import predict_logits, save_evaluation
 from core.model import MnistCNN, format_layer_table, layer_table, new_model
+from core.runs import Point
 from core.thread_choice import ThreadChooser, use_threads
 
 log = logging.getLogger(__name__)
@@ -281,7 +282,7 @@ def _train_into(
         hashes[name] = checkpoints.save_weights(folder / name, model)
         records.append(record)
         if test_logits is not None:  # the pages' test evaluation of this point, already computed
-            save_evaluation(folder, epoch, "test", data.fingerprint, test_logits)
+            save_evaluation(Point(folder, epoch, "test", data.fingerprint), test_logits)
         if epoch < config.points:  # servable before training ends: see checkpoints.read_provisional
             checkpoints.write_json(
                 folder / checkpoints.PROVISIONAL,

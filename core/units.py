@@ -13,7 +13,6 @@ import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -242,31 +241,23 @@ def activation_index(
     return _index_batches(model, batches, len(images), progress)
 
 
-def index_run(folder: Path, epoch: int, split_name: str, data_fingerprint: str) -> runs.Run:
+def index_run(at: runs.Point) -> runs.Run:
     """Where a split's activation index under one saved point's weights is kept."""
-    return runs.Run(folder, "activation_index", epoch, split_name, data_fingerprint)
+    return runs.Run(at, "activation_index")
 
 
 def load_or_compute_index(
-    model: nn.Module,
-    split: Split,
-    split_name: str,
-    folder: Path,
-    epoch: int,
-    data_fingerprint: str,
-    progress: Callable[[float, str], None] | None = None,
+    model: nn.Module, split: Split, at: runs.Point, progress: Callable[[float, str], None] | None = None
 ) -> ActivationIndex:
-    """The kept activation index of a split beside a checkpoint, or a fresh one (then kept):
-    a run labelled with the model key (its folder), epoch, split and data fingerprint."""
+    """The kept activation index of ``split`` (the one ``at`` names) beside a checkpoint, or a
+    fresh one (then kept): a run labelled with the model key, epoch, split and data fingerprint."""
 
     def compute() -> ActivationIndex:
         # Convert the uint8 digits batch by batch: the train split as float32 at once is 188 MB.
         batches = (to_tensor(split.images[i : i + INDEX_BATCH]) for i in range(0, len(split), INDEX_BATCH))
         return _index_batches(model, batches, len(split), progress)
 
-    return index_run(folder, epoch, split_name, data_fingerprint).get(
-        compute, _to_tensors, lambda tensors: _from_tensors(tensors, model, len(split))
-    )
+    return index_run(at).get(compute, _to_tensors, lambda tensors: _from_tensors(tensors, model, len(split)))
 
 
 _FIELDS = ("maximum", "mean", "position")

@@ -43,6 +43,7 @@ from core.config import ServerSettings, cache_dir, server_settings, shuffled_lab
 from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits, softmax
 from core.jobs import TrainingJobs
+from core.runs import Point
 from core.train import (
     ShuffledNetwork,
     TrainedModel,
@@ -154,7 +155,7 @@ def _evaluation(root: str, key: str, epoch: int, split: str) -> Evaluation:
     data = dataset(info.data_source)
     if not info.folder.is_dir():  # the cache folder was deleted while the app runs: keep it in memory
         return evaluate(trained.model, data.split(split))
-    return load_or_evaluate(trained.model, data.split(split), split, info.folder, epoch, data.fingerprint)
+    return load_or_evaluate(trained.model, data.split(split), Point(info.folder, epoch, split, data.fingerprint))
 
 
 @st.cache_resource(show_spinner=False)
@@ -396,7 +397,7 @@ def _unit_index_of(root: str, key: str, epoch: int, progress=None) -> units.Acti
     trained = _weights(root, key, epoch)
     data = dataset(trained.info.data_source)
     return units.load_or_compute_index(
-        trained.model, data.test, UNIT_SPLIT, trained.info.folder, epoch, data.fingerprint, progress=progress
+        trained.model, data.test, Point(trained.info.folder, epoch, UNIT_SPLIT, data.fingerprint), progress=progress
     )
 
 
@@ -416,7 +417,9 @@ def _data_map_of(root: str, key: str, epoch: int, progress=None) -> projection.P
 
 def _data_map_runs(info: CheckpointInfo, epoch: int) -> list:
     return [
-        projection.projection_run(info.folder, e, UNIT_SPLIT, info.data_fingerprint, basis_epoch=info.epochs_done)
+        projection.projection_run(
+            Point(info.folder, e, UNIT_SPLIT, info.data_fingerprint), basis_epoch=info.epochs_done
+        )
         for e in {epoch, info.epochs_done}
     ]
 
@@ -430,7 +433,7 @@ def _flip_summary_of(root: str, key: str, epoch: int, progress=None) -> probes.F
     trained = _weights(root, key, epoch)
     data = dataset(trained.info.data_source)
     return probes.load_or_compute_flip_summary(
-        trained.model, data.test, UNIT_SPLIT, trained.info.folder, epoch, data.fingerprint, progress=progress
+        trained.model, data.test, Point(trained.info.folder, epoch, UNIT_SPLIT, data.fingerprint), progress=progress
     )
 
 
@@ -453,7 +456,7 @@ class Index:
 INDEXES: dict[str, Index] = {
     "units": Index(
         _unit_index_of,
-        lambda info, epoch: [units.index_run(info.folder, epoch, UNIT_SPLIT, info.data_fingerprint)],
+        lambda info, epoch: [units.index_run(Point(info.folder, epoch, UNIT_SPLIT, info.data_fingerprint))],
         "Indexing every unit over the 10,000 test digits (once per model and epoch)",
         "Indexing the units failed",
     ),
@@ -472,7 +475,7 @@ INDEXES: dict[str, Index] = {
     ),
     "flips": Index(
         _flip_summary_of,
-        lambda info, epoch: [probes.flip_run(info.folder, epoch, UNIT_SPLIT, info.data_fingerprint, 15, 2)],
+        lambda info, epoch: [probes.flip_run(Point(info.folder, epoch, UNIT_SPLIT, info.data_fingerprint), 15, 2)],
         "Rotating and shifting the 10,000 test digits a little (once per model and epoch)",
         "Bending the test digits failed",
     ),

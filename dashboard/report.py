@@ -26,6 +26,7 @@ from core.checkpoints import CheckpointError, CheckpointInfo, ModelRef
 from core.data import Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, softmax
 from core.model import CONV_LAYERS, MnistCNN, layer_table
+from core.runs import Point
 from core.train import TrainedModel, load_cached, load_provisional
 from dashboard import figures, words
 
@@ -134,7 +135,7 @@ def _weights(trained: TrainedModel, epoch: int | None) -> tuple[MnistCNN, int]:
 def _evaluation(model: MnistCNN, data: Mnist, info: CheckpointInfo, point: int) -> Evaluation:
     """The test split's evaluation, cached beside the checkpoint as the app caches it."""
     try:
-        return load_or_evaluate(model, data.test, "test", info.folder, point, data.fingerprint)
+        return load_or_evaluate(model, data.test, Point(info.folder, point, "test", data.fingerprint))
     except OSError:  # a read-only or deleted cache folder: evaluate without keeping it
         return evaluate(model, data.test)
 

@@ -14,6 +14,7 @@ from core.config import RECIPES
 from core.data import load_mnist
 from core.evaluate import evaluation_run
 from core.model import MnistCNN
+from core.runs import Point
 from core.train import load_or_train
 from tests.conftest import tiny_config
 
@@ -368,4 +369,4 @@ def test_fields_added_later_keep_old_keys():
 
 
 def _evaluation_name(epoch: int, split: str, fingerprint: str) -> str:
-    return evaluation_run(Path("key"), epoch, split, fingerprint).name
+    return evaluation_run(Point(Path("key"), epoch, split, fingerprint)).name

@@ -15,6 +15,7 @@ from core.evaluate import (
     load_or_evaluate,
 )
 from core.model import MnistCNN
+from core.runs import Point
 
 
 def test_confusion_matrix_by_hand():
@@ -85,8 +86,8 @@ def _read(path):
 
 def test_evaluation_is_cached_beside_the_checkpoint(tmp_path, net, small_split):
     folder = tmp_path / KEY
-    first = load_or_evaluate(net, small_split, "test", folder, 2, FINGERPRINT)
-    path = evaluation_run(folder, 2, "test", FINGERPRINT).path
+    first = load_or_evaluate(net, small_split, Point(folder, 2, "test", FINGERPRINT))
+    path = evaluation_run(Point(folder, 2, "test", FINGERPRINT)).path
     assert [p.name for p in folder.iterdir()] == [path.name]
     logits, metadata = _read(path)
     assert metadata == {"key": KEY, "epoch": "2", "split": "test", "data": FINGERPRINT}
@@ -94,7 +95,7 @@ def test_evaluation_is_cached_beside_the_checkpoint(tmp_path, net, small_split):
     assert first.logits.shape == (300, 10) and np.array_equal(first.labels, small_split.labels)
     assert np.array_equal(first.logits, evaluate(net, small_split).logits)
 
-    second = load_or_evaluate(MustNotRun(), small_split, "test", folder, 2, FINGERPRINT)
+    second = load_or_evaluate(MustNotRun(), small_split, Point(folder, 2, "test", FINGERPRINT))
     assert np.array_equal(first.logits, second.logits)
     assert np.array_equal(second.labels, small_split.labels)
 
@@ -104,14 +105,14 @@ def test_epoch_split_and_data_each_get_their_own_file(tmp_path, net, small_split
     other_fp = "f" * 64
     variants = [("test", 1, FINGERPRINT), ("test", 2, FINGERPRINT), ("train", 1, FINGERPRINT), ("test", 1, other_fp)]
     for split_name, epoch, fp in variants:
-        load_or_evaluate(net, small_split, split_name, folder, epoch, fp)
-    names = {evaluation_run(folder, epoch, split_name, fp).name for split_name, epoch, fp in variants}
+        load_or_evaluate(net, small_split, Point(folder, epoch, split_name, fp))
+    names = {evaluation_run(Point(folder, epoch, split_name, fp)).name for split_name, epoch, fp in variants}
     assert len(names) == 4 and {p.name for p in folder.iterdir()} == names
     for split_name, epoch, fp in variants:
-        _, metadata = _read(evaluation_run(folder, epoch, split_name, fp).path)
+        _, metadata = _read(evaluation_run(Point(folder, epoch, split_name, fp)).path)
         assert metadata == {"key": KEY, "epoch": str(epoch), "split": split_name, "data": fp}
         # ... and each is now a cache hit.
-        load_or_evaluate(MustNotRun(), small_split, split_name, folder, epoch, fp)
+        load_or_evaluate(MustNotRun(), small_split, Point(folder, epoch, split_name, fp))
 
 
 @pytest.mark.parametrize(
@@ -128,12 +129,12 @@ def test_epoch_split_and_data_each_get_their_own_file(tmp_path, net, small_split
 def test_a_file_with_wrong_labels_is_recomputed(tmp_path, net, small_split, wrong):
     folder = tmp_path / KEY
     folder.mkdir()
-    path = evaluation_run(folder, 2, "test", FINGERPRINT).path
+    path = evaluation_run(Point(folder, 2, "test", FINGERPRINT)).path
     labels = {"key": KEY, "epoch": "2", "split": "test", "data": FINGERPRINT}
     metadata = None if wrong == "no metadata" else {**labels, **wrong}
     path.write_bytes(save_safetensors({"logits": torch.zeros(300, 10)}, metadata=metadata))
 
-    result = load_or_evaluate(net, small_split, "test", folder, 2, FINGERPRINT)
+    result = load_or_evaluate(net, small_split, Point(folder, 2, "test", FINGERPRINT))
     expected = evaluate(net, small_split).logits
     assert np.array_equal(result.logits, expected)
     logits, written = _read(path)  # overwritten with the right evaluation and labels
@@ -154,10 +155,10 @@ def test_a_file_with_wrong_labels_is_recomputed(tmp_path, net, small_split, wron
 def test_a_file_with_the_wrong_shape_or_damaged_is_recomputed(tmp_path, net, small_split, content):
     folder = tmp_path / KEY
     folder.mkdir()
-    path = evaluation_run(folder, 2, "test", FINGERPRINT).path
+    path = evaluation_run(Point(folder, 2, "test", FINGERPRINT)).path
     labels = {"key": KEY, "epoch": "2", "split": "test", "data": FINGERPRINT}
     path.write_bytes(content if isinstance(content, bytes) else save_safetensors(content, metadata=labels))
-    result = load_or_evaluate(net, small_split, "test", folder, 2, FINGERPRINT)
+    result = load_or_evaluate(net, small_split, Point(folder, 2, "test", FINGERPRINT))
     logits, written = _read(path)
     assert np.array_equal(result.logits, evaluate(net, small_split).logits)
     assert written == labels and np.array_equal(logits, result.logits)
@@ -165,7 +166,7 @@ def test_a_file_with_the_wrong_shape_or_damaged_is_recomputed(tmp_path, net, sma
 
 def test_unknown_split_name_is_refused(tmp_path, net, small_split):
     with pytest.raises(ValueError, match="unknown split"):
-        load_or_evaluate(net, small_split, "validation", tmp_path / KEY, 1, FINGERPRINT)
+        load_or_evaluate(net, small_split, Point(tmp_path / KEY, 1, "validation", FINGERPRINT))
 
 
 def test_a_cache_that_cannot_be_written_still_serves_results(monkeypatch, tmp_path, caplog):
@@ -179,8 +180,8 @@ def test_a_cache_that_cannot_be_written_still_serves_results(monkeypatch, tmp_pa
         raise PermissionError(13, "Read-only file system", str(path))
 
     monkeypatch.setattr(checkpoints, "atomic_write", refuse)
-    first = load_or_evaluate(net, split, "test", tmp_path, 1, FINGERPRINT)
-    again = load_or_evaluate(net, split, "test", tmp_path, 2, FINGERPRINT)
+    first = load_or_evaluate(net, split, Point(tmp_path, 1, "test", FINGERPRINT))
+    again = load_or_evaluate(net, split, Point(tmp_path, 2, "test", FINGERPRINT))
     np.testing.assert_array_equal(first.logits, evaluate(net, split).logits)
     np.testing.assert_array_equal(again.logits, first.logits)
     assert not list(tmp_path.iterdir())

@@ -16,6 +16,7 @@ from core import checkpoints, influence
 from core.config import recipe
 from core.data import load_mnist, to_tensor
 from core.model import MnistCNN
+from core.runs import Point
 from core.train import load_or_train, training_labels
 from tests.conftest import tiny_config
 
@@ -47,14 +48,14 @@ def test_banks_cover_every_epoch_and_the_trained_digits(two_epochs):
 def test_bank_cache_is_verified(two_epochs, tmp_path):
     trained, data, banks = two_epochs
     folder = trained.info.folder
-    path = influence.bank_run(folder, 1, "test", data.fingerprint, len(data.test)).path
+    path = influence.bank_run(Point(folder, 1, "test", data.fingerprint), len(data.test)).path
     again = influence.load_or_compute_banks(trained.info, data)
     np.testing.assert_array_equal(again["test"][0].logits, banks["test"][0].logits)
     good = path.read_bytes()
     try:
         path.write_bytes(good[: len(good) // 2])  # a half-written file is recomputed, not trusted
         model = checkpoints.load_checkpoint(folder, 1)
-        fresh = influence.load_or_compute_bank(model, data.test, "test", folder, 1, data.fingerprint)
+        fresh = influence.load_or_compute_bank(model, data.test, Point(folder, 1, "test", data.fingerprint))
         np.testing.assert_allclose(fresh.logits, banks["test"][0].logits, rtol=1e-6)
         assert path.read_bytes() != good[: len(good) // 2]
     finally:

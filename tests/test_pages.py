@@ -15,6 +15,7 @@ from PIL import Image
 from core.checkpoints import ModelRef
 from core.data import load_mnist
 from core.evaluate import evaluate
+from core.runs import Point
 from core.train import load_or_train
 from tests.apptest import PAGES, array, chart_specs, finish_background, open_app, server_env, texts
 from tests.conftest import tiny_config
@@ -658,7 +659,9 @@ def test_probe_bend_is_cores_sweep_and_the_test_set_summary(reference_model):
         np.testing.assert_allclose(array(line["y"]), expected.probs[:, k], atol=1e-5)
     assert len(lines["data"]) == int((expected.probs.max(axis=0) >= 0.02).sum())
     found = probes.load_or_compute_flip_summary(
-        reference_model.model, load_mnist().test, "test", reference_model.info.folder, 1, load_mnist().fingerprint
+        reference_model.model,
+        load_mnist().test,
+        Point(reference_model.info.folder, 1, "test", load_mnist().fingerprint),
     )  # read back from beside the checkpoint
     shares = next(s for s in chart_specs(at) if s["data"][0].get("type") == "bar")
     np.testing.assert_allclose(array(shares["data"][0]["y"]), found.rotation_share)

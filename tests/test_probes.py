@@ -21,6 +21,7 @@ from core.probes import (
     nearest_training_digit,
     sweep,
 )
+from core.runs import Point
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the dashboard runs (conftest.py)
 
@@ -259,8 +260,8 @@ def test_flip_summary_is_cached_beside_the_checkpoint(model, mnist_test, tmp_pat
 
     split = Split(mnist_test.images[:120], mnist_test.labels[:120])
     folder = tmp_path / "0123456789abcdef"
-    first = load_or_compute_flip_summary(model, split, "test", folder, 1, "f" * 64)
-    path = probes.flip_run(folder, 1, "test", "f" * 64, 15, 2).path
+    first = load_or_compute_flip_summary(model, split, Point(folder, 1, "test", "f" * 64))
+    path = probes.flip_run(Point(folder, 1, "test", "f" * 64), 15, 2).path
     assert path.is_file()
     fresh = flip_summary(model, split.images, split.labels)
 
@@ -268,7 +269,7 @@ def test_flip_summary_is_cached_beside_the_checkpoint(model, mnist_test, tmp_pat
         def forward(self, x):
             raise AssertionError("a cached summary was computed again")
 
-    again = load_or_compute_flip_summary(MustNotRun(), split, "test", folder, 1, "f" * 64)
+    again = load_or_compute_flip_summary(MustNotRun(), split, Point(folder, 1, "test", "f" * 64))
     for summary in (first, again):
         assert np.array_equal(summary.rotation_flips, fresh.rotation_flips)
         assert np.array_equal(summary.shift_flips, fresh.shift_flips)
@@ -276,9 +277,9 @@ def test_flip_summary_is_cached_beside_the_checkpoint(model, mnist_test, tmp_pat
         assert summary.angles == fresh.angles and summary.shifts == fresh.shifts
     good = path.read_bytes()
     path.write_bytes(good[: len(good) // 2])  # half-written: recomputed, not trusted
-    redone = load_or_compute_flip_summary(model, split, "test", folder, 1, "f" * 64)
+    redone = load_or_compute_flip_summary(model, split, Point(folder, 1, "test", "f" * 64))
     assert np.array_equal(redone.shift_flips, fresh.shift_flips)
-    rewritten = load_or_compute_flip_summary(MustNotRun(), split, "test", folder, 1, "f" * 64)  # whole again
+    rewritten = load_or_compute_flip_summary(MustNotRun(), split, Point(folder, 1, "test", "f" * 64))  # whole again
     assert np.array_equal(rewritten.rotation_flips, fresh.rotation_flips)
 
 

@@ -24,6 +24,7 @@ from core.projection import (
     project,
     projection_run,
 )
+from core.runs import Point
 from tests.test_activations import _forbid_hooks
 from tests.test_units import _assert_unchanged, _state
 
@@ -256,14 +257,14 @@ def _assert_same(a: Projection, b: Projection) -> None:
 
 
 def _path(folder: Path, epoch: int = 2, basis: int | None = None) -> Path:
-    return projection_run(folder, epoch, "test", FINGERPRINT, "pca", basis).path
+    return projection_run(Point(folder, epoch, "test", FINGERPRINT), "pca", basis).path
 
 
 def test_projection_is_cached_beside_the_checkpoint(tmp_path, net, small_split, expected):
     folder = tmp_path / KEY
     seen = []
     first = load_or_compute_projection(
-        net, small_split, "test", folder, 2, FINGERPRINT, progress=lambda f, t: seen.append(f)
+        net, small_split, Point(folder, 2, "test", FINGERPRINT), progress=lambda f, t: seen.append(f)
     )
     path = _path(folder)
     assert path.name == f"projection_pca_epoch02_test_{FINGERPRINT[:16]}.safetensors"
@@ -277,19 +278,19 @@ def test_projection_is_cached_beside_the_checkpoint(tmp_path, net, small_split, 
         "explained": ((2,), torch.float64),
     }
     _assert_same(first, expected)
-    _assert_same(load_or_compute_projection(MustNotRun(), small_split, "test", folder, 2, FINGERPRINT), expected)
+    _assert_same(load_or_compute_projection(MustNotRun(), small_split, Point(folder, 2, "test", FINGERPRINT)), expected)
     with pytest.raises(ValueError, match="unknown split"):
-        load_or_compute_projection(net, small_split, "validation", folder, 2, FINGERPRINT)
+        load_or_compute_projection(net, small_split, Point(folder, 2, "validation", FINGERPRINT))
     with pytest.raises(ValueError, match="lowercase ASCII"):
-        projection_run(Path("k"), 2, "test", FINGERPRINT, "../pca")
+        projection_run(Point(Path("k"), 2, "test", FINGERPRINT), "../pca")
 
 
 def test_earlier_epochs_share_the_last_epochs_axes(tmp_path, net, earlier, small_split, images):
     folder = tmp_path / KEY
-    basis = load_or_compute_projection(net, small_split, "test", folder, 2, FINGERPRINT)
+    basis = load_or_compute_projection(net, small_split, Point(folder, 2, "test", FINGERPRINT))
     seen = []
     first = load_or_compute_projection(
-        earlier, small_split, "test", folder, 1, FINGERPRINT, basis=basis, progress=lambda f, t: seen.append(f)
+        earlier, small_split, Point(folder, 1, "test", FINGERPRINT), basis=basis, progress=lambda f, t: seen.append(f)
     )
     features = fc1_features(earlier, images)
     assert np.array_equal(first.points, project(features, basis)) and seen == [1.0]
@@ -303,22 +304,22 @@ def test_earlier_epochs_share_the_last_epochs_axes(tmp_path, net, earlier, small
     assert _path(folder, 1, 2).name == f"projection_pca_epoch01_basis02_test_{FINGERPRINT[:16]}.safetensors"
     _, metadata = _read(_path(folder, 1, 2))
     assert metadata == {**LABELS, "epoch": "1", "basis_epoch": "2"}
-    again = load_or_compute_projection(MustNotRun(), small_split, "test", folder, 1, FINGERPRINT, basis=basis)
+    again = load_or_compute_projection(MustNotRun(), small_split, Point(folder, 1, "test", FINGERPRINT), basis=basis)
     _assert_same(again, first)
 
     # A basis with the same epoch label but other axes (fitted on other digits) gets fresh points.
     other_digits = to_tensor(load_mnist().test.images[300:600])
     other_basis = fit_pca(fc1_features(net, other_digits), epoch=2)
-    redone = load_or_compute_projection(earlier, small_split, "test", folder, 1, FINGERPRINT, basis=other_basis)
+    redone = load_or_compute_projection(earlier, small_split, Point(folder, 1, "test", FINGERPRINT), basis=other_basis)
     assert np.array_equal(redone.points, project(features, other_basis))
     assert np.array_equal(redone.components, other_basis.components)
     # Without a basis: epoch 1's own PCA, in a file of its own beside the one on epoch 2's axes.
-    own = load_or_compute_projection(earlier, small_split, "test", folder, 1, FINGERPRINT)
+    own = load_or_compute_projection(earlier, small_split, Point(folder, 1, "test", FINGERPRINT))
     _assert_same(own, fit_pca(features, epoch=1))
     assert _read(_path(folder, 1))[1]["basis_epoch"] == "1"
     assert _read(_path(folder, 1, 2))[1]["basis_epoch"] == "2"  # both kept: neither overwrote the other
     with pytest.raises(ValueError, match="labelled with the epoch"):
-        load_or_compute_projection(earlier, small_split, "test", folder, 1, FINGERPRINT, basis=fit_pca(features))
+        load_or_compute_projection(earlier, small_split, Point(folder, 1, "test", FINGERPRINT), basis=fit_pca(features))
 
 
 @pytest.mark.parametrize(
@@ -340,10 +341,10 @@ def test_a_projection_with_other_labels_is_recomputed(tmp_path, net, small_split
     folder.mkdir()
     path = _path(folder)
     path.write_bytes(save_safetensors(_tensors(other), metadata=None if wrong is None else {**LABELS, **wrong}))
-    _assert_same(load_or_compute_projection(net, small_split, "test", folder, 2, FINGERPRINT), expected)
+    _assert_same(load_or_compute_projection(net, small_split, Point(folder, 2, "test", FINGERPRINT)), expected)
     _, written = _read(path)  # overwritten with the right numbers and labels
     assert written == LABELS
-    _assert_same(load_or_compute_projection(MustNotRun(), small_split, "test", folder, 2, FINGERPRINT), expected)
+    _assert_same(load_or_compute_projection(MustNotRun(), small_split, Point(folder, 2, "test", FINGERPRINT)), expected)
 
 
 @pytest.mark.parametrize(
@@ -374,10 +375,10 @@ def test_a_damaged_or_misshapen_projection_is_recomputed(tmp_path, net, small_sp
         tensors["components"][1] = tensors["components"][0]
     data = save_safetensors(tensors, metadata=LABELS)
     path.write_bytes({"truncated": data[: len(data) // 2], "junk": b"junk", "empty": b""}.get(damage, data))
-    _assert_same(load_or_compute_projection(net, small_split, "test", folder, 2, FINGERPRINT), expected)
+    _assert_same(load_or_compute_projection(net, small_split, Point(folder, 2, "test", FINGERPRINT)), expected)
     written, metadata = _read(path)
     assert metadata == LABELS and set(written) == set(FIELDS)
-    _assert_same(load_or_compute_projection(MustNotRun(), small_split, "test", folder, 2, FINGERPRINT), expected)
+    _assert_same(load_or_compute_projection(MustNotRun(), small_split, Point(folder, 2, "test", FINGERPRINT)), expected)
 
 
 # --- Sharing one model --------------------------------------------------------------------
@@ -389,7 +390,7 @@ def test_many_threads_share_one_model(tmp_path, net, earlier, small_split, image
 
     def cached(model: MnistCNN, epoch: int, basis: Projection | None = None) -> np.ndarray:
         folder = Path(tempfile.mkdtemp(dir=tmp_path)) / KEY  # a cold cache every call
-        found = load_or_compute_projection(model, small_split, "test", folder, epoch, FINGERPRINT, basis=basis)
+        found = load_or_compute_projection(model, small_split, Point(folder, epoch, "test", FINGERPRINT), basis=basis)
         return np.concatenate([found.points.ravel(), found.mean, found.components.ravel(), found.explained])
 
     jobs = [
@@ -425,9 +426,9 @@ def test_the_whole_test_split(reference_model, tmp_path):
     featured = time.perf_counter()
     fitted = fit_pca(features, epoch=1)
     fitted_at = time.perf_counter()
-    cached = load_or_compute_projection(model, test, "test", tmp_path / KEY, 1, FINGERPRINT)
+    cached = load_or_compute_projection(model, test, Point(tmp_path / KEY, 1, "test", FINGERPRINT))
     cached_at = time.perf_counter()
-    again = load_or_compute_projection(MustNotRun(), test, "test", tmp_path / KEY, 1, FINGERPRINT)
+    again = load_or_compute_projection(MustNotRun(), test, Point(tmp_path / KEY, 1, "test", FINGERPRINT))
     read_at = time.perf_counter()
     _assert_same(cached, fitted)
     _assert_same(again, fitted)

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from core import evaluate, influence, probes, projection, runs, scorecard, units
 from core.data import Split, load_mnist
 from core.model import MnistCNN
+from core.runs import Point
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runs_7fe3ad6"
 KEY = "0123456789abcdef"
@@ -58,31 +59,31 @@ def test_every_run_written_before_core_runs_still_opens_without_recomputing(old,
     idle = MustNotRun().eval()
     fresh = _fresh(tmp_path)
 
-    kept = evaluate.load_or_evaluate(idle, split, "test", folder, 2, FP)
-    new = evaluate.load_or_evaluate(models[2], split, "test", fresh, 2, FP)
+    kept = evaluate.load_or_evaluate(idle, split, Point(folder, 2, "test", FP))
+    new = evaluate.load_or_evaluate(models[2], split, Point(fresh, 2, "test", FP))
     np.testing.assert_array_equal(kept.logits, new.logits)
 
-    kept = units.load_or_compute_index(idle, split, "test", folder, 2, FP)
-    new = units.load_or_compute_index(models[2], split, "test", fresh, 2, FP)
+    kept = units.load_or_compute_index(idle, split, Point(folder, 2, "test", FP))
+    new = units.load_or_compute_index(models[2], split, Point(fresh, 2, "test", FP))
     for field in ("maximum", "mean", "position"):
         for layer, values in getattr(new, field).items():
             np.testing.assert_array_equal(getattr(kept, field)[layer], values)
 
-    basis = projection.load_or_compute_projection(idle, split, "test", folder, 2, FP)
-    new_basis = projection.load_or_compute_projection(models[2], split, "test", fresh, 2, FP)
+    basis = projection.load_or_compute_projection(idle, split, Point(folder, 2, "test", FP))
+    new_basis = projection.load_or_compute_projection(models[2], split, Point(fresh, 2, "test", FP))
     np.testing.assert_array_equal(basis.points, new_basis.points)
     np.testing.assert_array_equal(basis.components, new_basis.components)
-    earlier = projection.load_or_compute_projection(idle, split, "test", folder, 1, FP, basis=basis)
-    new_earlier = projection.load_or_compute_projection(models[1], split, "test", fresh, 1, FP, basis=new_basis)
+    earlier = projection.load_or_compute_projection(idle, split, Point(folder, 1, "test", FP), basis=basis)
+    new_earlier = projection.load_or_compute_projection(models[1], split, Point(fresh, 1, "test", FP), basis=new_basis)
     np.testing.assert_array_equal(earlier.points, new_earlier.points)
 
-    kept = influence.load_or_compute_bank(idle, split, "test", folder, 2, FP)
-    new = influence.load_or_compute_bank(models[2], split, "test", fresh, 2, FP)
+    kept = influence.load_or_compute_bank(idle, split, Point(folder, 2, "test", FP))
+    new = influence.load_or_compute_bank(models[2], split, Point(fresh, 2, "test", FP))
     np.testing.assert_array_equal(kept.inputs, new.inputs)
     np.testing.assert_array_equal(kept.logits, new.logits)
 
-    kept = probes.load_or_compute_flip_summary(idle, split, "test", folder, 2, FP)
-    new = probes.load_or_compute_flip_summary(models[2], split, "test", fresh, 2, FP)
+    kept = probes.load_or_compute_flip_summary(idle, split, Point(folder, 2, "test", FP))
+    new = probes.load_or_compute_flip_summary(models[2], split, Point(fresh, 2, "test", FP))
     np.testing.assert_array_equal(kept.rotation_flips, new.rotation_flips)
     np.testing.assert_array_equal(kept.shift_flips, new.shift_flips)
     assert kept.angles == new.angles and kept.shifts == new.shifts
@@ -102,7 +103,7 @@ def test_every_run_written_before_core_runs_still_opens_without_recomputing(old,
 
 
 def test_a_run_labelled_for_other_weights_or_damaged_is_computed_again(tmp_path):
-    run = runs.Run(tmp_path / KEY, "evaluation", 2, "test", FP)
+    run = runs.Run(Point(tmp_path / KEY, 2, "test", FP), "evaluation")
     calls = []
 
     def compute():
@@ -120,8 +121,8 @@ def test_a_run_labelled_for_other_weights_or_damaged_is_computed_again(tmp_path)
     assert runs.tensor_labels(run.path.read_bytes()) == {"key": KEY, "epoch": "2", "split": "test", "data": FP}
 
     # The same file name in another model's folder (copied by hand): labelled for other weights.
-    other = runs.Run(tmp_path / "fedcba9876543210", "evaluation", 2, "test", FP)
-    other.folder.mkdir()
+    other = runs.Run(Point(tmp_path / "fedcba9876543210", 2, "test", FP), "evaluation")
+    other.point.folder.mkdir()
     shutil.copy(run.path, other.path)
     assert other.read(decode) is None
 
@@ -136,12 +137,12 @@ def test_a_run_labelled_for_other_weights_or_damaged_is_computed_again(tmp_path)
 
 
 def test_json_runs_are_labelled_and_checked(tmp_path):
-    run = runs.Run(tmp_path / KEY, "scorecard", 3, None, FP, (("digits", "20"),), ("20",), runs.JSON)
+    run = runs.Run(Point(tmp_path / KEY, 3, None, FP), "scorecard", (("digits", "20"),), ("20",), runs.JSON)
     assert run.name == "scorecard_epoch03_20_ffffffffffffffff.json"
     run.keep({"a": 1})
     assert json.loads(run.path.read_text())["labels"] == {"key": KEY, "epoch": "3", "data": FP, "digits": "20"}
     assert run.read(dict) == {"a": 1}
-    relabelled = runs.Run(tmp_path / KEY, "scorecard", 3, None, FP, (("digits", "50"),), ("20",), runs.JSON)
+    relabelled = runs.Run(Point(tmp_path / KEY, 3, None, FP), "scorecard", (("digits", "50"),), ("20",), runs.JSON)
     assert relabelled.read(dict) is None
 
 
@@ -156,4 +157,4 @@ def test_json_runs_are_labelled_and_checked(tmp_path):
 )
 def test_a_run_name_cannot_leave_its_folder(tmp_path, kind, split, details, message):
     with pytest.raises(ValueError, match=message):
-        runs.Run(tmp_path, kind, 1, split, FP, name_details=details)
+        runs.Run(Point(tmp_path, 1, split, FP), kind, name_details=details)

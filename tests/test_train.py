@@ -13,6 +13,7 @@ from core.checkpoints import CheckpointError
 from core.config import TrainConfig
 from core.data import load_mnist, to_tensor
 from core.evaluate import evaluate, load_or_evaluate, predict_logits
+from core.runs import Point
 from core.train import load_or_train, main, train
 from tests.conftest import tiny_config
 
@@ -112,7 +113,7 @@ def test_each_saved_point_leaves_its_test_evaluation_for_the_pages(tmp_path):
             raise AssertionError("the evaluation should have been read from the cache")
 
     for point in (1, 2):
-        cached = load_or_evaluate(MustNotRun(), data.test, "test", folder, point, data.fingerprint)
+        cached = load_or_evaluate(MustNotRun(), data.test, Point(folder, point, "test", data.fingerprint))
         again = evaluate(checkpoints.load_checkpoint(folder, epoch=point), data.test)
         assert np.allclose(cached.logits, again.logits, atol=1e-4)
         assert cached.accuracy == pytest.approx(trained.history[point - 1]["test_accuracy"], abs=1e-6)

@@ -10,6 +10,7 @@ from safetensors.torch import save as save_safetensors
 from core.activations import layer_outputs
 from core.data import Split, load_mnist, to_tensor
 from core.model import CONV_LAYERS, LAYER_NAMES, MNIST_MEAN, MNIST_STD, MnistCNN
+from core.runs import Point
 from core.units import (
     POOL_LAYERS,
     UNIT_LAYERS,
@@ -211,9 +212,9 @@ def test_index_is_cached_beside_the_checkpoint(tmp_path, net, small_split):
     folder = tmp_path / KEY
     seen = []
     first = load_or_compute_index(
-        net, small_split, "test", folder, 2, FINGERPRINT, progress=lambda f, t: seen.append(f)
+        net, small_split, Point(folder, 2, "test", FINGERPRINT), progress=lambda f, t: seen.append(f)
     )
-    path = index_run(folder, 2, "test", FINGERPRINT).path
+    path = index_run(Point(folder, 2, "test", FINGERPRINT)).path
     assert path.name == f"activation_index_epoch02_test_{FINGERPRINT[:16]}.safetensors"
     assert [p.name for p in folder.iterdir()] == [path.name] and seen[-1] == 1.0
     tensors, metadata = _read(path)
@@ -221,10 +222,10 @@ def test_index_is_cached_beside_the_checkpoint(tmp_path, net, small_split):
     assert set(tensors) == {f"{layer}.{field}" for layer in UNIT_LAYERS for field in ("maximum", "mean", "position")}
     _assert_same_index(first, activation_index(net, to_tensor(small_split.images)))
 
-    again = load_or_compute_index(MustNotRun(), small_split, "test", folder, 2, FINGERPRINT)
+    again = load_or_compute_index(MustNotRun(), small_split, Point(folder, 2, "test", FINGERPRINT))
     _assert_same_index(first, again)
     with pytest.raises(ValueError, match="unknown split"):
-        load_or_compute_index(net, small_split, "validation", folder, 2, FINGERPRINT)
+        load_or_compute_index(net, small_split, Point(folder, 2, "validation", FINGERPRINT))
 
 
 def _tensors(model, split) -> dict[str, torch.Tensor]:
@@ -245,15 +246,17 @@ def _tensors(model, split) -> dict[str, torch.Tensor]:
 def test_an_index_with_other_labels_is_recomputed(tmp_path, net, small_split, wrong):
     folder = tmp_path / KEY
     folder.mkdir()
-    path = index_run(folder, 2, "test", FINGERPRINT).path
+    path = index_run(Point(folder, 2, "test", FINGERPRINT)).path
     other_model = _tensors(MnistCNN(), small_split)  # numbers that must not be served
     path.write_bytes(save_safetensors(other_model, metadata=None if wrong is None else {**LABELS, **wrong}))
-    index = load_or_compute_index(net, small_split, "test", folder, 2, FINGERPRINT)
+    index = load_or_compute_index(net, small_split, Point(folder, 2, "test", FINGERPRINT))
     expected = activation_index(net, to_tensor(small_split.images))
     _assert_same_index(index, expected)
     _, written = _read(path)  # overwritten with the right index and labels
     assert written == LABELS
-    _assert_same_index(load_or_compute_index(MustNotRun(), small_split, "test", folder, 2, FINGERPRINT), expected)
+    _assert_same_index(
+        load_or_compute_index(MustNotRun(), small_split, Point(folder, 2, "test", FINGERPRINT)), expected
+    )
 
 
 @pytest.mark.parametrize(
@@ -262,7 +265,7 @@ def test_an_index_with_other_labels_is_recomputed(tmp_path, net, small_split, wr
 def test_a_damaged_or_misshapen_index_is_recomputed(tmp_path, net, small_split, damage):
     folder = tmp_path / KEY
     folder.mkdir()
-    path = index_run(folder, 2, "test", FINGERPRINT).path
+    path = index_run(Point(folder, 2, "test", FINGERPRINT)).path
     tensors = _tensors(net, small_split)
     if damage == "rows":
         tensors["conv2.maximum"] = tensors["conv2.maximum"][:299]
@@ -277,7 +280,7 @@ def test_a_damaged_or_misshapen_index_is_recomputed(tmp_path, net, small_split, 
     data = save_safetensors(tensors, metadata=LABELS)
     content = {"truncated": data[: len(data) // 2], "junk": b"junk", "empty": b""}.get(damage, data)
     path.write_bytes(content)
-    index = load_or_compute_index(net, small_split, "test", folder, 2, FINGERPRINT)
+    index = load_or_compute_index(net, small_split, Point(folder, 2, "test", FINGERPRINT))
     _assert_same_index(index, activation_index(net, to_tensor(small_split.images)))
     written, metadata = _read(path)
     assert metadata == LABELS and set(written) == set(_tensors(net, small_split))
