@@ -1,0 +1,349 @@
+"""The network contract: what every view needs from any classifier of 28×28 images.
+
+- **Input**: float32 (B, 1, 28, 28) in [0, 1]. The normalisation a network expects (e.g.
+  MNIST's mean 0.1307 and std 0.3081) is declared in its :class:`Contract` and applied here,
+  never by a page.
+- **Output**: logits, log-probabilities or probabilities, declared or detected on real digits,
+  and always turned into logits one way (:meth:`Network.logits`): log-probabilities are logits
+  already (softmax gives the same probabilities), probabilities become their logarithm.
+- **Classes**: the data set's, any number ≥ 2; the output's width must match.
+- **Layers**: every node of the network's graph (torch.fx) in forward order, each with its
+  kind, output shape and parameter count. Outputs are read by an ``fx.Interpreter`` that
+  records node outputs during one call: no hook on any shared object, so one network serves
+  many threads. The layers shown by default are each conv/linear block's output after its
+  norm and nonlinearity (the reference CNN's conv1..fc1), the pools, and the last linear
+  layer (the logits), named after the conv, linear or pool that starts them.
+
+A network the graph cannot follow (a branch on the pixels), a network that fails or returns
+NaN on real digits, or one whose output is not one score per class is refused with one
+sentence that names the file and what to do (:class:`NetworkError`).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from core.data import IMAGE_SIZE
+
+LOGITS, LOG_PROBS, PROBS, DETECT = "logits", "log-probabilities", "probabilities", "detect"
+OUTPUTS = (LOGITS, LOG_PROBS, PROBS)
+SUM_TOLERANCE = 1e-3  # rows of probabilities sum to 1 within this (float32 softmax of 10-1000 classes)
+TINY = 1e-12  # the smallest probability turned into a logit: log(0) is -inf
+
+CONV, LINEAR, POOL, ACTIVATION, NORM, DROPOUT, FLATTEN, ADD, OUTPUT, OTHER = (
+    "conv",
+    "linear",
+    "pool",
+    "activation",
+    "norm",
+    "dropout",
+    "flatten",
+    "add",
+    "output",
+    "other",
+)
+# Element-wise steps that belong to the block before them: "conv1" is conv1's output after these.
+_BLOCK_TAIL = (ACTIVATION, NORM, DROPOUT)
+
+_MODULE_KINDS: tuple[tuple[tuple[type, ...], str], ...] = (
+    ((nn.Conv1d, nn.Conv2d, nn.Conv3d), CONV),
+    ((nn.Linear, nn.Bilinear), LINEAR),
+    (
+        (
+            nn.MaxPool1d,
+            nn.MaxPool2d,
+            nn.AvgPool1d,
+            nn.AvgPool2d,
+            nn.AdaptiveAvgPool2d,
+            nn.AdaptiveMaxPool2d,
+            nn.LPPool2d,
+        ),
+        POOL,
+    ),
+    (
+        (
+            nn.ReLU,
+            nn.ReLU6,
+            nn.LeakyReLU,
+            nn.PReLU,
+            nn.ELU,
+            nn.SELU,
+            nn.CELU,
+            nn.GELU,
+            nn.SiLU,
+            nn.Mish,
+            nn.Sigmoid,
+            nn.Tanh,
+            nn.Softplus,
+            nn.Hardtanh,
+            nn.Hardswish,
+            nn.Hardsigmoid,
+        ),
+        ACTIVATION,
+    ),
+    ((nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d, nn.LocalResponseNorm), NORM),
+    ((nn.Dropout, nn.Dropout2d, nn.AlphaDropout), DROPOUT),
+    ((nn.Flatten, nn.Unflatten), FLATTEN),
+    ((nn.Softmax, nn.LogSoftmax), OUTPUT),
+    ((nn.Identity,), OTHER),
+)
+_FUNCTION_KINDS = {
+    **dict.fromkeys((F.relu, torch.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.gelu, F.silu, F.mish), ACTIVATION),
+    **dict.fromkeys((torch.sigmoid, F.sigmoid, torch.tanh, F.tanh, F.softplus, F.hardtanh), ACTIVATION),
+    **dict.fromkeys((F.max_pool1d, F.max_pool2d, F.avg_pool1d, F.avg_pool2d), POOL),
+    **dict.fromkeys((F.adaptive_avg_pool2d, F.adaptive_max_pool2d), POOL),
+    **dict.fromkeys((F.batch_norm, F.layer_norm, F.group_norm), NORM),
+    **dict.fromkeys((F.dropout, F.dropout2d), DROPOUT),
+    **dict.fromkeys((torch.flatten, torch.reshape), FLATTEN),
+    **dict.fromkeys((operator.add, torch.add, operator.iadd), ADD),
+    **dict.fromkeys((F.log_softmax, F.softmax, torch.log_softmax, torch.softmax), OUTPUT),
+    **dict.fromkeys((F.linear,), LINEAR),
+    **dict.fromkeys((F.conv2d,), CONV),
+}
+_METHOD_KINDS = {
+    **dict.fromkeys(("relu", "sigmoid", "tanh"), ACTIVATION),
+    **dict.fromkeys(("view", "reshape", "flatten"), FLATTEN),
+    **dict.fromkeys(("add", "add_"), ADD),
+    **dict.fromkeys(("log_softmax", "softmax"), OUTPUT),
+}
+
+
+class NetworkError(ValueError):
+    """A network that does not meet the contract; the message names what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a network declares about itself (the host's settings for it).
+
+    ``mean``/``std``: the normalisation it expects, applied to [0, 1] pixels before it (0 and 1:
+    none). ``output``: one of ``OUTPUTS``, or ``DETECT`` to tell from its answers on real digits.
+    ``layers``: more layer names to show beside the default ones.
+    """
+
+    mean: float = 0.0
+    std: float = 1.0
+    output: str = DETECT
+    layers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.output not in (*OUTPUTS, DETECT):
+            raise NetworkError(f"output {self.output!r} is not one of {', '.join((*OUTPUTS, DETECT))}")
+        if not (math.isfinite(self.std) and self.std > 0 and math.isfinite(self.mean)):
+            raise NetworkError(f"normalisation mean {self.mean} and std {self.std}: the std must be a positive number")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One node of the graph whose output is a tensor: its name (the module's path for a module,
+    fx's node name for a function), kind, output shape per image, and the parameters of the
+    module it calls (0 for a function)."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    parameters: int
+    node: str  # the fx node's own name (what the interpreter records)
+
+
+def _kind(node: fx.Node, modules: dict[str, nn.Module]) -> str:
+    if node.op == "call_module":
+        module = modules[node.target]
+        return next((kind for types, kind in _MODULE_KINDS if isinstance(module, types)), OTHER)
+    if node.op == "call_function":
+        return _FUNCTION_KINDS.get(node.target, OTHER)
+    if node.op == "call_method":
+        return _METHOD_KINDS.get(node.target, OTHER)
+    return OTHER
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the graph once and keeps the outputs of the nodes asked for (a copy: an in-place
+    step after a node would overwrite what was kept). One per call: thread-safe."""
+
+    def __init__(self, graph: fx.GraphModule, wanted: Iterable[str]) -> None:
+        super().__init__(graph, garbage_collect_values=True)
+        self.wanted = set(wanted)
+        self.kept: dict[str, torch.Tensor] = {}
+
+    def run_node(self, node: fx.Node):
+        result = super().run_node(node)
+        if node.name in self.wanted and isinstance(result, torch.Tensor):
+            self.kept[node.name] = result.clone()
+        return result
+
+
+def trace(module: nn.Module, where: str = "the network") -> fx.GraphModule:
+    """The network's graph (torch.fx); a forward the graph cannot follow is refused with a sentence."""
+    try:
+        return fx.symbolic_trace(module)
+    except Exception as err:  # fx raises TraceError, TypeError, NotImplementedError...
+        raise NetworkError(
+            f"{where}: its forward cannot be followed as a graph ({type(err).__name__}: {str(err).splitlines()[0]}). "
+            "A branch or loop that depends on the pixels is the usual cause: write it with tensor operations "
+            "(torch.where), or export the network with torch.export."
+        ) from err
+
+
+class Network:
+    """A classifier opened through the contract. Thread-safe: it is put in eval mode once and
+    then only read; every call runs its own interpreter over the traced graph.
+
+    ``module``: the user's ``nn.Module`` (not changed apart from ``eval()``); ``classes``: how
+    many the data set has; ``digits``: real digits, uint8 or float (N, 1, 28, 28) in [0, 1],
+    to check the network on and to detect its output; ``where``: what to call it in messages
+    (its file and class).
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        classes: int,
+        digits: torch.Tensor,
+        contract: Contract | None = None,
+        where: str = "the network",
+    ) -> None:
+        if classes < 2:
+            raise NetworkError(f"a classifier needs at least 2 classes, not {classes}")
+        self.module = module.eval()
+        self.contract = contract or Contract()
+        self.classes = classes
+        self.where = where
+        self.graph = trace(self.module, where)
+        modules = dict(self.graph.named_modules())
+        nodes = [n for n in self.graph.graph.nodes if n.op not in ("placeholder", "output", "get_attr")]
+        self._output_node = next(n for n in self.graph.graph.nodes if n.op == "output").args[0]
+        raw = self._check(digits)
+        self.output = self.contract.output if self.contract.output != DETECT else detect_output(raw)
+        with torch.inference_mode():
+            shapes = self._shapes(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE), [n.name for n in nodes])
+        seen: set[str] = set()
+        layers = []
+        for node in nodes:
+            if node.name not in shapes:
+                continue  # not a tensor (a size, a tuple)
+            name = str(node.target) if node.op == "call_module" and node.target not in seen else node.name
+            seen.add(str(node.target))
+            own = modules[node.target].parameters() if node.op == "call_module" else ()
+            layers.append(Layer(name, _kind(node, modules), shapes[node.name], sum(p.numel() for p in own), node.name))
+        self.layers: tuple[Layer, ...] = tuple(layers)
+        self.shown: dict[str, str] = self._default_layers(nodes, modules)
+        for extra in self.contract.layers:
+            found = next((layer for layer in self.layers if layer.name == extra), None)
+            if found is None:
+                raise NetworkError(
+                    f"{where} has no layer {extra!r}: its layers are {', '.join(layer.name for layer in self.layers)}"
+                )
+            self.shown.setdefault(extra, found.node)
+
+    # ---- reading it ---------------------------------------------------------------------
+
+    def _normalised(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.contract.mean) / self.contract.std
+
+    def _shapes(self, images: torch.Tensor, wanted: Iterable[str]) -> dict[str, tuple[int, ...]]:
+        recorder = _Recorder(self.graph, wanted)
+        recorder.run(self._normalised(images))
+        return {name: tuple(value.shape[1:]) for name, value in recorder.kept.items()}
+
+    def raw(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's own output for float32 images (B, 1, 28, 28) in [0, 1]."""
+        return self.module(self._normalised(images))
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """float32 (B, classes) logits: the one way every view turns the output into scores."""
+        return to_logits(self.raw(images), self.output)
+
+    def outputs(self, images: torch.Tensor, names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        """The shown layers' outputs (or ``names``, any of :attr:`layers`) for float32 images
+        (B, 1, 28, 28) in [0, 1], in forward order, from one pass with no hook."""
+        by_name = {layer.name: layer.node for layer in self.layers} | self.shown
+        names = list(self.shown) if names is None else list(names)
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise NetworkError(f"{self.where} has no layer {', '.join(map(repr, unknown))}")
+        recorder = _Recorder(self.graph, [by_name[n] for n in names])
+        recorder.run(self._normalised(images))
+        return {n: recorder.kept[by_name[n]] for n in names}
+
+    def parameterised(self) -> list[str]:
+        """The modules with parameters of their own, in the order the graph first calls them:
+        the order a top-down randomisation walks backwards."""
+        modules = dict(self.graph.named_modules())
+        order: list[str] = []
+        for node in self.graph.graph.nodes:
+            own = modules[node.target].parameters(recurse=False) if node.op == "call_module" else ()
+            if node.target not in order and any(True for _ in own):
+                order.append(str(node.target))
+        return order
+
+    # ---- checks and defaults ------------------------------------------------------------
+
+    def _check(self, digits: torch.Tensor) -> torch.Tensor:
+        where = self.where
+        try:
+            with torch.inference_mode():
+                out = self.raw(digits.float())
+        except Exception as err:
+            raise NetworkError(
+                f"{where} fails on a batch of {len(digits)} digits of 1×28×28 ({type(err).__name__}: "
+                f"{str(err).splitlines()[0]}): it must take float32 (B, 1, 28, 28) images"
+            ) from err
+        if not isinstance(out, torch.Tensor) or out.dim() != 2:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise NetworkError(f"{where} returns {shape}, not one row of class scores per digit (B, classes)")
+        if out.shape[1] != self.classes:
+            raise NetworkError(
+                f"{where} gives {out.shape[1]} scores per digit, but the data set has {self.classes} classes: "
+                "make its last layer as wide as the classes, or open it on another data set"
+            )
+        if not torch.isfinite(out).all():
+            raise NetworkError(
+                f"{where} returns NaN or infinite scores on real digits: check its weights and its normalisation"
+            )
+        return out
+
+    def _default_layers(self, nodes: list[fx.Node], modules: dict[str, nn.Module]) -> dict[str, str]:
+        """{shown name: fx node}: each conv/linear block's output after its element-wise tail,
+        the pools, and the last linear layer (the logits)."""
+        kinds = {node.name: _kind(node, modules) for node in nodes}
+        names = {layer.node: layer.name for layer in self.layers}
+        linears = [n for n in nodes if kinds[n.name] == LINEAR]
+        shown: dict[str, str] = {}
+        for node in nodes:
+            kind = kinds[node.name]
+            if kind not in (CONV, LINEAR, POOL) or node.name not in names:
+                continue
+            end = node
+            if node is not (linears[-1] if linears else None):
+                while len(end.users) == 1 and kinds.get(next(iter(end.users)).name) in _BLOCK_TAIL:
+                    end = next(iter(end.users))
+            shown[names[node.name]] = end.name
+        return shown
+
+
+def detect_output(raw: torch.Tensor) -> str:
+    """Which kind of scores a network returns, from its output on real digits (B, K)."""
+    raw = raw.double()
+    if (raw >= 0).all() and ((raw.sum(1) - 1).abs() < SUM_TOLERANCE).all():
+        return PROBS
+    if (raw <= 0).all() and ((raw.exp().sum(1) - 1).abs() < SUM_TOLERANCE).all():
+        return LOG_PROBS
+    return LOGITS
+
+
+def to_logits(raw: torch.Tensor, output: str) -> torch.Tensor:
+    """Scores whose softmax is the network's probabilities: log-probabilities are such logits
+    already; probabilities become their logarithm (clamped above zero)."""
+    if output == PROBS:
+        return torch.log(raw.clamp_min(TINY))
+    if output in (LOGITS, LOG_PROBS):
+        return raw
+    raise NetworkError(f"unknown output {output!r}: use one of {', '.join(OUTPUTS)}")

@@ -1,0 +1,22 @@
+"""LeNet-5 as in d2l's lenet.md (PyTorch): a Sequential with numeric names, sigmoid
+activations, average pooling and a padded first convolution (61,706 parameters)."""
+
+from torch import nn
+
+
+class LeNet5(nn.Sequential):
+    def __init__(self):
+        super().__init__(
+            nn.Conv2d(1, 6, kernel_size=5, padding=2),
+            nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            nn.Sigmoid(),
+            nn.AvgPool2d(kernel_size=2, stride=2),
+            nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120),
+            nn.Sigmoid(),
+            nn.Linear(120, 84),
+            nn.Sigmoid(),
+            nn.Linear(84, 10),
+        )
