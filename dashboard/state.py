@@ -1,4 +1,5 @@
-"""A session's choices (model, digit) in ``st.session_state``, resolved once per run into a View.
+"""A session's choices (model, digit, unit, cell, probe, label filter) in ``st.session_state``,
+resolved once per run into a View.
 
 ``dashboard/Home.py`` calls :func:`resolve` at the start of every run and hands the
 :class:`~dashboard.view.View` to the page (:func:`page_view` is how a page file receives
