@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from torch import nn
 
-from core.network import NetworkError
+from core.network import Contract, Network, NetworkError
 
 KEY_LENGTH = 16  # hexadecimal characters, as core.checkpoints' model keys
 
@@ -126,3 +126,87 @@ def network_key(source: str, weights_sha256: str, data_fingerprint: str, contrac
         {"source": source, "weights": weights_sha256, "data": data_fingerprint, "contract": contract}, sort_keys=True
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:KEY_LENGTH]
+
+
+def open_host_network(
+    spec: str,
+    weights: Path,
+    classes: int,
+    digits: torch.Tensor,
+    data_fingerprint: str,
+    contract: Contract | None = None,
+) -> tuple[Network, str]:
+    """A host's network opened through the contract on real ``digits`` (N, 1, 28, 28) in [0, 1],
+    and its key (class source, weights, data, contract); a :class:`NetworkError` names what is wrong."""
+    contract = contract or Contract()
+    cls, source = import_class(spec)
+    state, digest = read_weights(Path(weights))
+    module = build(cls, state, spec, Path(weights))
+    network = Network(module, classes, digits, contract, where=spec)
+    declared = {"mean": contract.mean, "std": contract.std, "output": network.output, "layers": list(contract.layers)}
+    return network, network_key(source, digest, data_fingerprint, declared)
+
+
+def format_layers(network: Network) -> str:
+    """The network's layers from its graph as aligned text; the ones shown by default starred,
+    with the node their output is read after (a conv read after its ReLU)."""
+    names = {layer.node: layer.name for layer in network.layers}
+    width = max(12, *(len(layer.name) for layer in network.layers)) + 2
+    lines = [f"  {'layer':<{width}} {'kind':<11} {'output per digit':<18} {'parameters':>10}"]
+    for layer in network.layers:
+        shown = network.shown.get(layer.name)
+        star = "*" if shown is not None else " "
+        after = f"  (read after {names[shown]})" if shown not in (None, layer.node) else ""
+        shape = "×".join(str(d) for d in layer.shape)
+        lines.append(f"{star} {layer.name:<{width}} {layer.kind:<11} {shape:<18} {layer.parameters:>10,}{after}")
+    lines.append(f"  {'total':<{width + 31}} {sum(layer.parameters for layer in network.layers):>10,}")
+    return "\n".join(lines)
+
+
+CHECK_DIGITS = 64  # test digits a network is checked on before it is served
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check a network against the contract before serving it: its layers from the graph, what
+    it returns, its accuracy on the data set's test digits, and its key."""
+    import argparse
+
+    from core.data import load_mnist, to_tensor
+    from core.network import DETECT, OUTPUTS
+
+    parser = argparse.ArgumentParser(prog="python -m core.network_files", description=main.__doc__)
+    parser.add_argument("--net", required=True, help="the network's class, as FILE.py:CLASS")
+    parser.add_argument("--weights", required=True, help="a .safetensors file, or a torch.save state dict")
+    parser.add_argument("--mean", type=float, default=0.0, help="the normalisation it expects (default: none)")
+    parser.add_argument("--std", type=float, default=1.0, help="(default: 1)")
+    parser.add_argument(
+        "--output", choices=(*OUTPUTS, DETECT), default=DETECT, help="what it returns (default: detect)"
+    )
+    parser.add_argument("--data", default="bundled", help="the data set (default: the bundled MNIST)")
+    args = parser.parse_args(argv)
+    data = load_mnist(args.data)
+    try:
+        contract = Contract(args.mean, args.std, args.output)
+        digits = to_tensor(data.test.images[:CHECK_DIGITS])
+        network, key = open_host_network(
+            args.net, Path(args.weights), len(data.classes), digits, data.fingerprint, contract
+        )
+    except NetworkError as err:
+        print(err, file=sys.stderr)
+        return 1
+    with torch.inference_mode():
+        preds = torch.cat(
+            [
+                network.logits(to_tensor(data.test.images[i : i + 1000])).argmax(1)
+                for i in range(0, len(data.test), 1000)
+            ]
+        )
+    accuracy = float((preds.numpy() == data.test.labels).mean())
+    print(f"{args.net} with {args.weights}: returns {network.output}; key {key}")
+    print(format_layers(network))
+    print(f"* shown by default. Test accuracy on {len(data.test):,} digits: {accuracy:.2%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -260,3 +260,21 @@ def test_a_contract_with_a_bad_setting_is_refused(digits):
         Contract(output="scores")
     with pytest.raises(NetworkError, match="at least 2 classes"):
         Network(_seeded(MnistCNN), 1, digits)
+
+
+def test_a_host_checks_a_network_from_the_command_line(tmp_path, capsys):
+    from core.network_files import main
+
+    cls, _ = import_class(f"{NETS / 'lenet.py'}:LeNet5")
+    model = _seeded(cls, 2)
+    save_file(model.state_dict(), tmp_path / "lenet.safetensors")
+    assert main(["--net", f"{NETS / 'lenet.py'}:LeNet5", "--weights", str(tmp_path / "lenet.safetensors")]) == 0
+    out = capsys.readouterr().out
+    test = load_mnist().test
+    with torch.inference_mode():
+        preds = model(to_tensor(test.images)).argmax(1).numpy()
+    assert f"Test accuracy on 10,000 digits: {(preds == test.labels).mean():.2%}" in out  # the model run directly
+    assert "returns logits" in out and "61,706" in out
+    assert "* 0 " in out and "(read after 1)" in out  # conv "0" is shown, read after its Sigmoid "1"
+    assert main(["--net", f"{NETS / 'mlp.py'}:MLP", "--weights", str(tmp_path / "lenet.safetensors")]) == 1
+    assert "do not fit" in capsys.readouterr().err
