@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from core.attributions import AttributionRequest, explainer
-from core.data import DIGIT_NAMES, IMAGE_SIZE, NUM_CLASSES, some_of
+from core.data import DIGIT_NAMES, IMAGE_SIZE, some_of
 from core.evaluate import Evaluation
 from core.model import CONV_LAYERS
 from core.units import UNIT_LAYERS, ActivationIndex
@@ -51,9 +51,10 @@ MAJORITY = 0.5  # a third holding at least half the positive mass is where the e
 DISTANCE_CHUNK = 1_000_000  # float64 differences per block in nearest_training_digits (8 MB)
 
 
-def _check_cell(a: int, b: int) -> None:
-    if not (0 <= a < NUM_CLASSES and 0 <= b < NUM_CLASSES):
-        raise ValueError(f"classes must be 0..{NUM_CLASSES - 1}, got true {a} and predicted {b}")
+def _check_cell(a: int, b: int, classes: int) -> None:
+    """``classes``: how many the network scores (its output width)."""
+    if not (0 <= a < classes and 0 <= b < classes):
+        raise ValueError(f"classes must be 0..{classes - 1}, got true {a} and predicted {b}")
     if a == b:
         raise ValueError(f"true and predicted class are both {a}: that cell holds the correct digits, not a confusion")
 
@@ -73,7 +74,7 @@ def top_confusions(matrix: np.ndarray, k: int) -> list[tuple[int, int, int]]:
 def cell_digits(evaluation: Evaluation, a: int, b: int) -> np.ndarray:
     """Indices int64 (n,) of the digits of true class ``a`` predicted as ``b`` (a != b), most
     confident first, as ``Evaluation.cell`` orders them; empty when the cell is."""
-    _check_cell(a, b)
+    _check_cell(a, b, evaluation.classes)
     return evaluation.cell(a, b).astype(np.int64)
 
 
@@ -84,8 +85,8 @@ def correct_digits(evaluation: Evaluation, a: int, limit: int = CORRECT_SAMPLE, 
     them drawn without replacement by a private generator seeded with ``seed`` (the same call
     gives the same digits; global random state is untouched); otherwise all of them.
     """
-    if not 0 <= a < NUM_CLASSES:
-        raise ValueError(f"class must be 0..{NUM_CLASSES - 1}, got {a}")
+    if not 0 <= a < evaluation.classes:
+        raise ValueError(f"class must be 0..{evaluation.classes - 1}, got {a}")
     if limit < 1:
         raise ValueError(f"the sample needs at least one digit, got limit {limit}")
     correct = np.flatnonzero((evaluation.labels == a) & (evaluation.preds == a)).astype(np.int64)
@@ -134,7 +135,10 @@ def contrast_maps(
     through one call for both targets, which the method batches; the method runs on a private
     copy of the model.
     """
-    _check_cell(a, b)
+    with torch.inference_mode():
+        device = next(model.parameters()).device
+        classes = int(model(images_cell[:1].float().to(device)).shape[1]) if len(images_cell) else max(a, b) + 1
+    _check_cell(a, b, classes)
     run = explainer(AttributionRequest.of(method, options or {}))
     n, m = len(images_cell), len(images_correct)
     images = torch.cat([images_cell, images_correct]).float()  # (n + m, 1, 28, 28)
@@ -238,7 +242,7 @@ def nearest_training_digits(
     Distances are computed from float64 differences (no |x|^2 - 2xy + |y|^2 shortcut, which
     cancels digits), in blocks of cell digits to bound memory.
     """
-    _check_cell(a, b)
+    _check_cell(a, b, int(np.max(train_labels)) + 1 if len(train_labels) else 0)
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     queries = np.asarray(cell_features, dtype=np.float64)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from core import runs
-from core.data import NUM_CLASSES, Split, to_tensor
+from core.data import Split, to_tensor
 
 EVAL_BATCH = 2000  # big batches: inference needs no gradients, so memory is no concern
 
@@ -19,11 +19,17 @@ EVAL_BATCH = 2000  # big batches: inference needs no gradients, so memory is no 
 class Evaluation:
     """Results on a split; derived arrays are computed once, on first use.
 
-    logits and probs float32 (N, 10); preds and labels int64 (N,).
+    logits and probs float32 (N, K) for K classes (the network's output width); preds and
+    labels int64 (N,).
     """
 
     logits: np.ndarray
     labels: np.ndarray
+
+    @property
+    def classes(self) -> int:
+        """K: how many classes the network scores."""
+        return self.logits.shape[1]
 
     @cached_property
     def probs(self) -> np.ndarray:
@@ -51,8 +57,8 @@ class Evaluation:
 
     @cached_property
     def confusion(self) -> np.ndarray:
-        """int64 (10, 10): row = true class, column = predicted class."""
-        return confusion_matrix(self.labels, self.preds)
+        """int64 (K, K): row = true class, column = predicted class."""
+        return confusion_matrix(self.labels, self.preds, self.classes)
 
     @cached_property
     def misclassified(self) -> np.ndarray:
@@ -61,7 +67,7 @@ class Evaluation:
         return wrong[np.argsort(-self.confidence[wrong], kind="stable")]
 
     def per_class_accuracy(self) -> np.ndarray:
-        """float64 (10,): the diagonal of the confusion matrix over its row sums."""
+        """float64 (K,): the diagonal of the confusion matrix over its row sums."""
         matrix = self.confusion
         return np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
 
@@ -72,12 +78,24 @@ class Evaluation:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Probabilities float32 (..., 10) from logits (..., 10), along the last axis."""
+    """Probabilities float32 (..., K) from logits (..., K), along the last axis."""
     # np.array copies, so read-only arrays (cached banks) convert without a warning
     return torch.softmax(torch.from_numpy(np.array(logits, dtype=np.float32)), dim=-1).numpy()
 
 
-def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+def per_class_mean(values: np.ndarray, labels: np.ndarray, classes: int | None = None) -> np.ndarray:
+    """float64 (classes,): the mean of ``values`` (N,) over the digits of each true class
+    (``labels`` int64 (N,)); NaN for a class with no digits. ``classes`` defaults to the
+    largest label plus one."""
+    labels = np.asarray(labels)
+    classes = classes if classes is not None else (int(labels.max()) + 1 if len(labels) else 0)
+    counts = np.bincount(labels, minlength=classes)[:classes]
+    sums = np.bincount(labels, weights=np.asarray(values, dtype=np.float64), minlength=classes)[:classes]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
     """int64 (C, C) counts, rows true, columns predicted."""
     flat = np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes)
     return flat.reshape(num_classes, num_classes).astype(np.int64)
@@ -123,9 +141,15 @@ def load_or_evaluate(model: torch.nn.Module, split: Split, at: runs.Point) -> Ev
     """The kept evaluation of ``split`` (the one ``at`` names) beside a checkpoint, or a fresh
     one (then kept): a run labelled with the model key, epoch, split and the data's fingerprint."""
 
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    classes = linears[-1].out_features if linears else None
+
     def decode(tensors: dict[str, torch.Tensor]) -> Evaluation | None:
         logits = tensors["logits"].numpy()
-        return Evaluation(logits=logits, labels=split.labels) if logits.shape == (len(split), NUM_CLASSES) else None
+        # one row per digit, as wide as the model's last linear layer (any width >= 2 for a model without one)
+        width = logits.shape[1] if logits.ndim == 2 else 0
+        fits = logits.ndim == 2 and len(logits) == len(split) and width >= 2 and width == (classes or width)
+        return Evaluation(logits=logits, labels=split.labels) if fits else None
 
     return evaluation_run(at).get(
         lambda: evaluate(model, split), lambda found: _encode(torch.from_numpy(found.logits)), decode

@@ -38,7 +38,7 @@ from torch import nn
 
 from core import checkpoints, runs
 from core.config import TrainConfig
-from core.data import NUM_CLASSES, Mnist, Split, to_tensor
+from core.data import Mnist, Split, to_tensor
 from core.runs import Point
 
 LAYER = "fc2"  # the layer whose weight gradients are compared (TracInCPFast's final_fc_layer)
@@ -60,7 +60,7 @@ class Bank:
             array = np.array(getattr(self, name), dtype=np.float32)
             array.flags.writeable = False
             object.__setattr__(self, name, array)
-        if self.inputs.ndim != 2 or self.logits.shape != (len(self.inputs), NUM_CLASSES):
+        if self.inputs.ndim != 2 or self.logits.ndim != 2 or len(self.logits) != len(self.inputs):
             raise ValueError(f"inconsistent bank shapes: inputs {self.inputs.shape}, logits {self.logits.shape}")
 
     def __len__(self) -> int:
@@ -77,7 +77,7 @@ def compute_bank(
     weights), in batches under inference mode; ``progress(digits done)`` after each batch."""
     device = next(model.parameters()).device
     inputs = np.empty((len(images), getattr(model, LAYER).in_features), dtype=np.float32)
-    logits = np.empty((len(images), NUM_CLASSES), dtype=np.float32)
+    logits = np.empty((len(images), getattr(model, LAYER).out_features), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(images), BANK_BATCH):
             taps = model.taps(to_tensor(images[start : start + BANK_BATCH]).to(device))
@@ -107,7 +107,8 @@ def load_or_compute_bank(
     width = getattr(model, LAYER).in_features
 
     def decode(tensors: dict[str, torch.Tensor]) -> Bank | None:
-        expected = {"inputs": ((digits, width), torch.float32), "logits": ((digits, NUM_CLASSES), torch.float32)}
+        classes = getattr(model, LAYER).out_features
+        expected = {"inputs": ((digits, width), torch.float32), "logits": ((digits, classes), torch.float32)}
         if not runs.same_shapes(tensors, expected) or not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
             return None
         return Bank(inputs=tensors["inputs"].numpy(), logits=tensors["logits"].numpy(), epoch=at.epoch)

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.data import NUM_CLASSES
-
 REFERENCE = (
     "confident learning (Northcutt, Jiang & Chuang 2021, Journal of AI Research 70), ranked by self-confidence, "
     "as implemented by cleanlab"
@@ -59,18 +57,19 @@ class LabelIssues:
 
 
 def find(labels: np.ndarray, probs: np.ndarray) -> LabelIssues:
-    """Confident learning over ``labels`` int (N,) in 0..9 and the model's ``probs`` float (N, 10)."""
+    """Confident learning over ``labels`` int (N,) in 0..K-1 and the model's ``probs`` float (N, K)."""
     from cleanlab.filter import find_label_issues  # 1.5 s to import: only when first needed
 
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
-    if probs.shape != (len(labels), NUM_CLASSES):
-        raise ValueError(f"expected probabilities shaped ({len(labels)}, {NUM_CLASSES}), got {probs.shape}")
-    if len(labels) and not (labels.min() >= 0 and labels.max() < NUM_CLASSES):
-        raise ValueError(f"labels must be classes 0..{NUM_CLASSES - 1}")
+    if probs.ndim != 2 or len(probs) != len(labels) or probs.shape[1] < 2:
+        raise ValueError(f"expected probabilities shaped ({len(labels)}, classes), got {probs.shape}")
+    classes = probs.shape[1]
+    if len(labels) and not (labels.min() >= 0 and labels.max() < classes):
+        raise ValueError(f"labels must be classes 0..{classes - 1}")
     if not np.isfinite(probs).all():
         raise ValueError("probabilities contain NaN or infinite values")
-    missing = sorted(set(range(NUM_CLASSES)) - set(labels.tolist()))
+    missing = sorted(set(range(classes)) - set(labels.tolist()))
     if missing:
         raise ValueError(f"confident learning needs every class among the labels; missing: {missing}")
     with _CLEANLAB:

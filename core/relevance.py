@@ -67,8 +67,8 @@ from crp.attribution import CondAttribution
 from torch import nn
 from zennit.composites import EpsilonPlusFlat
 
-from core.data import IMAGE_SIZE, NUM_CLASSES
-from core.model import CONV_LAYERS, MNIST_STD, TAPS
+from core.data import IMAGE_SIZE
+from core.model import CONV_LAYERS, LAYER_NAMES, MNIST_STD, TAPS
 
 RELEVANCE_LAYERS = (*CONV_LAYERS, "fc1")  # layers with channels to rank; fc2 is the logits themselves
 
@@ -99,11 +99,12 @@ class ChannelRelevance:
     maps: np.ndarray
 
 
-def _check(image: torch.Tensor, layer: str, target: int) -> None:
+def _check(image: torch.Tensor, layer: str, target: int, classes: int) -> None:
+    """``classes``: how many the network scores (its last layer's width)."""
     if layer not in RELEVANCE_LAYERS:
         raise ValueError(f"unknown layer {layer!r}: choose one of {', '.join(RELEVANCE_LAYERS)}")
-    if isinstance(target, bool) or not isinstance(target, int | np.integer) or not 0 <= target < NUM_CLASSES:
-        raise ValueError(f"the target class must be an integer 0..{NUM_CLASSES - 1}, not {target!r}")
+    if isinstance(target, bool) or not isinstance(target, int | np.integer) or not 0 <= target < classes:
+        raise ValueError(f"the target class must be an integer 0..{classes - 1}, not {target!r}")
     if tuple(image.shape) != (1, 1, IMAGE_SIZE, IMAGE_SIZE):
         raise ValueError(f"expected one image shaped (1, 1, 28, 28), got {tuple(image.shape)}")
 
@@ -115,7 +116,7 @@ def channel_relevance(model: nn.Module, image: torch.Tensor, layer: str, target:
     Raises ValueError for a layer outside ``RELEVANCE_LAYERS``, a class outside 0..9 or an
     image of another shape. Shapes and meanings: see :class:`ChannelRelevance`.
     """
-    _check(image, layer, target)
+    _check(image, layer, target, getattr(model, LAYER_NAMES[-1]).out_features)
     target = int(target)
     module = TAPS[layer]  # condition and record after the ReLU: "conv2" is one tensor everywhere
     device = next(model.parameters()).device

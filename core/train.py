@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 from core import checkpoints
 from core.checkpoints import CheckpointError, CheckpointInfo
 from core.config import MIN_FIT, RECIPES, TrainConfig, choose_device, data_source, recipe, shuffled_labels_config
-from core.data import NUM_CLASSES, Mnist, load_mnist, to_tensor
+from core.data import Mnist, load_mnist, to_tensor
 from core.evaluate import predict_logits, save_evaluation
 from core.model import MnistCNN, format_layer_table, layer_table, new_model
 from core.runs import Point
@@ -194,14 +194,16 @@ def training_labels(config: TrainConfig, data: Mnist) -> torch.Tensor:
 def flipped(config: TrainConfig, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Purpose-made label noise: which of these training labels ``config.flip_labels`` changes
     (int64 (K,), K = round(share x N), sorted) and to what (int64 (K,), each a different class
-    from the given one, drawn uniformly from the other nine). Seeded by the config's seed."""
+    from the given one, drawn uniformly from the other classes the labels hold: nine for the
+    digits). Seeded by the config's seed."""
     if not 0.0 <= config.flip_labels <= 1.0:
         raise ValueError(f"flip_labels is a share of the training labels, not {config.flip_labels}")
     generator = torch.Generator().manual_seed(config.seed + 2)
     count = round(config.flip_labels * len(labels))
     where = torch.randperm(len(labels), generator=generator)[:count].sort().values
-    shift = torch.randint(1, NUM_CLASSES, (count,), generator=generator)
-    return where, (labels[where] + shift) % NUM_CLASSES
+    classes = int(labels.max()) + 1 if len(labels) else 2
+    shift = torch.randint(1, classes, (count,), generator=generator)
+    return where, (labels[where] + shift) % classes
 
 
 def fit_accuracy(model: MnistCNN, config: TrainConfig, data: Mnist) -> float:

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from core import runs
-from core.data import IMAGE_SIZE, NUM_CLASSES, Split, to_tensor
+from core.data import IMAGE_SIZE, Split, to_tensor
+from core.evaluate import per_class_mean
 from core.model import CONV_LAYERS, LAYER_NAMES, MNIST_MEAN, MNIST_STD, TAPS, new_model
 
 UNIT_LAYERS = (*CONV_LAYERS, "fc1")  # the layers whose units get a card
@@ -145,14 +146,6 @@ def _check_image(image: torch.Tensor) -> None:
         raise ValueError(f"expected one image shaped (1, 1, 28, 28), got {tuple(image.shape)}")
 
 
-def _per_class(correct: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Share correct per class, float64 (10,); NaN for a class with no digits."""
-    counts = np.bincount(labels, minlength=NUM_CLASSES)
-    hits = np.bincount(labels, weights=correct.astype(np.float64), minlength=NUM_CLASSES)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return hits / counts
-
-
 # --- Dataset-wide activation index ----------------------------------------------------
 
 
@@ -183,11 +176,11 @@ class ActivationIndex:
         _check_layer(layer, UNIT_LAYERS)
         return float((self.maximum[layer][:, unit] > 0).mean()) if len(self) else 0.0
 
-    def mean_per_class(self, layer: str, unit: int, labels: np.ndarray) -> np.ndarray:
-        """float64 (10,): the per-digit mean activation averaged within each true class
-        (``labels`` int64 (N,)); NaN for a class with no digits."""
+    def mean_per_class(self, layer: str, unit: int, labels: np.ndarray, classes: int | None = None) -> np.ndarray:
+        """float64 (classes,): the per-digit mean activation averaged within each true class
+        (``labels`` int64 (N,)); NaN for a class with no digits (``per_class_mean``)."""
         _check_layer(layer, UNIT_LAYERS)
-        return _per_class(self.mean[layer][:, unit], np.asarray(labels))
+        return per_class_mean(self.mean[layer][:, unit], labels, classes)
 
     def peak(self, layer: str, unit: int, digit: int) -> tuple[int, int]:
         """(row, col) in the layer's grid where the unit is strongest on ``digit``."""
@@ -482,10 +475,10 @@ def ablation_accuracy(
     before: np.ndarray | None = None,
     active: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each class's accuracy, float64 (10,) (NaN for a class absent from ``labels``), with the
-    unit intact and with it zeroed after its ReLU, over float32 images (N, 1, 28, 28) and
-    int64 labels (N,). Only the layers after ``layer`` are rerun, on a copy of its output with
-    the unit's channel set to zero, so no weights change.
+    """Each class's accuracy, float64 (K,) for the K classes the model scores (NaN for a class
+    absent from ``labels``), with the unit intact and with it zeroed after its ReLU, over
+    float32 images (N, 1, 28, 28) and int64 labels (N,). Only the layers after ``layer`` are
+    rerun, on a copy of its output with the unit's channel set to zero, so no weights change.
 
     Two exact shortcuts for a caller that has them: ``before``, the model's predictions int64
     (N,) (a cached evaluation), spares the full pass; ``active``, bool (N,) the digits on which
@@ -516,7 +509,8 @@ def ablation_accuracy(
     changed = before.copy()
     if after:
         changed[chosen] = torch.cat(after).numpy()
-    return _per_class(before == truth, truth), _per_class(changed == truth, truth)
+    classes = getattr(model, LAYER_NAMES[-1]).out_features  # the logits' width
+    return per_class_mean(before == truth, truth, classes), per_class_mean(changed == truth, truth, classes)
 
 
 # --- Feature visualisation ------------------------------------------------------------

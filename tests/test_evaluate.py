@@ -186,3 +186,23 @@ def test_a_cache_that_cannot_be_written_still_serves_results(monkeypatch, tmp_pa
     np.testing.assert_array_equal(again.logits, first.logits)
     assert not list(tmp_path.iterdir())
     assert caplog.text.count("not caching in") == 1 and "Read-only file system" in caplog.text
+
+
+def test_any_number_of_classes_is_the_networks_own():
+    """Three classes: the matrix, the per-class figures and the cells follow the logits' width."""
+    from core import confusion
+    from core.evaluate import per_class_mean
+
+    logits = np.array([[3.0, 0, 0], [0, 3, 0], [0, 3, 0], [0, 0, 3], [3, 0, 0]], dtype=np.float32)
+    labels = np.array([0, 1, 2, 2, 2])
+    ev = Evaluation(logits=logits, labels=labels)
+    assert ev.classes == 3
+    assert ev.confusion.tolist() == [[1, 0, 0], [0, 1, 0], [1, 1, 1]]
+    np.testing.assert_allclose(ev.per_class_accuracy(), [1.0, 1.0, 1 / 3])
+    assert confusion.cell_digits(ev, 2, 0).tolist() == [4]
+    with pytest.raises(ValueError, match=r"classes must be 0\.\.2"):
+        confusion.cell_digits(ev, 3, 0)
+    values = np.array([1.0, 2.0, 4.0, 6.0, 8.0])
+    np.testing.assert_allclose(per_class_mean(values, labels), [1.0, 2.0, 6.0])  # brute force: (4+6+8)/3
+    means = per_class_mean(values, labels, classes=5)  # two classes with no digits
+    assert means.shape == (5,) and np.isnan(means[3:]).all()

@@ -43,6 +43,8 @@ def test_the_doubted_labels_are_flagged_worst_first():
 def test_bad_input_is_named():
     labels = np.repeat(np.arange(10), 3)
     with pytest.raises(ValueError, match="shaped"):
+        label_issues.find(labels, np.ones(len(labels)))
+    with pytest.raises(ValueError, match=r"labels must be classes 0\.\.8"):  # a label past the network's classes
         label_issues.find(labels, np.ones((len(labels), 9)))
     with pytest.raises(ValueError, match="missing: \\[9\\]"):
         label_issues.find(labels[labels < 9], np.full((27, 10), 0.1))

@@ -112,7 +112,7 @@ def _card(view: View, unit: Unit, index) -> None:
             title = f"its 3×3 kernel on each of the {weights.shape[0]} input channels"
         st.plotly_chart(unit_figures.incoming_weights(weights, title), key="units_weights", config=figures.CHART_CONFIG)
     with right:
-        means = index.mean_per_class(layer, u, test.labels)
+        means = index.mean_per_class(layer, u, test.labels, len(view.data.classes))
         st.plotly_chart(
             unit_figures.class_means(means, view.data.classes), key="units_classes", config=figures.CHART_CONFIG
         )
