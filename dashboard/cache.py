@@ -405,14 +405,13 @@ def _data_map_of(root: str, key: str, epoch: int, progress=None) -> projection.P
     """The last epoch's PCA (the axes), then ``epoch`` through it; each kept beside the checkpoint."""
     last = _model(root, key, None)
     info, data = last.info, dataset(last.info.data_source)
-    args = (data.test, UNIT_SPLIT, info.folder)
-    basis = projection.load_or_compute_projection(
-        last.model, *args, info.epochs_done, data.fingerprint, progress=progress
-    )
+    at = Point(info.folder, info.epochs_done, UNIT_SPLIT, data.fingerprint)
+    basis = projection.load_or_compute_projection(last.model, data.test, at, progress=progress)
     if epoch == info.epochs_done:
         return basis
     model = _model(root, key, epoch).model
-    return projection.load_or_compute_projection(model, *args, epoch, data.fingerprint, basis=basis, progress=progress)
+    at = Point(info.folder, epoch, UNIT_SPLIT, data.fingerprint)
+    return projection.load_or_compute_projection(model, data.test, at, basis=basis, progress=progress)
 
 
 def _data_map_runs(info: CheckpointInfo, epoch: int) -> list:
