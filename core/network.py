@@ -21,6 +21,7 @@ sentence that names the file and what to do (:class:`NetworkError`).
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 from collections.abc import Iterable
@@ -284,6 +285,13 @@ class Network:
                 order.append(str(node.target))
         return order
 
+    def attribution_copy(self) -> nn.Module:
+        """A private copy for Captum: it takes [0, 1] images and returns logits, and every ReLU
+        call site is its own ``nn.ReLU`` module. DeepLift and Guided Backprop hook ReLU modules,
+        once each: a functional ``F.relu`` is invisible to them and a module called at two
+        sites makes DeepLift refuse ("used more than once"). Outputs equal :meth:`logits`."""
+        return _Scored(with_relu_modules(self.graph), self.contract.mean, self.contract.std, self.output).eval()
+
     # ---- checks and defaults ------------------------------------------------------------
 
     def _check(self, digits: torch.Tensor) -> torch.Tensor:
@@ -347,3 +355,51 @@ def to_logits(raw: torch.Tensor, output: str) -> torch.Tensor:
     if output in (LOGITS, LOG_PROBS):
         return raw
     raise NetworkError(f"unknown output {output!r}: use one of {', '.join(OUTPUTS)}")
+
+
+class _Scored(nn.Module):
+    """[0, 1] images in, logits out: the contract's normalisation and output turned into one module."""
+
+    def __init__(self, graph: fx.GraphModule, mean: float, std: float, output: str) -> None:
+        super().__init__()
+        self.graph, self.mean, self.std, self.output = graph, mean, std, output
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return to_logits(self.graph((images - self.mean) / self.std), self.output)
+
+
+def _is_relu(node: fx.Node, graph: fx.GraphModule) -> bool:
+    if node.op == "call_function":
+        return node.target in (F.relu, torch.relu)
+    if node.op == "call_method":
+        return node.target in ("relu", "relu_")
+    return node.op == "call_module" and isinstance(graph.get_submodule(node.target), nn.ReLU)
+
+
+def with_relu_modules(graph: fx.GraphModule) -> fx.GraphModule:
+    """A deep copy of ``graph`` in which each ReLU call site (``F.relu``, ``torch.relu``,
+    ``x.relu()``, or a second call of one ``nn.ReLU`` module) calls a fresh ``nn.ReLU`` of its
+    own (never in place). The original is untouched."""
+    private = copy.deepcopy(graph)
+    kept: set[str] = set()
+    count = 0
+    for node in list(private.graph.nodes):
+        if not _is_relu(node, private):
+            continue
+        if node.op == "call_module" and node.target not in kept:
+            kept.add(node.target)
+            private.get_submodule(node.target).inplace = False
+            continue
+        name = f"relu_site_{count}"
+        while hasattr(private, name):
+            count += 1
+            name = f"relu_site_{count}"
+        count += 1
+        private.add_submodule(name, nn.ReLU())
+        with private.graph.inserting_after(node):
+            replacement = private.graph.call_module(name, args=(node.args[0],))
+        node.replace_all_uses_with(replacement)
+        private.graph.erase_node(node)
+    private.graph.lint()
+    private.recompile()
+    return private
