@@ -292,6 +292,28 @@ class Network:
         sites makes DeepLift refuse ("used more than once"). Outputs equal :meth:`logits`."""
         return _Scored(with_relu_modules(self.graph), self.contract.mean, self.contract.std, self.output).eval()
 
+    def randomised(self, layers: int, seed: int) -> nn.Module:
+        """A copy of :meth:`attribution_copy` with its top ``layers`` parameterised modules (in
+        :meth:`parameterised` order, last first: the cascade of Adebayo et al.) drawn anew as
+        PyTorch initialises them, from a private generator seeded ``seed`` (never the global one,
+        which every thread shares). A norm layer gets its initial constants back: a BatchNorm's
+        running mean and variance become 0 and 1, its statistics going with its weights. The
+        network itself is untouched."""
+        names = self.parameterised()
+        if not 0 <= layers <= len(names):
+            raise NetworkError(f"{self.where} has {len(names)} layers with weights, not {layers}")
+        private = self.attribution_copy()
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name in reversed(names[len(names) - layers :]):
+                module = private.graph.get_submodule(name)
+                if not _draw_anew(module, generator):
+                    raise NetworkError(
+                        f"{self.where}: {name} ({type(module).__name__}) cannot be drawn anew for the randomisation "
+                        "check: only convolutions, linear and norm layers can"
+                    )
+        return private
+
     # ---- checks and defaults ------------------------------------------------------------
 
     def _check(self, digits: torch.Tensor) -> torch.Tensor:
@@ -403,3 +425,18 @@ def with_relu_modules(graph: fx.GraphModule) -> fx.GraphModule:
     private.graph.lint()
     private.recompile()
     return private
+
+
+def _draw_anew(module: nn.Module, generator: torch.Generator) -> bool:
+    """Re-initialise ``module`` as its ``reset_parameters`` would, drawing from ``generator``."""
+    if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear):
+        nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
+        if module.bias is not None:
+            fan_in = module.weight[0].numel()
+            bound = 1 / math.sqrt(fan_in) if fan_in else 0.0
+            nn.init.uniform_(module.bias, -bound, bound, generator=generator)
+        return True
+    if isinstance(module, nn.modules.batchnorm._NormBase | nn.LayerNorm | nn.GroupNorm | nn.PReLU):
+        module.reset_parameters()  # constants (ones, zeros, 0.25): no random draw
+        return True
+    return False

@@ -10,6 +10,7 @@ against the modules' call order recorded by hooks; and each bad input gets its s
 from __future__ import annotations
 
 import copy
+import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -323,3 +324,48 @@ def test_the_attribution_copy_gives_each_relu_its_own_module(digits):
     net = Network(_seeded(_net("examples_net.py:Net")), 10, digits, MNIST)
     torch.testing.assert_close(net.attribution_copy()(digits), net.logits(digits))
     assert sum(isinstance(m, nn.ReLU) for m in net.attribution_copy().modules()) == 3  # three F.relu sites
+
+
+class BatchNormed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 26 * 26, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.relu(self.bn(self.conv(x))), 1))
+
+
+def test_randomisation_goes_top_down_over_the_layers_with_weights(digits):
+    model = _seeded(BatchNormed)
+    with torch.no_grad():
+        model.bn.running_mean.fill_(0.3)
+        model.bn.running_var.fill_(2.0)
+        model.bn.weight.fill_(1.5)
+    network = Network(model, 10, digits)
+    assert network.parameterised() == ["conv", "bn", "fc"]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    top = network.randomised(1, seed=7).graph
+    assert not torch.equal(top.fc.weight, model.fc.weight)
+    assert torch.equal(top.bn.weight, model.bn.weight) and torch.equal(top.conv.weight, model.conv.weight)
+    two = network.randomised(2, seed=7).graph
+    assert torch.equal(two.fc.weight, top.fc.weight)  # the same seed draws the same weights
+    assert (two.bn.running_mean == 0).all() and (two.bn.running_var == 1).all() and (two.bn.weight == 1).all()
+    assert torch.equal(two.conv.weight, model.conv.weight)
+    every = network.randomised(3, seed=7).graph
+    assert not torch.equal(every.conv.weight, model.conv.weight)
+    bound = 1 / math.sqrt(9)  # PyTorch's initialisation: |w| <= sqrt(6 / ((1 + 5) * fan_in)) = 1 / sqrt(fan_in)
+    assert every.conv.weight.abs().max() <= bound and every.conv.bias.abs().max() <= bound
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the network is untouched
+    with pytest.raises(NetworkError, match="has 3 layers with weights, not 4"):
+        network.randomised(4, seed=0)
+
+
+def test_randomising_draws_nothing_from_the_shared_generator(digits):
+    network = Network(_seeded(_net("lenet.py:LeNet5")), 10, digits)
+    torch.manual_seed(11)
+    expected = torch.rand(3)
+    torch.manual_seed(11)
+    network.randomised(5, seed=1)
+    assert torch.equal(torch.rand(3), expected)
