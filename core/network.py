@@ -167,17 +167,19 @@ def _kind(node: fx.Node, modules: dict[str, nn.Module]) -> str:
 
 class _Recorder(fx.Interpreter):
     """Runs the graph once and keeps the outputs of the nodes asked for (a copy: an in-place
-    step after a node would overwrite what was kept). One per call: thread-safe."""
+    step after a node would overwrite what was kept; or, for gradients, the tensors themselves).
+    One per call: thread-safe."""
 
-    def __init__(self, graph: fx.GraphModule, wanted: Iterable[str]) -> None:
+    def __init__(self, graph: fx.GraphModule, wanted: Iterable[str], keep_graph: bool = False) -> None:
         super().__init__(graph, garbage_collect_values=True)
         self.wanted = set(wanted)
+        self.keep_graph = keep_graph  # keep the tensors themselves, to take gradients with respect to them
         self.kept: dict[str, torch.Tensor] = {}
 
     def run_node(self, node: fx.Node):
         result = super().run_node(node)
         if node.name in self.wanted and isinstance(result, torch.Tensor):
-            self.kept[node.name] = result.clone()
+            self.kept[node.name] = result if self.keep_graph else result.clone()
         return result
 
 
@@ -273,6 +275,36 @@ class Network:
         recorder = _Recorder(self.graph, [by_name[n] for n in names])
         recorder.run(self._normalised(images))
         return {n: recorder.kept[by_name[n]] for n in names}
+
+    def gradients(
+        self, images: torch.Tensor, names: Iterable[str], target: torch.Tensor
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """For each layer in ``names``: its output for float32 images (B, 1, 28, 28) in [0, 1]
+        and the gradient of each image's ``target`` logit (int64 (B,)) with respect to it, both
+        detached, from one pass and one backward: no hook, so the shared network serves many
+        threads. Layer methods (Grad-CAM) are built on this."""
+        by_name = {layer.name: layer.node for layer in self.layers} | self.shown
+        names = list(names)
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise NetworkError(f"{self.where} has no layer {', '.join(map(repr, unknown))}")
+        recorder = _Recorder(self.graph, [by_name[n] for n in names], keep_graph=True)
+        with torch.enable_grad():
+            logits = to_logits(recorder.run(self._normalised(images)), self.output)
+            chosen = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()
+            outputs = [recorder.kept[by_name[n]] for n in names]
+            grads = torch.autograd.grad(chosen, outputs)
+        return {n: (out.detach(), grad.detach()) for n, out, grad in zip(names, outputs, grads, strict=True)}
+
+    def grad_cam(self, images: torch.Tensor, name: str, target: torch.Tensor) -> torch.Tensor:
+        """Grad-CAM (Selvaraju et al. 2017) at a layer with channels, float32 (B, h, w): each
+        channel weighted by the mean gradient of the target logit over its positions, summed,
+        then ReLU'd."""
+        out, grad = self.gradients(images, [name], target)[name]
+        if out.dim() != 4:
+            raise NetworkError(f"{name} has no positions (its output is {tuple(out.shape[1:])}): no Grad-CAM there")
+        weights = grad.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+        return torch.relu((weights * out).sum(dim=1))
 
     def parameterised(self) -> list[str]:
         """The modules with parameters of their own, in the order the graph first calls them:

@@ -369,3 +369,25 @@ def test_randomising_draws_nothing_from_the_shared_generator(digits):
     torch.manual_seed(11)
     network.randomised(5, seed=1)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_grad_cam_from_the_graph_equals_captums_with_hooks_on_a_copy(digits, monkeypatch):
+    from captum.attr import LayerGradCam
+
+    model = _seeded(MnistCNN)
+    network = Network(model, 10, digits)
+    target = network.logits(digits[:6]).argmax(1)
+    private = copy.deepcopy(model)
+    for layer, module in (("conv2", private.relu2), ("conv4", private.relu4)):  # Captum hooks the ReLU after
+        expected = LayerGradCam(private, module).attribute(digits[:6], target=target, relu_attributions=True)[:, 0]
+        mine = network.grad_cam(digits[:6], layer, target)
+        torch.testing.assert_close(mine, expected.detach(), rtol=1e-4, atol=1e-6)
+    out, grad = network.gradients(digits[:2], ["fc1"], target[:2])["fc1"]
+    torch.testing.assert_close(out, model.taps(digits[:2])["fc1"])
+    torch.testing.assert_close(grad, model.fc2.weight[target[:2]].detach())  # d logit_t / d fc1 = row t of fc2
+    with pytest.raises(NetworkError, match="has no positions"):
+        network.grad_cam(digits[:1], "fc1", target[:1])
+    _forbid_hooks(monkeypatch)
+    net = Network(_seeded(_net("examples_net.py:Net")), 10, digits, MNIST)
+    cam = net.grad_cam(digits[:3], "conv2", net.logits(digits[:3]).argmax(1))
+    assert cam.shape == (3, 24, 24) and (cam >= 0).all()
