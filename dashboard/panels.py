@@ -102,7 +102,7 @@ def digit_grid(
 def sample_probs(view: View, sample: Sample, image: np.ndarray) -> np.ndarray:
     """The model's class probabilities for a sample, float32 (10,)."""
     if sample.split == DRAWN:
-        return softmax(cache.activations(view.ref, image.tobytes())["fc2"])
+        return cache.probabilities(view.ref, image.tobytes())
     return cache.evaluation(view.ref, sample.split).probs[sample.index]
 
 
