@@ -38,7 +38,7 @@ OUTPUTS = (LOGITS, LOG_PROBS, PROBS)
 SUM_TOLERANCE = 1e-3  # rows of probabilities sum to 1 within this (float32 softmax of 10-1000 classes)
 TINY = 1e-12  # the smallest probability turned into a logit: log(0) is -inf
 
-CONV, LINEAR, POOL, ACTIVATION, NORM, DROPOUT, FLATTEN, ADD, OUTPUT, OTHER = (
+CONV, LINEAR, POOL, ACTIVATION, NORM, DROPOUT, FLATTEN, ADD, ARITHMETIC, OUTPUT, OTHER = (
     "conv",
     "linear",
     "pool",
@@ -47,6 +47,7 @@ CONV, LINEAR, POOL, ACTIVATION, NORM, DROPOUT, FLATTEN, ADD, OUTPUT, OTHER = (
     "dropout",
     "flatten",
     "add",
+    "arithmetic",  # x - mean, x / std, a scale: element-wise with a constant
     "output",
     "other",
 )
@@ -104,6 +105,7 @@ _FUNCTION_KINDS = {
     **dict.fromkeys((F.dropout, F.dropout2d), DROPOUT),
     **dict.fromkeys((torch.flatten, torch.reshape), FLATTEN),
     **dict.fromkeys((operator.add, torch.add, operator.iadd), ADD),
+    **dict.fromkeys((operator.sub, operator.truediv, operator.mul, torch.sub, torch.mul, torch.div), ARITHMETIC),
     **dict.fromkeys((F.log_softmax, F.softmax, torch.log_softmax, torch.softmax), OUTPUT),
     **dict.fromkeys((F.linear,), LINEAR),
     **dict.fromkeys((F.conv2d,), CONV),

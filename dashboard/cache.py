@@ -43,6 +43,7 @@ from core.config import ServerSettings, cache_dir, server_settings, shuffled_lab
 from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits, softmax
 from core.jobs import TrainingJobs
+from core.network import Network
 from core.runs import Point
 from core.train import (
     ShuffledNetwork,
@@ -66,6 +67,23 @@ def model(ref: ModelRef) -> TrainedModel:
     Raises ``CheckpointError`` when they are gone, damaged or unverifiable.
     """
     return _model(str(cache_dir()), ref.key, ref.epoch)
+
+
+def network(ref: ModelRef) -> Network:
+    """The weights ``ref`` names through the network contract: its layers from the torch.fx
+    graph, read without hooks (built once per server; checked on the first test digits)."""
+    return _network(str(cache_dir()), ref.key, ref.epoch)
+
+
+NETWORK_CHECK_DIGITS = 16  # test digits a network is checked on when it is opened
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _network(root: str, key: str, epoch: int | None) -> Network:
+    trained = _model(root, key, epoch)
+    data = dataset(trained.info.data_source)
+    digits = to_tensor(data.test.images[:NETWORK_CHECK_DIGITS])
+    return Network(trained.model, len(data.classes), digits, where=f"model {trained.info.key}")
 
 
 PROVISIONAL_MARK = "~"  # "KEY~N": a model still training, as far as its N saved epochs (see provisional())

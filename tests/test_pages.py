@@ -51,6 +51,26 @@ def test_overview_model_card(reference_model, test_eval):
     assert metrics["Parameters"] == "16,614"
     table = at.dataframe[0].value
     assert list(table["parameters"]) == [40, 296, 0, 1168, 4640, 0, 10260, 210, 16614]
+    # Every step of the graph, as the network contract finds it: hooks on a copy give the same shapes.
+    import copy
+
+    import torch
+
+    graph = at.dataframe[1].value
+    private, shapes = copy.deepcopy(reference_model.model), {}
+
+    def keep_shape(_, __, out, name):
+        shapes[name] = tuple(out.shape[1:])  # returns None: the output is left as it is
+
+    for name, module in private.named_children():
+        module.register_forward_hook(lambda m, i, out, name=name: keep_shape(m, i, out, name))
+    private(torch.zeros(1, 1, 28, 28))
+    rows = {row["step"]: row for row in graph.to_dict("records")}
+    for name, shape in shapes.items():
+        assert rows[name]["output shape"] == " × ".join(map(str, shape))
+    assert rows["relu1"]["pages show"] == "conv1" and rows["pool1"]["pages show"] == "pool1"
+    assert rows["fc2"]["pages show"] == "fc2" and rows["conv1"]["pages show"] == ""
+    assert sum(graph["parameters"]) == 16_614
 
 
 def test_browse_filters_change_what_is_shown(reference_model, test_eval):

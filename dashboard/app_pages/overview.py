@@ -71,6 +71,8 @@ def render(view: View) -> None:
     left, right = st.columns([1, 1], gap="large")
     with left:
         _architecture(rows)
+        with st.expander("Every step of its graph"):
+            _graph(cache.network(view.ref))
     with right:
         st.subheader("Recipe")
         config = dataclasses.asdict(info.config)
@@ -102,6 +104,32 @@ def render(view: View) -> None:
             key="overview_per_class",
             config=figures.CHART_CONFIG,
         )
+
+
+def _graph(network) -> None:
+    """Every node of the network's torch.fx graph: what the contract every page reads it through sees."""
+    names = {layer.node: layer.name for layer in network.layers}
+    read = {node: name for name, node in network.shown.items()}
+    st.dataframe(
+        [
+            {
+                "step": layer.name,
+                "kind": layer.kind,
+                "output shape": " × ".join(str(d) for d in layer.shape),
+                "parameters": layer.parameters,
+                "pages show": read.get(layer.node, ""),
+            }
+            for layer in network.layers
+        ],
+        hide_index=True,
+        width="stretch",
+        column_config={"parameters": st.column_config.NumberColumn(format="localized")},
+    )
+    after = [f"{name} after {names[node]}" for name, node in network.shown.items() if names[node] != name]
+    st.caption(
+        f"Found from the network's graph (torch.fx), {len(network.layers)} steps; it returns {network.output}. "
+        f"Where the pages name a layer they read it after its activation: {', '.join(after)}."
+    )
 
 
 def _architecture(rows) -> None:
