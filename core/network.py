@@ -217,7 +217,8 @@ class Network:
     ) -> None:
         if classes < 2:
             raise NetworkError(f"a classifier needs at least 2 classes, not {classes}")
-        self.module = module.eval()
+        # eval() once for a module of its own; a shared one (a server's cached model) is only read
+        self.module = module.eval() if any(m.training for m in module.modules()) else module
         self.contract = contract or Contract()
         self.classes = classes
         self.where = where

@@ -391,3 +391,13 @@ def test_grad_cam_from_the_graph_equals_captums_with_hooks_on_a_copy(digits, mon
     net = Network(_seeded(_net("examples_net.py:Net")), 10, digits, MNIST)
     cam = net.grad_cam(digits[:3], "conv2", net.logits(digits[:3]).argmax(1))
     assert cam.shape == (3, 24, 24) and (cam >= 0).all()
+
+
+def test_opening_a_shared_model_in_eval_mode_changes_nothing_on_it(digits, monkeypatch):
+    model = _seeded(MnistCNN)  # eval already, as the server's cached models are
+
+    def refuse(self, mode=True):
+        raise AssertionError("the shared model was switched")
+
+    monkeypatch.setattr(nn.Module, "train", refuse)
+    Network(model, 10, digits)
