@@ -36,7 +36,6 @@ from core import (
     scorecard,
     units,
 )
-from core.activations import layer_outputs
 from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointError, CheckpointInfo, ModelRef
 from core.config import ServerSettings, cache_dir, server_settings, shuffled_labels_config
@@ -245,14 +244,16 @@ def _pixels_tensor(pixels: bytes) -> torch.Tensor:
 
 
 def activations(ref: ModelRef, pixels: bytes) -> dict[str, np.ndarray]:
-    """Every layer's output for one digit (given as its 784 pixel bytes), batch axis dropped."""
+    """Every shown layer's output for one digit (given as its 784 pixel bytes), batch axis
+    dropped, in forward order, read through the network contract (no hook)."""
     return _activations(str(cache_dir()), ref.key, ref.epoch, pixels)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _activations(root: str, key: str, epoch: int | None, pixels: bytes) -> dict[str, np.ndarray]:
-    outputs = layer_outputs(_model(root, key, epoch).model, _pixels_tensor(pixels))
-    return {name: value[0] for name, value in outputs.items()}
+    with torch.inference_mode():
+        outputs = _network(root, key, epoch).outputs(_pixels_tensor(pixels))
+    return {name: value[0].float().cpu().numpy() for name, value in outputs.items()}
 
 
 def probabilities(ref: ModelRef, pixels: bytes) -> np.ndarray:
