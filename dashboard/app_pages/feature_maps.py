@@ -3,11 +3,10 @@
 import streamlit as st
 
 from core.activations import kernels, strongest_channels
-from core.model import CONV_LAYERS, LAYER_NAMES
+from core.model import CONV_LAYERS
 from dashboard import figures, panels, state
 from dashboard.view import UNIT_COUNTS, Unit, View
 
-FLOW_LAYERS = ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2")
 FLOW_TOP = 4  # strongest channels shown per layer in the flow view
 POOLED = {"pool1": "conv2", "pool2": "conv4"}  # a pool layer's channel c is its conv layer's channel c
 
@@ -28,15 +27,17 @@ def render(view: View) -> None:
         f"The input, then each layer's {FLOW_TOP} most active channels (by mean activation), left to right. "
         "Click a channel to choose its unit card."
     )
+    # The layers with channels, in forward order, as the network contract shows them.
+    flow_layers = [layer for layer, values in acts.items() if values.ndim == 3]
     stages = []
-    for layer in FLOW_LAYERS:
+    for layer in flow_layers:
         top = strongest_channels(acts[layer], FLOW_TOP)
         stages.append((layer, acts[layer][top], top))
 
     def on_flow_click() -> None:
         data = panels.clicked("fm_flow")
         if data:  # a pool's channel is the channel of the conv layer it pools
-            layer = FLOW_LAYERS[int(data[0])]
+            layer = flow_layers[int(data[0])]
             state.select_unit(Unit(POOLED.get(layer, layer), int(data[1])))
 
     st.plotly_chart(
@@ -58,14 +59,14 @@ def render(view: View) -> None:
     )
     # Lazy tabs and expander: only the open layer's mosaic (and kernels, when asked) is
     # built and sent, not all eight (one page, many sessions, two cores).
-    tabs = st.tabs(list(LAYER_NAMES), key="fm_layer", on_change="rerun")
-    for tab, layer in zip(tabs, LAYER_NAMES, strict=True):
+    tabs = st.tabs(list(acts), key="fm_layer", on_change="rerun")
+    for tab, layer in zip(tabs, acts, strict=True):
         if tab.open:
             with tab:
-                _layer(view, layer, acts[layer], shared)
+                _layer(view, layer, acts[layer], shared, logits=layer == list(acts)[-1])
 
 
-def _layer(view: View, layer: str, values, shared: bool) -> None:
+def _layer(view: View, layer: str, values, shared: bool, logits: bool) -> None:
     """One layer's outputs for the digit, and a conv layer's kernels on request."""
     card = layer in UNIT_COUNTS  # conv layers and fc1 have unit cards
 
@@ -86,15 +87,15 @@ def _layer(view: View, layer: str, values, shared: bool) -> None:
             config=figures.CHART_CONFIG,
             **clickable,
         )
-    elif layer == "fc2":
-        st.caption("fc2: the ten output scores (logits); softmax turns them into the probabilities.")
+    elif logits:
+        st.caption(f"{layer}: the {len(values)} output scores (logits); softmax turns them into the probabilities.")
         st.plotly_chart(
-            figures.units(values, layer, view.data.classes), key="fm_units_fc2", config=figures.CHART_CONFIG
+            figures.units(values, layer, view.data.classes), key=f"fm_units_{layer}", config=figures.CHART_CONFIG
         )
     else:
         st.caption(
-            f"{layer}: {values.shape[0]} units after ReLU, the features fc2 weighs into a decision. "
-            "Click a unit for its card."
+            f"{layer}: {values.shape[0]} units after their activation, the features the next layer weighs"
+            + (" into a decision. Click a unit for its card." if card else ".")
         )
         st.plotly_chart(figures.units(values, layer), key=f"fm_maps_{layer}", config=figures.CHART_CONFIG, **clickable)
     if card:
