@@ -412,12 +412,17 @@ def heavy_work() -> Workers:
 UNIT_SPLIT = "test"  # unit cards, the data map and the flip summary rank and average over the test digits
 
 
-def _unit_index_of(root: str, key: str, epoch: int, progress=None) -> units.ActivationIndex:
-    trained = _weights(root, key, epoch)
-    data = dataset(trained.info.data_source)
-    return units.load_or_compute_index(
-        trained.model, data.test, Point(trained.info.folder, epoch, UNIT_SPLIT, data.fingerprint), progress=progress
-    )
+def _over_test_digits(compute: Callable) -> Callable:
+    """A run of one saved point's weights over the test digits, as INDEXES computes it:
+    ``compute(model, split, point, progress=...)`` is a core ``load_or_compute_*``."""
+
+    def run(root: str, key: str, epoch: int, progress=None):
+        trained = _weights(root, key, epoch)
+        data = dataset(trained.info.data_source)
+        at = Point(trained.info.folder, epoch, UNIT_SPLIT, data.fingerprint)
+        return compute(trained.model, data.test, at, progress=progress)
+
+    return run
 
 
 def _data_map_of(root: str, key: str, epoch: int, progress=None) -> projection.Projection:
@@ -447,14 +452,6 @@ def _banks_of(root: str, key: str, epoch: int, progress=None) -> dict[str, list[
     return influence.load_or_compute_banks(info, dataset(info.data_source), progress)
 
 
-def _flip_summary_of(root: str, key: str, epoch: int, progress=None) -> probes.FlipSummary:
-    trained = _weights(root, key, epoch)
-    data = dataset(trained.info.data_source)
-    return probes.load_or_compute_flip_summary(
-        trained.model, data.test, Point(trained.info.folder, epoch, UNIT_SPLIT, data.fingerprint), progress=progress
-    )
-
-
 def _scorecard_of(root: str, key: str, epoch: int, progress=None) -> scorecard.Scorecard:
     return scorecard.load_or_compute(ModelRef(key, epoch), root=Path(root), progress=progress)
 
@@ -473,7 +470,7 @@ class Index:
 
 INDEXES: dict[str, Index] = {
     "units": Index(
-        _unit_index_of,
+        _over_test_digits(units.load_or_compute_index),
         lambda info, epoch: [units.index_run(Point(info.folder, epoch, UNIT_SPLIT, info.data_fingerprint))],
         "Indexing every unit over the 10,000 test digits (once per model and epoch)",
         "Indexing the units failed",
@@ -492,7 +489,7 @@ INDEXES: dict[str, Index] = {
         per_point=False,
     ),
     "flips": Index(
-        _flip_summary_of,
+        _over_test_digits(probes.load_or_compute_flip_summary),
         lambda info, epoch: [probes.flip_run(Point(info.folder, epoch, UNIT_SPLIT, info.data_fingerprint), 15, 2)],
         "Rotating and shifting the 10,000 test digits a little (once per model and epoch)",
         "Bending the test digits failed",
