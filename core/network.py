@@ -22,8 +22,10 @@ sentence that names the file and what to do (:class:`NetworkError`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import operator
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -185,10 +187,41 @@ class _Recorder(fx.Interpreter):
         return result
 
 
+class _OneThreadTracer(fx.Tracer):
+    """torch.fx's tracer, safe in a server whose other threads run models meanwhile.
+
+    ``fx.symbolic_trace`` patches ``nn.Module.__call__`` and ``__getattr__`` for the whole
+    process while it traces: a trainer thread's forward during that time went into the tracer
+    and failed ("module is not installed as a submodule"), which ended a first start's training
+    when a page opened the provisional model's graph. Here a call from any other thread passes
+    straight through to the module, and traces take turns (each restores what it patched).
+    """
+
+    def trace(self, root, concrete_args=None):
+        with _TRACING:
+            self._tracing_thread = threading.get_ident()
+            return super().trace(root, concrete_args)
+
+    def call_module(self, m, forward, args, kwargs):
+        if threading.get_ident() != self._tracing_thread:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        if threading.get_ident() != self._tracing_thread:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+
+_TRACING = threading.Lock()
+
+
 def trace(module: nn.Module, where: str = "the network") -> fx.GraphModule:
     """The network's graph (torch.fx); a forward the graph cannot follow is refused with a sentence."""
     try:
-        return fx.symbolic_trace(module)
+        tracer = _OneThreadTracer()
+        graph = tracer.trace(module)
+        return fx.GraphModule(tracer.root, graph, module.__class__.__name__)
     except Exception as err:  # fx raises TraceError, TypeError, NotImplementedError...
         raise NetworkError(
             f"{where}: its forward cannot be followed as a graph ({type(err).__name__}: {str(err).splitlines()[0]}). "
@@ -327,6 +360,11 @@ class Network:
         sites makes DeepLift refuse ("used more than once"). Outputs equal :meth:`logits`."""
         return _Scored(with_relu_modules(self.graph), self.contract.mean, self.contract.std, self.output).eval()
 
+    def checked_contract(self) -> Contract:
+        """The contract with the output found on real digits (never ``DETECT``): what a cached
+        copy records, so it opens again without digits."""
+        return dataclasses.replace(self.contract, output=self.output)
+
     def randomised(self, layers: int, seed: int) -> nn.Module:
         """A copy of :meth:`attribution_copy` with its top ``layers`` parameterised modules (in
         :meth:`parameterised` order, last first: the cascade of Adebayo et al.) drawn anew as
@@ -412,6 +450,17 @@ def to_logits(raw: torch.Tensor, output: str) -> torch.Tensor:
     if output in (LOGITS, LOG_PROBS):
         return raw
     raise NetworkError(f"unknown output {output!r}: use one of {', '.join(OUTPUTS)}")
+
+
+def scored(module: nn.Module, contract: Contract, where: str = "the network") -> nn.Module:
+    """A host's ``module`` as the pages use a model: [0, 1] images in, logits out, one ``nn.ReLU``
+    per call site, in eval mode. ``contract.output`` must be known (see
+    :meth:`Network.checked_contract`). ``.source`` is the module itself, for :class:`Network`."""
+    if contract.output not in OUTPUTS:
+        raise NetworkError(f"{where}: say what it returns ({', '.join(OUTPUTS)}) before it is served")
+    model = _Scored(with_relu_modules(trace(module.eval(), where)), contract.mean, contract.std, contract.output)
+    model.__dict__["source"] = module  # a plain attribute, not a submodule: parameters counted once
+    return model.eval()
 
 
 class _Scored(nn.Module):

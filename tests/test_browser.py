@@ -571,8 +571,13 @@ def test_navigating_during_a_first_start_trains_once(browser, tmp_path):
         page.wait_for_url(re.compile(r".*model=[0-9a-f]{16}(@|%40)[12].*"), timeout=30_000)  # names the epoch shown
         page.screenshot(path=str(SHOTS / "first_start_provisional.png"), full_page=True)
         # ... then the final model replaces them in the same page, without a reload.
-        page.wait_for_selector("text=Provisional weights", state="detached", timeout=240_000)
-        page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)  # the model card: trained
+        try:
+            page.wait_for_selector("text=Provisional weights", state="detached", timeout=240_000)
+            page.wait_for_selector('[data-testid="stMetric"]', timeout=240_000)  # the model card: trained
+        except Exception as err:  # say what the page showed and what the server logged
+            page.screenshot(path=str(SHOTS / "first_start_stuck.png"), full_page=True)
+            body = page.inner_text("body")[-3000:]
+            raise AssertionError(f"{err}\n--- page:\n{body}\n--- server log:\n{log.read_text()[-4000:]}") from err
         page.wait_for_url(re.compile(r".*model=[0-9a-f]{16}(&.*)?$"), timeout=30_000)  # the final model: no epoch
         folders = [f for f in (cache / "models").iterdir() if f.is_dir()]
         assert len(folders) == 1

@@ -401,3 +401,37 @@ def test_opening_a_shared_model_in_eval_mode_changes_nothing_on_it(digits, monke
 
     monkeypatch.setattr(nn.Module, "train", refuse)
     Network(model, 10, digits)
+
+
+def test_tracing_leaves_other_threads_models_alone():
+    """fx patches ``nn.Module.__call__`` for the whole process while it traces; a trainer's
+    forward in another thread meanwhile must run as usual (it failed with "module is not
+    installed as a submodule", ending a first start's training when a page traced a model)."""
+    import threading
+
+    from core.network import trace
+
+    busy, stop, failures = MnistCNN().eval(), threading.Event(), []
+
+    def run_forever() -> None:
+        x = torch.rand(2, 1, 28, 28)
+        while not stop.is_set():
+            try:
+                with torch.no_grad():
+                    busy(x)
+            except Exception as err:  # what the old symbolic_trace made of it
+                failures.append(repr(err))
+                return
+
+    worker = threading.Thread(target=run_forever)
+    worker.start()
+    try:
+        for _ in range(40):
+            traced = trace(MnistCNN().eval())
+    finally:
+        stop.set()
+        worker.join()
+    assert not failures, failures[0]
+    x = torch.rand(3, 1, 28, 28)
+    assert [n.target for n in traced.graph.nodes if n.op == "call_module"][:2] == ["conv1", "relu1"]
+    assert traced(x).shape == (3, 10)
