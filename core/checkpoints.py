@@ -77,6 +77,24 @@ class ModelRef:
 
 
 @dataclass(frozen=True)
+class NetworkRecord:
+    """Where a host's network came from, as its ``meta.json`` records it: the class (an absolute
+    ``FILE.py:CLASS``) and the SHA-256 of the file's source, the weights file it was opened from,
+    and its contract (normalisation, and the output found on real digits)."""
+
+    net: str
+    source_sha256: str
+    weights: str
+    mean: float
+    std: float
+    output: str
+
+    @property
+    def name(self) -> str:
+        return self.net.rpartition(":")[2]
+
+
+@dataclass(frozen=True)
 class CheckpointInfo:
     """What ``meta.json`` says about one cached model."""
 
@@ -92,10 +110,20 @@ class CheckpointInfo:
     data_fingerprint: str  # which data the weights were trained on; keys cached evaluations
     fit_accuracy: float | None = None  # a shuffled-label network: the share of its labels it memorised
     provisional: bool = False  # still training: epochs_done epochs of config.epochs are saved
+    network: NetworkRecord | None = None  # a host's own network (core.host_networks)
+
+    @property
+    def host(self) -> bool:
+        """A network the host named (--net), not the reference architecture trained here."""
+        return self.network is not None
 
     @property
     def label(self) -> str:
         """A short human name, as the dashboard lists it."""
+        if self.network is not None:
+            weights = Path(self.network.weights).name
+            data = "" if self.data_source == BUNDLED else f" · {source_name(self.data_source)}"
+            return f"{self.network.name} (the host's, {weights}){data} · {self.test_accuracy:.2%}"
         shuffled = " · shuffled labels" if self.config.shuffle_labels else ""
         if self.config.flip_labels:
             shuffled += f" · {self.config.flip_labels:.0%} labels flipped"
@@ -179,6 +207,17 @@ def load_weights(path: Path, expected_sha256: str | None) -> MnistCNN:
 
     Without a recorded checksum the file cannot be verified, so it is refused.
     """
+    state = verified_state(path, expected_sha256)
+    model = new_model()
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the model ({err})") from err
+    return model.eval()
+
+
+def verified_state(path: Path, expected_sha256: str | None) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file whose SHA-256 is the one recorded (none recorded: refused)."""
     if not expected_sha256:
         raise CheckpointError(f"{path}: no checksum is recorded for it in {META}, so it cannot be trusted")
     try:
@@ -188,15 +227,9 @@ def load_weights(path: Path, expected_sha256: str | None) -> MnistCNN:
     if hashlib.sha256(data).hexdigest() != expected_sha256:
         raise CheckpointError(f"{path}: checksum mismatch, the file is truncated or damaged")
     try:
-        state = load_safetensors(data)
+        return load_safetensors(data)
     except (SafetensorError, ValueError) as err:
         raise CheckpointError(f"{path}: not a valid safetensors file ({err})") from err
-    model = new_model()
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the model ({err})") from err
-    return model.eval()
 
 
 def write_json(path: Path, value: object) -> None:
@@ -228,6 +261,7 @@ def _info(folder: Path, name: str) -> tuple[CheckpointInfo, dict]:
             data_fingerprint=str(meta["data_fingerprint"]),
             fit_accuracy=None if meta.get("fit_accuracy") is None else float(meta["fit_accuracy"]),
             provisional=name == PROVISIONAL,
+            network=None if meta.get("network") is None else NetworkRecord(**meta["network"]),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{folder / name}: missing or malformed field ({err})") from err
@@ -271,6 +305,10 @@ def load_checkpoint(folder: Path, epoch: int | None = None) -> MnistCNN:
     if not 1 <= epoch <= info.epochs_done:
         raise CheckpointError(f"{folder}: epoch {epoch} is not saved (epochs 1..{info.epochs_done} are)")
     name = epoch_file(epoch)
+    if info.network is not None:  # a host's network: its own class around the verified weights
+        from core.host_networks import load_host_model
+
+        return load_host_model(info, verified_state(folder / name, meta.get("sha256", {}).get(name)))
     return load_weights(folder / name, meta.get("sha256", {}).get(name))
 
 
@@ -322,7 +360,9 @@ def evict(max_models: int, keep: set[str], root: Path | None = None) -> list[str
     infos = list_checkpoints(root)
     excess = len(infos) - max_models
     removed: list[str] = []
-    for info in sorted((i for i in infos if i.key not in keep), key=lambda i: last_used(i.folder)):
+    # A host's network is never evicted: the host named it, and it is reopened only at a start.
+    kept = [i for i in infos if i.key not in keep and not i.host]
+    for info in sorted(kept, key=lambda i: last_used(i.folder)):
         if len(removed) >= excess:
             break
         lock = FileLock(str(info.folder) + ".lock")

@@ -19,6 +19,7 @@ PINNED_ENV = "MNIST_CNN_MODELS"  # comma-separated model keys: the only ones the
 MAX_MODELS_ENV = "MNIST_CNN_MAX_MODELS"  # how many trained models the cache keeps
 DATA_ENV = "MNIST_CNN_DATA"  # the data set the app opens on: a folder of IDX files or hf:NAME
 TYPED_DATA_ENV = "MNIST_CNN_TYPED_DATA"  # "off": the sidebar offers no typed folder or hf:NAME
+NETS_ENV = "MNIST_CNN_NETS"  # the host's own networks: FILE.py:CLASS=WEIGHTS, separated by ";"
 DEFAULT_CACHE = Path.home() / ".cache" / "mnist-cnn-dashboard"
 
 
@@ -127,6 +128,50 @@ def recipe(name: str, **overrides: object) -> TrainConfig:
     return RECIPES[name].replace(**{k: v for k, v in overrides.items() if v is not None})
 
 
+OUTPUT_KINDS = ("logits", "log-probabilities", "probabilities", "detect")  # core.network's, by name
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """A network the host names: its class as ``FILE.py:CLASS``, its weights file, the
+    normalisation it expects of [0, 1] pixels and what it returns (see core.network.Contract).
+    Paths are absolute once read from a setting."""
+
+    net: str
+    weights: str
+    mean: float = 0.0
+    std: float = 1.0
+    output: str = "detect"
+
+    def __post_init__(self) -> None:
+        file, colon, name = self.net.rpartition(":")
+        if not (colon and file and name.isidentifier()):
+            raise ValueError(f"--net {self.net!r}: name a network as FILE.py:CLASS, e.g. nets/lenet.py:LeNet5")
+        if not self.weights:
+            raise ValueError(f"--net {self.net}: name its weights too (--weights FILE after it)")
+        if self.output not in OUTPUT_KINDS:
+            raise ValueError(f"--output {self.output!r}: use one of {', '.join(OUTPUT_KINDS)}")
+        if not self.std > 0:
+            raise ValueError(f"--std {self.std}: the normalisation's std must be positive")
+
+    @property
+    def name(self) -> str:
+        """The class name, as lists show it."""
+        return self.net.rpartition(":")[2]
+
+    def absolute(self, base: Path) -> NetSpec:
+        """Both files as absolute paths, relative ones read from ``base``."""
+        file, _, name = self.net.rpartition(":")
+        return dataclasses.replace(
+            self, net=f"{_absolute(file, base)}:{name}", weights=str(_absolute(self.weights, base))
+        )
+
+
+def _absolute(path: str, base: Path) -> Path:
+    found = Path(path).expanduser()
+    return found if found.is_absolute() else (base / found).resolve()
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """How a shared server behaves; from the environment and the app's command line."""
@@ -136,6 +181,7 @@ class ServerSettings:
     max_models: int = 20  # cached models kept; the least recently used beyond this are evicted
     data: str = "bundled"  # the data set the app opens on (core.data.load_mnist's source)
     typed_data: bool = True  # False: visitors train only on data the server already has (no typed paths)
+    nets: tuple[NetSpec, ...] = ()  # the host's own networks; the app opens on the first
 
     def default_config(self) -> TrainConfig:
         """The model a session gets when its link names none: the default recipe on the server's data."""
@@ -163,10 +209,27 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
         max_models = int(os.environ.get(MAX_MODELS_ENV) or max_models)
     except ValueError as err:
         raise ValueError(f"{MAX_MODELS_ENV} must be a whole number, not {os.environ[MAX_MODELS_ENV]!r}") from err
+    nets = [_net_from_table(entry, i) for i, entry in enumerate(section.get("nets", []))]
+    nets += [_net_from_env(text) for text in os.environ.get(NETS_ENV, "").split(";") if text.strip()]
     args = list(argv)
     while args:
         arg = args.pop(0)
-        if arg == "--no-training":
+        if arg == "--net" and args:
+            net = args.pop(0)
+            if len(args) < 2 or args[0] != "--weights":
+                raise ValueError(f"--net {net}: follow it with --weights FILE (its state dict or safetensors)")
+            args.pop(0)
+            nets.append(NetSpec(net, args.pop(0)))
+        elif arg in ("--mean", "--std", "--output") and args:
+            if not nets:
+                raise ValueError(f"{arg} describes a network: put it after --net FILE.py:CLASS --weights FILE")
+            value = args.pop(0)
+            field = arg.removeprefix("--")
+            try:
+                nets[-1] = dataclasses.replace(nets[-1], **{field: value if field == "output" else float(value)})
+            except ValueError as err:
+                raise ValueError(f"{arg} {value!r}: {err}") from err
+        elif arg == "--no-training":
             training = False
         elif arg == "--model" and args:
             pinned.append(args.pop(0).strip().lower())
@@ -178,8 +241,8 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
             typed_data = False
         else:
             raise ValueError(
-                f"unknown argument {arg!r}: use --no-training, --model KEY, --max-models N, --data FOLDER "
-                "or --no-typed-data"
+                f"unknown argument {arg!r}: use --no-training, --model KEY, --max-models N, --data FOLDER, "
+                "--no-typed-data or --net FILE.py:CLASS --weights FILE [--mean M --std S --output KIND]"
             )
     if max_models < 1:
         raise ValueError(f"the cache must keep at least one model, not {max_models}")
@@ -189,7 +252,23 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
         max_models=max_models,
         data=data_source(data),
         typed_data=typed_data,
+        nets=tuple(dict.fromkeys(net.absolute(Path.cwd()) for net in nets)),
     )
+
+
+def _net_from_table(entry: object, i: int) -> NetSpec:
+    """One ``[[mnist_dashboard.nets]]`` table: net, weights, and optionally mean, std, output."""
+    known = {"net", "weights", "mean", "std", "output"}
+    if not isinstance(entry, dict) or not {"net", "weights"} <= set(entry) or set(entry) - known:
+        raise ValueError(f"nets[{i}] must be a table with net and weights (and optionally mean, std, output)")
+    return NetSpec(**{k: float(v) if k in ("mean", "std") else str(v) for k, v in entry.items()})
+
+
+def _net_from_env(text: str) -> NetSpec:
+    net, equals, weights = text.strip().partition("=")
+    if not equals:
+        raise ValueError(f"{NETS_ENV}: {text.strip()!r} must read FILE.py:CLASS=WEIGHTS")
+    return NetSpec(net.strip(), weights.strip())
 
 
 def _switch(name: str, value: bool) -> bool:
@@ -224,7 +303,7 @@ def _toml_section(path: Path | None) -> dict:
             section = tomllib.load(f).get(SETTINGS_SECTION, {})
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"{path}: cannot be read ({err})") from err
-    unknown = set(section) - {"training", "models", "max_models", "data", "typed_data"}
+    unknown = set(section) - {"training", "models", "max_models", "data", "typed_data", "nets"}
     if unknown:
         raise ValueError(f"{path}: [{SETTINGS_SECTION}] has no setting {', '.join(sorted(unknown))}")
     return section

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from core.model import MnistCNN
+from core.network import draw_anew, top_down
 
 Explainer = Callable[[MnistCNN, torch.Tensor, torch.Tensor], np.ndarray]  # -> float32 (B, 28, 28)
 
@@ -55,17 +56,21 @@ SENSITIVITY_SAMPLES = 8
 # ---- randomised models ------------------------------------------------------------------
 
 
+def cascade_of(model: torch.nn.Module) -> tuple[str, ...]:
+    """The layers a randomisation cascade re-initialises, top down: ``CASCADE`` for the reference
+    network, a host's network's parameterised modules from its graph (core.network.cascade)."""
+    return CASCADE if isinstance(model, MnistCNN) else top_down(model)
+
+
 def randomized(model: MnistCNN, layers: tuple[str, ...], seed: int) -> MnistCNN:
     """A copy of ``model`` with ``layers`` re-initialised as PyTorch initialises them
-    (Kaiming-uniform weights, uniform biases), from a generator seeded by ``seed``."""
+    (Kaiming-uniform weights, uniform biases; a norm layer's constants and statistics), from
+    a generator seeded by ``seed``."""
     private = copy.deepcopy(model).eval()
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name in layers:
-            layer = getattr(private, name)
-            torch.nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
-            bound = 1 / math.sqrt(layer.weight[0].numel())  # 1 / sqrt(fan_in), as nn.Conv2d/nn.Linear do
-            layer.bias.uniform_(-bound, bound, generator=generator)
+            draw_anew(private.get_submodule(name), generator, name)
     return private
 
 
@@ -138,7 +143,7 @@ def cascade(
 ) -> tuple[np.ndarray, list[RandomisationStep]]:
     """The trained maps, then the first ``steps`` cascade steps (fc2; fc2+fc1; ...)."""
     original = explain(model, images, targets)
-    layer_sets = [CASCADE[:k] for k in range(1, steps + 1)]
+    layer_sets = [cascade_of(model)[:k] for k in range(1, steps + 1)]
     return original, _randomise(explain, model, images, targets, seed, original, layer_sets)
 
 
@@ -153,7 +158,7 @@ def independent(
     """Each layer re-initialised alone, compared with the trained network's map
     (``original``, when the caller has it already)."""
     original = explain(model, images, targets) if original is None else original
-    return _randomise(explain, model, images, targets, seed, original, [(name,) for name in CASCADE])
+    return _randomise(explain, model, images, targets, seed, original, [(name,) for name in cascade_of(model)])
 
 
 def _randomise(explain, model, images, targets, seed, original, layer_sets) -> list[RandomisationStep]:
@@ -174,8 +179,8 @@ def floor(
 ) -> list[Similarity]:
     """Per image, the similarity of the maps of two independently randomised networks: what
     the input's own structure makes alike when nothing learned is left."""
-    first = explain(randomized(model, CASCADE, seed), images, targets)
-    second = explain(randomized(model, CASCADE, seed + 1), images, targets)
+    first = explain(randomized(model, cascade_of(model), seed), images, targets)
+    second = explain(randomized(model, cascade_of(model), seed + 1), images, targets)
     return _compare(first, second, images[:, 0].numpy())
 
 
@@ -516,9 +521,10 @@ def verdicts(
     original = explain(model, images, targets) if original is None else original
     if draws < 1:
         raise ValueError(f"draws must be at least 1, not {draws}")
-    tops = [explain(randomized(model, CASCADE[:TOP_THREE], seed + k), images, targets) for k in range(draws)]
+    layers = cascade_of(model)
+    tops = [explain(randomized(model, layers[:TOP_THREE], seed + k), images, targets) for k in range(draws)]
     # The floor compares two different random networks, so at least two are drawn.
-    randoms = [explain(randomized(model, CASCADE, seed + k), images, targets) for k in range(max(draws, 2))]
+    randoms = [explain(randomized(model, layers, seed + k), images, targets) for k in range(max(draws, 2))]
     pixels = images[:, 0].numpy()
     orders = baseline_orders(original, randoms[0], pixels, seed)
     mine, random_order, brightest, random_net = ORDERS

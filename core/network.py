@@ -345,13 +345,7 @@ class Network:
     def parameterised(self) -> list[str]:
         """The modules with parameters of their own, in the order the graph first calls them:
         the order a top-down randomisation walks backwards."""
-        modules = dict(self.graph.named_modules())
-        order: list[str] = []
-        for node in self.graph.graph.nodes:
-            own = modules[node.target].parameters(recurse=False) if node.op == "call_module" else ()
-            if node.target not in order and any(True for _ in own):
-                order.append(str(node.target))
-        return order
+        return parameterised(self.graph)
 
     def attribution_copy(self) -> nn.Module:
         """A private copy for Captum: it takes [0, 1] images and returns logits, and every ReLU
@@ -379,12 +373,7 @@ class Network:
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for name in reversed(names[len(names) - layers :]):
-                module = private.graph.get_submodule(name)
-                if not _draw_anew(module, generator):
-                    raise NetworkError(
-                        f"{self.where}: {name} ({type(module).__name__}) cannot be drawn anew for the randomisation "
-                        "check: only convolutions, linear and norm layers can"
-                    )
+                draw_anew(private.graph.get_submodule(name), generator, f"{self.where}: {name}")
         return private
 
     # ---- checks and defaults ------------------------------------------------------------
@@ -450,6 +439,37 @@ def to_logits(raw: torch.Tensor, output: str) -> torch.Tensor:
     if output in (LOGITS, LOG_PROBS):
         return raw
     raise NetworkError(f"unknown output {output!r}: use one of {', '.join(OUTPUTS)}")
+
+
+def parameterised(graph: fx.GraphModule) -> list[str]:
+    """The modules of ``graph`` with parameters of their own, in the order it first calls them."""
+    modules = dict(graph.named_modules())
+    order: list[str] = []
+    for node in graph.graph.nodes:
+        own = modules[node.target].parameters(recurse=False) if node.op == "call_module" else ()
+        if node.target not in order and any(True for _ in own):
+            order.append(str(node.target))
+    return order
+
+
+def top_down(model: nn.Module) -> tuple[str, ...]:
+    """A model's parameterised modules from the top down, as ``model.get_submodule`` names them:
+    the order a randomisation cascade (Adebayo et al. 2018) re-initialises them. For a host's
+    network (:func:`scored`) they come from its graph; a plain module must name its own."""
+    graph = getattr(model, "graph", None)
+    if not isinstance(graph, fx.GraphModule):
+        raise NetworkError(f"{type(model).__name__}: no graph to find its layers in (open it through the contract)")
+    return tuple(f"graph.{name}" for name in reversed(parameterised(graph)))
+
+
+def draw_anew(module: nn.Module, generator: torch.Generator, where: str) -> None:
+    """``module``'s parameters drawn again as PyTorch initialises them, from ``generator``; a
+    norm layer gets its initial constants (and a BatchNorm its initial statistics) back."""
+    if not _draw_anew(module, generator):
+        raise NetworkError(
+            f"{where} ({type(module).__name__}) cannot be drawn anew for the randomisation check: only "
+            "convolutions, linear and norm layers can"
+        )
 
 
 def scored(module: nn.Module, contract: Contract, where: str = "the network") -> nn.Module:

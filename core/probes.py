@@ -30,6 +30,7 @@ from torch import nn
 from core import runs
 from core.data import IMAGE_SIZE, Split, to_tensor
 from core.evaluate import per_class_mean
+from core.network import Network
 
 SIMILARITY_LAYERS = ("conv1", "conv2", "conv3", "conv4", "fc1")
 BLANK = 0.05  # a digit whose every pixel is below this has no ink
@@ -272,20 +273,26 @@ def sweep(
     points: int = 50,
 ) -> Sweep:
     """``image`` (as ``bend`` takes it) bent by ``values`` (default: ``default_values(kind,
-    points)``), read by one batched ``model.taps`` pass over the original and every variant
-    under inference mode. A blank digit (every pixel below 0.05) is refused. See ``Sweep``."""
+    points)``), read by one batched ``model.taps`` pass (a :class:`Network`: its shown layers)
+    over the original and every variant under inference mode. A blank digit (every pixel below
+    0.05) is refused. See ``Sweep``."""
     info = _check_kind(kind)
     x = _as_image(image)
     _check_ink(x)
     array = default_values(kind, points) if values is None else _check_values(info, values)
     variants = bend(x, kind, array)  # (n, 1, 28, 28)
     with torch.inference_mode():
-        batch = torch.cat([x[None, None], variants]).to(_device(model))
-        taps = model.taps(batch)
-        probs = torch.softmax(taps["fc2"].double(), dim=1).float().cpu()  # (n + 1, 10)
+        if isinstance(model, Network):  # any network: its shown layers but the logits
+            batch = torch.cat([x[None, None], variants])
+            outputs = model.outputs(batch)
+            logits, layers = model.logits(batch), {name: outputs[name] for name in list(outputs)[:-1]}
+        else:
+            batch = torch.cat([x[None, None], variants]).to(_device(model))
+            taps = model.taps(batch)
+            logits, layers = taps["fc2"], {layer: taps[layer] for layer in SIMILARITY_LAYERS}
+        probs = torch.softmax(logits.double(), dim=1).float().cpu()  # (n + 1, classes)
         similarity = {
-            layer: _pearson(taps[layer][1:].flatten(1).cpu(), taps[layer][0].flatten().cpu())
-            for layer in SIMILARITY_LAYERS
+            layer: _pearson(values[1:].flatten(1).cpu(), values[0].flatten().cpu()) for layer, values in layers.items()
         }
     preds = probs.argmax(dim=1).numpy()
     original = int(preds[0])

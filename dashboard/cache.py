@@ -38,11 +38,12 @@ from core import (
 )
 from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointError, CheckpointInfo, ModelRef
-from core.config import ServerSettings, cache_dir, server_settings, shuffled_labels_config
+from core.config import NetSpec, ServerSettings, cache_dir, server_settings, shuffled_labels_config
 from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits, softmax
+from core.host_networks import open_into_cache
 from core.jobs import TrainingJobs
-from core.network import Network
+from core.network import Contract, Network, NetworkError
 from core.runs import Point
 from core.train import (
     ShuffledNetwork,
@@ -82,7 +83,40 @@ def _network(root: str, key: str, epoch: int | None) -> Network:
     trained = _model(root, key, epoch)
     data = dataset(trained.info.data_source)
     digits = to_tensor(data.test.images[:NETWORK_CHECK_DIGITS])
-    return Network(trained.model, len(data.classes), digits, where=f"model {trained.info.key}")
+    record = trained.info.network
+    if record is None:  # the reference network normalises its pixels itself
+        return Network(trained.model, len(data.classes), digits, where=f"model {trained.info.key}")
+    contract = Contract(record.mean, record.std, record.output)
+    return Network(trained.model.source, len(data.classes), digits, contract, where=record.net)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostNetworks:
+    """The networks the host named (--net), as this server opened them at its start."""
+
+    opened: tuple[tuple[NetSpec, str], ...]  # (what the host named, its model key), in the host's order
+    refused: tuple[tuple[NetSpec, str], ...]  # (what the host named, why it cannot be served)
+
+
+def host_networks() -> HostNetworks:
+    """The host's networks, opened once per server (at its start: dashboard.server_start) into the
+    model cache; one that does not meet the contract is refused with its sentence, logged once,
+    and the server goes on serving the others."""
+    return _host_networks(str(cache_dir()), settings().nets, settings().data)
+
+
+@st.cache_resource(show_spinner="Opening the host's networks…")
+def _host_networks(root: str, nets: tuple[NetSpec, ...], data_source: str) -> HostNetworks:
+    opened, refused = [], []
+    for spec in nets:
+        try:
+            info = open_into_cache(spec, dataset(data_source), Path(root))
+        except (NetworkError, CheckpointError, OSError) as err:
+            logging.getLogger("dashboard").error("the host's network is not served: %s", err)
+            refused.append((spec, str(err)))
+        else:
+            opened.append((spec, info.key))
+    return HostNetworks(tuple(opened), tuple(refused))
 
 
 PROVISIONAL_MARK = "~"  # "KEY~N": a model still training, as far as its N saved epochs (see provisional())
@@ -257,8 +291,16 @@ def _activations(root: str, key: str, epoch: int | None, pixels: bytes) -> dict[
 
 
 def probabilities(ref: ModelRef, pixels: bytes) -> np.ndarray:
-    """float32 (K,): the class probabilities of one digit (softmax of its logits)."""
-    return softmax(activations(ref, pixels)["fc2"])
+    """float32 (K,): the class probabilities of one digit (softmax of its logits, as the network
+    contract turns the network's output into logits)."""
+    return _probabilities(str(cache_dir()), ref.key, ref.epoch, pixels)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _probabilities(root: str, key: str, epoch: int | None, pixels: bytes) -> np.ndarray:
+    with torch.inference_mode():
+        logits = _network(root, key, epoch).logits(_pixels_tensor(pixels))
+    return softmax(logits[0].float().cpu().numpy())
 
 
 def attribution_map(ref: ModelRef, pixels: bytes, label: int | None, request: AttributionRequest) -> np.ndarray:
@@ -739,7 +781,9 @@ def probe_sweep(ref: ModelRef, pixels: bytes, kind: str) -> probes.Sweep:
 @st.cache_data(max_entries=128, show_spinner=False)
 def _probe_sweep(root: str, key: str, epoch: int | None, pixels: bytes, kind: str) -> probes.Sweep:
     with heavy_gate():
-        return probes.sweep(_model(root, key, epoch).model, _pixels_tensor(pixels)[0], kind)
+        trained = _model(root, key, epoch)
+        model = _network(root, key, epoch) if trained.info.host else trained.model
+        return probes.sweep(model, _pixels_tensor(pixels)[0], kind)
 
 
 def counterfactual(

@@ -7,7 +7,6 @@ import streamlit as st
 
 from core import explanation_checks
 from core.data import DIGIT_NAMES, one_of
-from core.evaluate import softmax
 from core.jobs import CANCELLED, DONE, FAILED, QUEUED, WAITING, JobStatus
 from dashboard import cache, figures, state, words
 from dashboard.view import DATA_SPLITS, DRAWN, Sample, View
@@ -223,7 +222,9 @@ def picked_digit(view: View, prefix: str) -> tuple[Sample, np.ndarray, dict[str,
     image = view.image(sample)
     acts = cache.activations(view.ref, image.tobytes())
     text, link = st.columns([3, 1], vertical_alignment="center")
-    text.markdown(prediction_text(sample, view.label(sample), softmax(acts["fc2"]), view.data.classes))
+    text.markdown(
+        prediction_text(sample, view.label(sample), cache.probabilities(view.ref, image.tobytes()), view.data.classes)
+    )
     page, label, icon = OTHER_PAGE[prefix]
     link.page_link(page, label=label, icon=icon)
     return sample, image, acts
@@ -455,6 +456,9 @@ def _trust_detail(view: View, pixels: bytes, label: int | None, title: str, requ
 def report_button(build, label: str, file_name: str, help: str) -> None:
     """A button that saves an HTML report; ``build`` (no arguments, returns the HTML) runs only
     when it is clicked, on its own thread, through the heavy gate like every map."""
+    if state.page_view().host:  # the report draws the reference network's own layers
+        st.caption("Reports are written for the reference network only, for now.")
+        return
     gate = cache.heavy_gate()
 
     def html() -> bytes:
@@ -471,3 +475,16 @@ def report_button(build, label: str, file_name: str, help: str) -> None:
         help=help,
         key=f"report_{file_name}",
     )
+
+
+def reference_only(view: View, what: str) -> bool:
+    """Say, in one sentence, that ``what`` is not drawn for a host's network, and return True
+    when the model shown is one (the page then leaves it out)."""
+    if not view.host:
+        return False
+    st.info(
+        f"{what} reads the reference network's own layers (conv1 to fc1), so it is not drawn for "
+        f"**{view.trained.info.network.name}** yet; pick the reference model in the sidebar to see it.",
+        icon=":material/construction:",
+    )
+    return True

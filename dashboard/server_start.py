@@ -11,7 +11,8 @@ pyproject asks for Streamlit 1.67, where this was checked). The lifespan starts
 - on an empty cache the default model's training is requested from the shared background
   trainer, exactly as the first page would have, so the first epoch (and its provisional
   weights, Home.py's notice) is seconds nearer when the first page opens;
-- the server's data set is loaded into the shared cache.
+- the server's data set is loaded into the shared cache, and the host's own networks (--net)
+  are opened into the model cache (each checked; one refused is logged and left out).
 
 (Loading and evaluating the cached model here too, on a later start, was tried: the first page
 drew its card no sooner, 4.4 s against 3.4-3.9 s after opening it, so it is not done.)
@@ -48,9 +49,15 @@ def warm_start() -> str | None:
 
         server = cache.settings()
         requested = None
-        # The page asks for the default model only when no model is cached (state.resolve).
-        if server.training and not cache.cached_models():
-            requested = cache.training_jobs().request(server.default_config())
+        if server.nets:  # opened (and checked) once, before a page asks: the first page shows the first
+            cache.host_networks()
+        cached = cache.cached_models()
+        # The page asks for the default model only when no model is cached (state.resolve); beside
+        # the host's own networks the reference stays in the list, so it is trained here.
+        if server.training and (not cached or server.nets):
+            default = server.default_config()
+            if cache.training_jobs().key(default) not in {info.key for info in cached}:
+                requested = cache.training_jobs().request(default)
         cache.dataset(server.data)
         return requested
     except Exception:  # a bad setting or damaged data: the first page says what is wrong

@@ -4,6 +4,7 @@ epochs, or train a new one in the background."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import streamlit as st
 
@@ -29,15 +30,32 @@ def show(view: View) -> None:
             _model_card(view)
             _switch_model(view)
             _step_epochs(view)
+        _refused_networks()
         _train_form(view)
-        st.caption(
-            f"Layer names mean one tensor everywhere: {', '.join(AFTER_RELU)} are read after their ReLU; "
-            "fc2 is the raw scores (logits)."
-        )
+        if view.host:
+            st.caption("Layer names are the network's own; each block is read after its activation.")
+        else:
+            st.caption(
+                f"Layer names mean one tensor everywhere: {', '.join(AFTER_RELU)} are read after their ReLU; "
+                "fc2 is the raw scores (logits)."
+            )
+
+
+def _refused_networks() -> None:
+    """The host's networks this server could not open, each with its sentence (the others serve)."""
+    for spec, why in cache.host_networks().refused:
+        st.warning(f"**{spec.name}** is not served: {why}", icon=":material/block:")
 
 
 def _model_card(view: View) -> None:
     info = view.trained.info
+    if info.network is not None:
+        st.markdown(f"**Model:** {info.network.name}, the host's network")
+        st.caption(
+            f"from {Path(info.network.net).name} with {Path(info.network.weights).name} · trained elsewhere  \n"
+            f"test accuracy **{info.test_accuracy:.2%}**"
+        )
+        return
     st.markdown(f"**Model:** {info.config.recipe} recipe")
     st.caption(
         f"{info.config.epochs} epoch{'s' if info.config.epochs != 1 else ''} · seed {info.config.seed} · "

@@ -64,6 +64,7 @@ def resolve(fall_back: bool = True, avoid: str | None = None) -> tuple[View, lis
     (``fall_back``), to the server's default model, with a warning saying why; ``avoid`` is that
     model's key, left out of the models to fall back on."""
     warnings: list[str] = []
+    cache.host_networks()  # opened into the cache once per server (normally at its start)
     models = {info.key: info for info in cache.cached_models() if info.key != avoid}
     if _REF not in st.session_state:  # a new session: take the model and digit from the link
         params = st.query_params.to_dict()
@@ -163,8 +164,11 @@ def page_view() -> View:
 
 
 def _default_ref(models: dict) -> ModelRef | None:
-    """The default recipe's model if cached, else the newest cached one on the server's data set,
-    else the newest cached one, else None."""
+    """The host's first network (--net) if it opened, else the default recipe's model if cached,
+    else the newest cached one on the server's data set, else the newest cached one, else None."""
+    hosts = [key for _, key in cache.host_networks().opened if key in models]
+    if hosts:
+        return ModelRef(hosts[0])
     default_key = cache.training_jobs().key(cache.settings().default_config())
     if default_key in models:
         return ModelRef(default_key)

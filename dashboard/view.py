@@ -174,6 +174,11 @@ class View:
     label_filter: LabelFilter = FIRST_FILTER  # the Suspicious labels page's choices
 
     @property
+    def host(self) -> bool:
+        """The model shown is a network the host named (--net), not the reference trained here."""
+        return self.trained is not None and self.trained.info.host
+
+    @property
     def epoch(self) -> int:
         """The epoch whose weights are in use."""
         assert self.trained is not None and self.ref is not None

@@ -13,7 +13,6 @@ from core.attributions import (
     AttributionError,
     AttributionRequest,
 )
-from core.evaluate import softmax
 from dashboard import cache, figures, panels, report, state
 from dashboard.view import UNIT_COUNTS, Unit, View
 
@@ -29,10 +28,10 @@ def render(view: View) -> None:
     if view.trained is None:
         panels.training_status(view.job.key, "Attributions appear when the model is trained")
         return
-    sample, image, acts = panels.picked_digit(view, "at")
+    sample, image, _ = panels.picked_digit(view, "at")
     pixels = image.tobytes()
     label = view.label(sample)
-    probs = softmax(acts["fc2"])
+    probs = cache.probabilities(view.ref, pixels)
     pred = int(np.argmax(probs))
     names = view.data.classes
 
@@ -113,6 +112,8 @@ def render(view: View) -> None:
 
     if by_layer.open:
         with by_layer:
+            if panels.reference_only(view, "Comparing layers"):
+                return
             cols = st.columns([1.4, 1])
             method = cols[0].selectbox(
                 "Layer method",
@@ -218,7 +219,7 @@ def _channels_links(view: View, pixels: bytes) -> None:
     """One button per layer: its unit card, at the channel carrying most evidence for the
     predicted class on this digit (the Units page then ranks them all)."""
     st.caption("Which channels of a layer carry the evidence for the predicted class, ranked, each with its card:")
-    predicted = int(np.argmax(cache.activations(view.ref, pixels)["fc2"]))
+    predicted = int(np.argmax(cache.probabilities(view.ref, pixels)))
     for column, layer in zip(st.columns(len(UNIT_COUNTS)), UNIT_COUNTS, strict=True):
         if column.button(f"{layer} channels" if layer != "fc1" else "fc1 units", key=f"at_units_{layer}"):
             found = cache.channel_relevance(view.ref, pixels, layer, predicted)

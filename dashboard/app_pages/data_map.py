@@ -18,6 +18,8 @@ def render(view: View) -> None:
     if view.trained is None:
         panels.training_status(view.job.key, "The map appears when the model is trained")
         return
+    if panels.reference_only(view, "The data map"):
+        return
     found = cache.result("map", view.ref)
     if found is None:
         panels.wait_for("map", view)

@@ -14,8 +14,9 @@ POOLED = {"pool1": "conv2", "pool2": "conv4"}  # a pool layer's channel c is its
 def render(view: View) -> None:
     st.title("Feature maps")
     st.caption(
-        "Each conv layer slides its 3×3 kernels over the layer before and keeps the positive part (ReLU): bright "
-        "means the pattern the channel looks for is there. Pools keep the strongest value of each 2×2 block."
+        "Each conv layer slides its kernels over the layer before and keeps what its activation lets through: "
+        "bright means the pattern the channel looks for is there. Pools keep the strongest (or mean) value of "
+        "each block."
     )
     if view.trained is None:
         panels.training_status(view.job.key, "Feature maps appear when the model is trained")
@@ -29,6 +30,14 @@ def render(view: View) -> None:
     )
     # The layers with channels, in forward order, as the network contract shows them.
     flow_layers = [layer for layer, values in acts.items() if values.ndim == 3]
+    if not flow_layers:
+        st.info(
+            "This network has no layer with channels (it is fully connected), so there is no path of images to draw; "
+            "each layer's values are drawn as bars below.",
+            icon=":material/linear_scale:",
+        )
+        _every_layer(view, acts)
+        return
     stages = []
     for layer in flow_layers:
         top = strongest_channels(acts[layer], FLOW_TOP)
@@ -36,7 +45,7 @@ def render(view: View) -> None:
 
     def on_flow_click() -> None:
         data = panels.clicked("fm_flow")
-        if data:  # a pool's channel is the channel of the conv layer it pools
+        if data and not view.host:  # a pool's channel is the channel of the conv layer it pools
             layer = flow_layers[int(data[0])]
             state.select_unit(Unit(POOLED.get(layer, layer), int(data[1])))
 
@@ -47,9 +56,12 @@ def render(view: View) -> None:
         on_select=on_flow_click,
         selection_mode="points",
     )
-    if view.unit.layer in CONV_LAYERS:
+    if view.unit.layer in CONV_LAYERS and not view.host:
         _unit_link(view.unit, "fm_card_flow")
+    _every_layer(view, acts)
 
+
+def _every_layer(view: View, acts: dict) -> None:
     st.subheader("Every channel, layer by layer")
     shared = st.toggle(
         "One colour scale per layer",
@@ -68,7 +80,7 @@ def render(view: View) -> None:
 
 def _layer(view: View, layer: str, values, shared: bool, logits: bool) -> None:
     """One layer's outputs for the digit, and a conv layer's kernels on request."""
-    card = layer in UNIT_COUNTS  # conv layers and fc1 have unit cards
+    card = layer in UNIT_COUNTS and not view.host  # the reference's conv layers and fc1 have unit cards
 
     def on_click() -> None:
         data = panels.clicked(f"fm_maps_{layer}")
@@ -103,7 +115,7 @@ def _layer(view: View, layer: str, values, shared: bool, logits: bool) -> None:
         strongest = int(values.reshape(len(values), -1).max(axis=1).argmax())
         unit = view.unit if view.unit.layer == layer else Unit(layer, strongest)
         _unit_link(unit)
-    if layer in CONV_LAYERS:
+    if layer in CONV_LAYERS and not view.host:
         kernels_box = st.expander(f"{layer}'s kernels (weights)", key=f"fm_kernels_open_{layer}", on_change="rerun")
         if kernels_box.open:
             with kernels_box:

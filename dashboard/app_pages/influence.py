@@ -53,6 +53,8 @@ def render(view: View) -> None:
     if view.trained is None:
         panels.training_status(view.job.key, "The training digits appear when the model is trained")
         return
+    if panels.reference_only(view, "Finding the training digits behind an answer"):
+        return
     sample = view.sample
     if sample.split == DRAWN:
         st.info(

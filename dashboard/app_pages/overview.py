@@ -2,6 +2,7 @@
 no trained model, so they show at once on a first start while the model trains."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -13,12 +14,21 @@ from dashboard.view import View
 
 def render(view: View) -> None:
     st.title("What this network is")
-    st.markdown(
-        "A small convolutional network reads a 28×28 handwritten digit and outputs ten scores, one per digit. "
-        "Four 3×3 convolutions find strokes and then shapes, two max-pools shrink the picture, and two "
-        "fully connected layers turn what was found into a decision. Open **Browse digits** to see its "
-        "predictions, **Errors** to see where it fails."
-    )
+    if view.host:
+        record = view.trained.info.network
+        st.markdown(
+            f"**{record.name}**, a network the host of this server opened from `{Path(record.net).name}` with the "
+            f"weights `{Path(record.weights).name}`, reads a 28×28 image and outputs {len(view.data.classes)} "
+            "scores, one per class. Its layers below are found from its graph. Open **Browse digits** to see its "
+            "predictions, **Errors** to see where it fails."
+        )
+    else:
+        st.markdown(
+            "A small convolutional network reads a 28×28 handwritten digit and outputs ten scores, one per digit. "
+            "Four 3×3 convolutions find strokes and then shapes, two max-pools shrink the picture, and two "
+            "fully connected layers turn what was found into a decision. Open **Browse digits** to see its "
+            "predictions, **Errors** to see where it fails."
+        )
     if not view.data.digits:
         st.info(
             f"This network reads **{view.data.name}**, whose ten classes are {', '.join(view.data.classes)}: where "
@@ -40,11 +50,10 @@ def render(view: View) -> None:
 
     trained, info, data = view.trained, view.trained.info, view.data
     evaluation = cache.evaluation(view.ref, "test")
-    rows = layer_table(trained.model)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Test accuracy", f"{evaluation.accuracy:.2%}", help="On the 10,000 test images the model never saw")
     c2.metric("Mistakes", f"{len(evaluation.misclassified):,} of {len(evaluation.labels):,}")
-    c3.metric("Parameters", f"{sum(r.parameters for r in rows):,}")
+    c3.metric("Parameters", f"{sum(p.numel() for p in trained.model.parameters()):,}")
     epochs = info.config.epochs
     plural = "" if epochs == 1 else "s"
     # Short enough for a quarter of the page ("epoch 1 of 3, 4.1 s" was cut to "epoch 1 of …").
@@ -55,6 +64,8 @@ def render(view: View) -> None:
             f"{point:.4g} of {epochs} epoch{plural}",
             help=f"Still training: these weights were saved after {info.train_seconds:.1f} s.",
         )
+    elif view.host:
+        c4.metric("Trained", "elsewhere", help="The host opened these weights; they were not trained here.")
     else:
         seconds = info.train_seconds
         c4.metric("Training", f"{epochs} epoch{plural}, {seconds:.0f} s", help=f"Trained in {seconds:.1f} s.")
@@ -68,9 +79,12 @@ def render(view: View) -> None:
         "confusion matrix, the top confusions with their digits and maps, and the trust scorecard if computed.",
     )
 
+    if view.host:
+        _host_network(view)
+        return
     left, right = st.columns([1, 1], gap="large")
     with left:
-        _architecture(rows)
+        _architecture(layer_table(trained.model))
         with st.expander("Every step of its graph"):
             _graph(cache.network(view.ref))
     with right:
@@ -99,6 +113,43 @@ def render(view: View) -> None:
         )
     with right:
         st.subheader("Accuracy per class")
+        st.plotly_chart(
+            figures.per_class_accuracy(evaluation.per_class_accuracy(), data.classes),
+            key="overview_per_class",
+            config=figures.CHART_CONFIG,
+        )
+
+
+def _host_network(view: View) -> None:
+    """A host's network: its layers from the graph, where it came from, its accuracy per class."""
+    info, data = view.trained.info, view.data
+    record, network = info.network, cache.network(view.ref)
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        st.subheader("Architecture")
+        _graph(network)
+    with right:
+        st.subheader("Where it came from")
+        normalised = "none" if (record.mean, record.std) == (0.0, 1.0) else f"mean {record.mean}, std {record.std}"
+        st.dataframe(
+            [
+                {"setting": "class", "value": record.net},
+                {"setting": "weights", "value": record.weights},
+                {"setting": "normalisation", "value": normalised},
+                {"setting": "returns", "value": record.output},
+                {"setting": "data", "value": f"{info.data_source} ({len(data.test):,} test images)"},
+                {"setting": "cache key", "value": info.key},
+            ],
+            hide_index=True,
+            width="stretch",
+            height="content",
+        )
+        st.caption(
+            "Trained elsewhere, so there are no training curves or saved epochs to step through. Its key changes when "
+            "its class file, its weights or the data change; the host restarts the server to open a new version."
+        )
+        st.subheader("Accuracy per class")
+        evaluation = cache.evaluation(view.ref, "test")
         st.plotly_chart(
             figures.per_class_accuracy(evaluation.per_class_accuracy(), data.classes),
             key="overview_per_class",

@@ -20,6 +20,8 @@ def render(view: View) -> None:
     if view.trained is None:
         panels.training_status(view.job.key, "The scorecard can be computed once the model is trained")
         return
+    if panels.reference_only(view, "The scorecard"):
+        return
     if view.trained.info.provisional:  # a minute of work for weights about to be replaced
         st.info(
             "The scorecard is computed for the finished model: it can be asked for when training ends, in a few "

@@ -1,0 +1,220 @@
+"""A host's own network (--net FILE.py:CLASS --weights FILE) in the model cache and on every page.
+
+core.host_networks keeps it as a model folder; the numbers are checked another way: the cached
+model's logits against the host's module run by hand (normalised, its output turned into
+logits), the kept evaluation against a fresh pass, the randomisation order against the order
+hooks on a private copy see the parameterised modules called in. Every page then renders
+through AppTest on three architectures with no exception, and says in one sentence what it
+does not draw for them.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from core import checkpoints
+from core.checkpoints import CheckpointError
+from core.config import NETS_ENV, NetSpec, server_settings
+from core.data import load_mnist, to_tensor
+from core.evaluate import evaluate, load_or_evaluate
+from core.explanation_checks import cascade_of, randomized
+from core.host_networks import open_into_cache
+from core.model import MNIST_MEAN, MNIST_STD
+from core.network import LOG_PROBS, Network
+from core.network_files import import_class
+from core.probes import sweep
+from core.runs import Point
+from core.train import load_cached
+from tests.apptest import HOME, PAGES, server_env, texts
+
+__all__ = ["server_env"]  # a fixture: imported for pytest to find
+
+NETS = Path(__file__).parent / "nets"
+
+
+def _weights(folder: Path, spec: str, seed: int = 0) -> tuple[nn.Module, Path]:
+    cls = import_class(str(NETS / spec))[0]
+    torch.manual_seed(seed)
+    module = cls().eval()
+    path = folder / f"{spec.partition('.py')[0]}-{seed}.safetensors"
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, path)
+    return module, path
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_mnist()
+
+
+# ---- the settings ------------------------------------------------------------------------
+
+
+def test_nets_from_the_command_line_the_environment_and_the_settings_file(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(NETS_ENV, raising=False)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[mnist_dashboard]\nnets = [{net = "a.py:A", weights = "a.safetensors", mean = 0.5, std = 0.25}]\n'
+    )
+    monkeypatch.setenv(NETS_ENV, "b.py:B=b.pt")
+    argv = ["--net", "c.py:C", "--weights", "/w/c.pt", "--mean", "0.1307", "--std", "0.3081", "--output", "logits"]
+    nets = server_settings(argv, config).nets
+    assert [n.name for n in nets] == ["A", "B", "C"]
+    assert nets[0] == NetSpec(f"{tmp_path / 'a.py'}:A", str(tmp_path / "a.safetensors"), 0.5, 0.25)
+    assert nets[1].weights == str(tmp_path / "b.pt") and nets[1].output == "detect"
+    assert nets[2] == NetSpec(f"{tmp_path / 'c.py'}:C", "/w/c.pt", 0.1307, 0.3081, "logits")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--net", "lenet.py:LeNet5"], "follow it with --weights FILE"),
+        (["--net", "lenet.py", "--weights", "w.pt"], "name a network as FILE.py:CLASS"),
+        (["--std", "0.3"], "put it after --net"),
+        (["--net", "a.py:A", "--weights", "w", "--output", "scores"], "use one of logits"),
+        (["--net", "a.py:A", "--weights", "w", "--std", "0"], "std must be positive"),
+    ],
+)
+def test_a_wrong_net_setting_is_one_sentence(monkeypatch, argv, message):
+    monkeypatch.delenv(NETS_ENV, raising=False)
+    with pytest.raises(ValueError, match=message):
+        server_settings(argv)
+
+
+# ---- the model folder --------------------------------------------------------------------
+
+
+def test_a_host_network_is_kept_as_a_model_and_loads_as_the_pages_use_one(tmp_path, data):
+    """pytorch/examples' Net (normalised input, log-probabilities out): the cached model takes
+    [0, 1] pixels and returns logits equal to the module's own output on normalised pixels."""
+    module, weights = _weights(tmp_path, "examples_net.py:Net")
+    spec = NetSpec(str(NETS / "examples_net.py") + ":Net", str(weights), MNIST_MEAN, MNIST_STD)
+    info = open_into_cache(spec, data, tmp_path / "cache")
+    assert info.host and info.network.output == LOG_PROBS and info.epochs_done == 1
+    assert info.label.startswith("Net (the host's, examples_net-0.safetensors)")
+    trained = load_cached(info.key, root=tmp_path / "cache")
+    x = to_tensor(data.test.images[:32])
+    with torch.no_grad():
+        by_hand = module((x - MNIST_MEAN) / MNIST_STD)  # log-probabilities are logits already
+        torch.testing.assert_close(trained.model(x), by_hand, rtol=1e-5, atol=1e-5)
+    assert sum(p.numel() for p in trained.model.parameters()) == 1_199_882
+    # The test evaluation kept beside it is the one a fresh pass gives (and it is read, not recomputed).
+    fresh = evaluate(trained.model, data.test)
+    assert info.test_accuracy == pytest.approx(fresh.accuracy)
+    broken = copy.deepcopy(trained.model)
+    broken.forward = lambda _: (_ for _ in ()).throw(AssertionError("recomputed"))
+    kept = load_or_evaluate(broken, data.test, Point(info.folder, 1, "test", data.fingerprint))
+    np.testing.assert_allclose(kept.logits, fresh.logits, rtol=1e-5, atol=1e-5)
+    # Opened again (a restart): the same key, and the folder is reused as it is.
+    meta = info.folder / checkpoints.META
+    written = meta.stat().st_mtime_ns
+    assert open_into_cache(spec, data, tmp_path / "cache").key == info.key
+    assert meta.stat().st_mtime_ns == written
+
+
+def test_new_weights_or_a_new_class_file_make_a_new_key_and_a_changed_file_is_refused(tmp_path, data):
+    net = tmp_path / "lenet.py"
+    net.write_text((NETS / "lenet.py").read_text())
+    _, first = _weights(tmp_path, "lenet.py:LeNet5", seed=0)
+    _, second = _weights(tmp_path, "lenet.py:LeNet5", seed=1)
+    root = tmp_path / "cache"
+    a = open_into_cache(NetSpec(f"{net}:LeNet5", str(first)), data, root)
+    b = open_into_cache(NetSpec(f"{net}:LeNet5", str(second)), data, root)
+    assert a.key != b.key
+    net.write_text(net.read_text() + "\n# edited\n")
+    with pytest.raises(CheckpointError, match=r"changed after model .* was opened from it: restart the server"):
+        load_cached(a.key, root=root)
+    c = open_into_cache(NetSpec(f"{net}:LeNet5", str(first)), data, root)
+    assert c.key not in (a.key, b.key)
+    assert load_cached(c.key, root=root).info.host
+
+
+def test_eviction_spares_the_hosts_networks(tmp_path, data):
+    _, weights = _weights(tmp_path, "mlp.py:MLP")
+    root = tmp_path / "cache"
+    info = open_into_cache(NetSpec(str(NETS / "mlp.py") + ":MLP", str(weights)), data, root)
+    assert checkpoints.evict(0, set(), root) == []
+    assert info.folder.is_dir()
+
+
+def test_randomisation_walks_a_host_network_top_down_in_call_order(tmp_path, data):
+    """The cascade's order is the parameterised modules' first calls, reversed, as hooks on a
+    private copy see them; only the named layers change, and the original stays as it was."""
+    module, weights = _weights(tmp_path, "lenet.py:LeNet5")
+    info = open_into_cache(NetSpec(str(NETS / "lenet.py") + ":LeNet5", str(weights)), data, tmp_path / "cache")
+    model = load_cached(info.key, root=tmp_path / "cache").model
+    order: list[str] = []
+    private = copy.deepcopy(module)
+    for name, sub in private.named_modules():
+        if name and any(True for _ in sub.parameters(recurse=False)):
+            sub.register_forward_pre_hook(lambda *_, name=name: order.append(name) if name not in order else None)
+    private(torch.zeros(1, 1, 28, 28))
+    assert cascade_of(model) == tuple(f"graph.{name}" for name in reversed(order))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    top = cascade_of(model)[:2]
+    drawn = randomized(model, top, seed=3)
+    for name, value in drawn.state_dict().items():
+        changed = not torch.equal(value, before[name])
+        assert changed == (name.rpartition(".")[0] in top), name
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_bend_sweep_on_a_host_network_reads_its_own_layers(data):
+    """The sweep's probabilities equal the network's logits on the bent digits, softmaxed; one
+    similarity curve per shown layer but the logits."""
+    network = Network(import_class(str(NETS / "lenet.py:LeNet5"))[0]().eval(), 10, to_tensor(data.test.images[:8]))
+    found = sweep(network, to_tensor(data.test.images[:1])[0, 0], "rotation", points=7)
+    with torch.no_grad():
+        expected = torch.softmax(network.logits(torch.as_tensor(found.images)[:, None]).double(), 1).float()
+    np.testing.assert_allclose(found.probs, expected.numpy(), atol=1e-5)
+    assert list(found.similarity) == list(network.shown)[:-1]
+
+
+# ---- every page ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def host_servers(tmp_path_factory):
+    """Weights for three architectures (seeded, untrained: the pages must not care)."""
+    folder = tmp_path_factory.mktemp("host_weights")
+    return {spec: _weights(folder, spec)[1] for spec in ("lenet.py:LeNet5", "mlp.py:MLP", "examples_net.py:Net")}
+
+
+def _open(page: str | None):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(HOME, default_timeout=180)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+@pytest.mark.parametrize("spec", ["lenet.py:LeNet5", "mlp.py:MLP", "examples_net.py:Net"])
+def test_every_page_opens_on_a_host_network(spec, host_servers, server_env, tmp_path, monkeypatch):
+    """The app opens on the host's network (the first it names); a network that cannot be
+    served is named in the sidebar with its sentence, and the others serve on."""
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path / "cache"))
+    broken = f"{NETS / 'broken.py'}:WrongWidth={host_servers[spec]}"
+    server_env(MNIST_CNN_NETS=f"{NETS / spec}={host_servers[spec]};{broken}", MNIST_CNN_TRAINING="off")
+    name = spec.rpartition(":")[2]
+    for page in [None, *PAGES[1:]]:
+        at = _open(page)
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not at.error, (page, [e.value for e in at.error])
+        shown = texts(at)
+        assert f"{name}, the host's network" in shown, page
+        assert "WrongWidth** is not served" in shown and "do not fit" in shown, page
+        if page in ("app_pages/units.py", "app_pages/data_map.py", "app_pages/trust.py"):
+            assert f"so it is not drawn for **{name}** yet" in shown, page
+    overview = _open(None)
+    steps = overview.dataframe[0].value
+    assert sum(steps["parameters"]) == sum(p.numel() for p in import_class(str(NETS / spec))[0]().parameters())
