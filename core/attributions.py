@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
 from core.data import IMAGE_SIZE
 from core.model import CONV_LAYERS, MnistCNN, tap_module
@@ -96,11 +97,22 @@ class Method:
     run: Callable[..., torch.Tensor]  # (model, images, target, layer, **options) -> Tensor
     description: str
     options: tuple[Option, ...] = ()
-    layers: tuple[str, ...] = field(default=())  # layer methods only: where it applies
+    layers: tuple[str, ...] = field(default=())  # layer methods only: where it applies (the reference's)
     not_applicable: str = ""  # why it cannot apply to the layers left out
+    spatial: bool = False  # needs a layer with positions (channels × height × width)
 
     def defaults(self) -> dict[str, object]:
         return {o.name: o.default for o in self.options}
+
+    def layers_of(self, model: nn.Module) -> tuple[str, ...]:
+        """The layers this layer method applies to in ``model``: the reference's names, or a host's
+        shown layers but the logits (those with positions only, for a spatial method)."""
+        if isinstance(model, MnistCNN):
+            return self.layers
+        shown = getattr(model, "shown", None)
+        if shown is None:
+            raise AttributionError(f"{type(model).__name__} names no layers: open it through the network contract")
+        return tuple(name for name, (_, shape) in list(shown.items())[:-1] if len(shape) == 3 or not self.spatial)
 
 
 STEPS = Option("steps", "IG steps", 32, 2, 300, help="Points on the path from baseline to image; more is more exact")
@@ -260,6 +272,7 @@ METHODS: dict[str, Method] = {
             "The layer's channels weighted by their mean gradient, positive part: where the layer looks.",
             layers=CONV_LAYERS,
             not_applicable="Grad-CAM needs a layer with a spatial map (conv1..conv4); fc1's 20 units have no position",
+            spatial=True,
         ),
         Method(
             "Layer Integrated Gradients",
@@ -304,8 +317,11 @@ def attribute(
         raise AttributionError(f"{name} takes no option {', '.join(sorted(unknown))}")
     values = {o.name: o.check(name, options.get(o.name, o.default)) for o in method.options}
     if method.kind == "layer":
-        if layer not in method.layers:
-            reason = method.not_applicable or f"{name} applies to {', '.join(method.layers)}"
+        if layer not in method.layers_of(model):
+            if isinstance(model, MnistCNN):
+                reason = method.not_applicable or f"{name} applies to {', '.join(method.layers)}"
+            else:
+                reason = f"{name} applies to {', '.join(method.layers_of(model)) or 'no layer'} in this network"
             raise AttributionError(f"{reason}; {layer!r} was asked for.")
     elif layer is not None:
         raise AttributionError(f"{name} explains the input pixels, not a layer; leave the layer unset")

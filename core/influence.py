@@ -76,13 +76,13 @@ def compute_bank(
     """fc2's input and the logits of uint8 digits (N, 28, 28) through ``model`` (epoch ``epoch``'s
     weights), in batches under inference mode; ``progress(digits done)`` after each batch."""
     device = next(model.parameters()).device
-    inputs = np.empty((len(images), getattr(model, LAYER).in_features), dtype=np.float32)
-    logits = np.empty((len(images), getattr(model, LAYER).out_features), dtype=np.float32)
+    inputs = np.empty((len(images), model.last_linear.in_features), dtype=np.float32)
+    logits = np.empty((len(images), model.last_linear.out_features), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(images), BANK_BATCH):
-            taps = model.taps(to_tensor(images[start : start + BANK_BATCH]).to(device))
-            inputs[start : start + BANK_BATCH] = taps["fc1"].float().cpu().numpy()
-            logits[start : start + BANK_BATCH] = taps["fc2"].float().cpu().numpy()
+            features, scores = model.head(to_tensor(images[start : start + BANK_BATCH]).to(device))
+            inputs[start : start + BANK_BATCH] = features.float().cpu().numpy()
+            logits[start : start + BANK_BATCH] = scores.float().cpu().numpy()
             if progress is not None:
                 progress(min(start + BANK_BATCH, len(images)))
     return Bank(inputs=inputs, logits=logits, epoch=epoch)
@@ -104,10 +104,10 @@ def load_or_compute_bank(
     beside a checkpoint, or a fresh one (then kept): a run labelled with the model key, epoch,
     split, data fingerprint, digit count and layer."""
     digits = len(split) if digits is None else digits
-    width = getattr(model, LAYER).in_features
+    width = model.last_linear.in_features
 
     def decode(tensors: dict[str, torch.Tensor]) -> Bank | None:
-        classes = getattr(model, LAYER).out_features
+        classes = model.last_linear.out_features
         expected = {"inputs": ((digits, width), torch.float32), "logits": ((digits, classes), torch.float32)}
         if not runs.same_shapes(tensors, expected) or not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
             return None
@@ -131,6 +131,13 @@ def loss_gradient(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     p /= p.sum(axis=1, keepdims=True)
     p[np.arange(len(p)), np.asarray(labels)] -= 1.0
     return p
+
+
+def point_weights(info: checkpoints.CheckpointInfo, digits: int) -> np.ndarray:
+    """float64 (points,): each saved point's weight in the TracIn sum. A host's network was
+    trained elsewhere, on a schedule not known here: its one point weighs 1 (the scores are then
+    plain gradient similarities; the ranking is the same whatever the rate was)."""
+    return np.ones(info.epochs_done) if info.host else checkpoint_weights(info.config, digits)
 
 
 def checkpoint_weights(config: TrainConfig, digits: int) -> np.ndarray:

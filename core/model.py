@@ -68,6 +68,16 @@ class MnistCNN(nn.Module):
         """Raw logits float32 (B, 10): cross-entropy takes logits."""
         return self.taps(x)["fc2"]
 
+    @property
+    def last_linear(self) -> nn.Linear:
+        """The layer whose output is the scores (fc2), as core.network's host models name it."""
+        return self.fc2
+
+    def head(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """fc2's input (fc1 after its ReLU) and its output (the logits), as host models give theirs."""
+        taps = self.taps(x)
+        return taps["fc1"], taps["fc2"]
+
     def taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every named layer's output (see ``TAPS``) from one forward pass, in forward order.
 
@@ -89,7 +99,10 @@ class MnistCNN(nn.Module):
 
 
 def tap_module(model: nn.Module, layer: str) -> nn.Module:
-    """The module whose output is ``layer``'s tensor (``TAPS``): where layer methods attach."""
+    """The module whose output is ``layer``'s tensor (``TAPS``): where layer methods attach. A
+    host's network (core.network.scored) finds its own, on the private copy it is called on."""
+    if hasattr(model, "layer_module"):
+        return model.layer_module(layer)
     if layer not in TAPS:
         raise ValueError(f"unknown layer {layer!r}: choose one of {', '.join(TAPS)}")
     return getattr(model, TAPS[layer])

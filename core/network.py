@@ -256,24 +256,12 @@ class Network:
         self.classes = classes
         self.where = where
         self.graph = trace(self.module, where)
-        modules = dict(self.graph.named_modules())
-        nodes = [n for n in self.graph.graph.nodes if n.op not in ("placeholder", "output", "get_attr")]
         self._output_node = next(n for n in self.graph.graph.nodes if n.op == "output").args[0]
         raw = self._check(digits)
         self.output = self.contract.output if self.contract.output != DETECT else detect_output(raw)
-        with torch.inference_mode():
-            shapes = self._shapes(torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE), [n.name for n in nodes])
-        seen: set[str] = set()
-        layers = []
-        for node in nodes:
-            if node.name not in shapes:
-                continue  # not a tensor (a size, a tuple)
-            name = str(node.target) if node.op == "call_module" and node.target not in seen else node.name
-            seen.add(str(node.target))
-            own = modules[node.target].parameters() if node.op == "call_module" else ()
-            layers.append(Layer(name, _kind(node, modules), shapes[node.name], sum(p.numel() for p in own), node.name))
-        self.layers: tuple[Layer, ...] = tuple(layers)
-        self.shown: dict[str, str] = self._default_layers(nodes, modules)
+        layers, shown = graph_layers(self.graph, self.contract)
+        self.layers: tuple[Layer, ...] = layers
+        self.shown: dict[str, str] = shown
         for extra in self.contract.layers:
             found = next((layer for layer in self.layers if layer.name == extra), None)
             if found is None:
@@ -286,11 +274,6 @@ class Network:
 
     def _normalised(self, images: torch.Tensor) -> torch.Tensor:
         return (images - self.contract.mean) / self.contract.std
-
-    def _shapes(self, images: torch.Tensor, wanted: Iterable[str]) -> dict[str, tuple[int, ...]]:
-        recorder = _Recorder(self.graph, wanted)
-        recorder.run(self._normalised(images))
-        return {name: tuple(value.shape[1:]) for name, value in recorder.kept.items()}
 
     def raw(self, images: torch.Tensor) -> torch.Tensor:
         """The network's own output for float32 images (B, 1, 28, 28) in [0, 1]."""
@@ -402,23 +385,40 @@ class Network:
             )
         return out
 
-    def _default_layers(self, nodes: list[fx.Node], modules: dict[str, nn.Module]) -> dict[str, str]:
-        """{shown name: fx node}: each conv/linear block's output after its element-wise tail,
-        the pools, and the last linear layer (the logits)."""
-        kinds = {node.name: _kind(node, modules) for node in nodes}
-        names = {layer.node: layer.name for layer in self.layers}
-        linears = [n for n in nodes if kinds[n.name] == LINEAR]
-        shown: dict[str, str] = {}
-        for node in nodes:
-            kind = kinds[node.name]
-            if kind not in (CONV, LINEAR, POOL) or node.name not in names:
-                continue
-            end = node
-            if node is not (linears[-1] if linears else None):
-                while len(end.users) == 1 and kinds.get(next(iter(end.users)).name) in _BLOCK_TAIL:
-                    end = next(iter(end.users))
-            shown[names[node.name]] = end.name
-        return shown
+
+def graph_layers(graph: fx.GraphModule, contract: Contract) -> tuple[tuple[Layer, ...], dict[str, str]]:
+    """Every node of ``graph`` whose output is a tensor, as a :class:`Layer` (shapes from one run
+    on a blank digit), and the layers shown by default, {name: fx node}: each conv/linear
+    block's output after its element-wise tail, the pools, and the last linear layer (the logits)."""
+    modules = dict(graph.named_modules())
+    nodes = [n for n in graph.graph.nodes if n.op not in ("placeholder", "output", "get_attr")]
+    recorder = _Recorder(graph, [n.name for n in nodes])
+    with torch.inference_mode():
+        recorder.run((torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE) - contract.mean) / contract.std)
+    shapes = {name: tuple(value.shape[1:]) for name, value in recorder.kept.items()}
+    seen: set[str] = set()
+    layers = []
+    for node in nodes:
+        if node.name not in shapes:
+            continue  # not a tensor (a size, a tuple)
+        name = str(node.target) if node.op == "call_module" and node.target not in seen else node.name
+        seen.add(str(node.target))
+        own = modules[node.target].parameters() if node.op == "call_module" else ()
+        layers.append(Layer(name, _kind(node, modules), shapes[node.name], sum(p.numel() for p in own), node.name))
+    kinds = {node.name: _kind(node, modules) for node in nodes}
+    names = {layer.node: layer.name for layer in layers}
+    linears = [n for n in nodes if kinds[n.name] == LINEAR]
+    shown: dict[str, str] = {}
+    for node in nodes:
+        kind = kinds[node.name]
+        if kind not in (CONV, LINEAR, POOL) or node.name not in names:
+            continue
+        end = node
+        if node is not (linears[-1] if linears else None):
+            while len(end.users) == 1 and kinds.get(next(iter(end.users)).name) in _BLOCK_TAIL:
+                end = next(iter(end.users))
+        shown[names[node.name]] = end.name
+    return tuple(layers), shown
 
 
 def detect_output(raw: torch.Tensor) -> str:
@@ -478,8 +478,12 @@ def scored(module: nn.Module, contract: Contract, where: str = "the network") ->
     :meth:`Network.checked_contract`). ``.source`` is the module itself, for :class:`Network`."""
     if contract.output not in OUTPUTS:
         raise NetworkError(f"{where}: say what it returns ({', '.join(OUTPUTS)}) before it is served")
-    model = _Scored(with_relu_modules(trace(module.eval(), where)), contract.mean, contract.std, contract.output)
+    graph = trace(module.eval(), where)
+    layers, shown = graph_layers(graph, contract)
+    model = _Scored(with_relu_modules(graph), contract.mean, contract.std, contract.output)
     model.__dict__["source"] = module  # a plain attribute, not a submodule: parameters counted once
+    shapes = {layer.node: layer.shape for layer in layers}
+    model.shown = {name: (node, shapes[node]) for name, node in shown.items()}  # {name: (fx node, shape)}
     return model.eval()
 
 
@@ -492,6 +496,53 @@ class _Scored(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return to_logits(self.graph((images - self.mean) / self.std), self.output)
+
+    def layer_module(self, name: str) -> nn.Module:
+        """A module whose output is shown layer ``name``'s tensor, for Captum's layer methods to
+        hook: an ``nn.Identity`` put after that node of this copy's graph. It changes this
+        module: call it on a private copy (core.attributions makes one per map)."""
+        if name not in self.shown:
+            raise NetworkError(f"no layer {name!r}: the layers shown are {', '.join(self.shown)}")
+        node_name = self.shown[name][0]
+        node = next(n for n in self.graph.graph.nodes if node_name in (n.name, n.meta.get("was")))
+        tap = f"tap_{node.name}"
+        if not hasattr(self.graph, tap):
+            self.graph.add_submodule(tap, nn.Identity())
+            with self.graph.graph.inserting_after(node):
+                tapped = self.graph.graph.call_module(tap, args=(node,))
+            node.replace_all_uses_with(tapped, delete_user_cb=lambda user: user is not tapped)
+            self.graph.recompile()
+        return self.graph.get_submodule(tap)
+
+    @property
+    def last_linear(self) -> nn.Linear:
+        """The last linear layer: its output is the network's scores (see :meth:`head`)."""
+        return self.graph.get_submodule(self._last_linear_node().target)
+
+    def _last_linear_node(self) -> fx.Node:
+        modules = dict(self.graph.named_modules())
+        nodes = self.graph.graph.nodes
+        found = [n for n in nodes if n.op == "call_module" and isinstance(modules[n.target], nn.Linear)]
+        if not found:
+            raise NetworkError("this network has no linear layer: the data tools read the one that gives the scores")
+        return found[-1]
+
+    def head(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last linear layer's input, flattened (B, D), and its output (B, classes), for
+        float32 images in [0, 1]: what the data map and TracIn read (the reference's fc1 and fc2).
+        Refused when that output is not the network's scores (its softmax must be the network's
+        probabilities: a layer after it that changes them would make both tools wrong)."""
+        node = self._last_linear_node()
+        source = node.args[0]
+        recorder = _Recorder(self.graph, [source.name, node.name])
+        logits = to_logits(recorder.run((images - self.mean) / self.std), self.output)
+        inputs, outputs = recorder.kept[source.name], recorder.kept[node.name]
+        if not torch.allclose(torch.softmax(outputs.double(), 1), torch.softmax(logits.double(), 1), atol=1e-4):
+            raise NetworkError(
+                f"the output of the last linear layer ({node.target}) is not the network's scores: something after "
+                "it changes them, so the data map and the training digits behind an answer cannot read it"
+            )
+        return inputs.flatten(1), outputs
 
 
 def _is_relu(node: fx.Node, graph: fx.GraphModule) -> bool:
@@ -524,6 +575,7 @@ def with_relu_modules(graph: fx.GraphModule) -> fx.GraphModule:
         private.add_submodule(name, nn.ReLU())
         with private.graph.inserting_after(node):
             replacement = private.graph.call_module(name, args=(node.args[0],))
+        replacement.meta["was"] = node.name  # the node a shown layer names (see _Scored.layer_module)
         node.replace_all_uses_with(replacement)
         private.graph.erase_node(node)
     private.graph.lint()

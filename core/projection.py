@@ -87,11 +87,11 @@ def _features(
 ) -> np.ndarray:
     """fc1 of ``total`` digits arriving as batches of float32 (B, 1, 28, 28) images: float32 (N, 20)."""
     device = next(model.parameters()).device
-    features = np.empty((total, getattr(model, LAYER).out_features), dtype=np.float32)
+    features = np.empty((total, model.last_linear.in_features), dtype=np.float32)
     done = 0
     with torch.inference_mode():
         for batch in batches:
-            features[done : done + len(batch)] = model.taps(batch.to(device))[LAYER].float().cpu().numpy()
+            features[done : done + len(batch)] = model.head(batch.to(device))[0].float().cpu().numpy()
             done += len(batch)
             if progress is not None:
                 progress(done / total, f"Mapping fc1: {done:,} of {total:,} digits")
@@ -107,7 +107,7 @@ def fc1_features(
     progress: Callable[[float, str], None] | None = None,
 ) -> np.ndarray:
     """fc1 after its ReLU, float32 (N, 20), for float32 images (N, 1, 28, 28) in [0, 1]: batched
-    passes of ``model.taps`` under inference mode; ``progress(fraction, text)`` after each batch."""
+    passes of ``model.head`` under inference mode; ``progress(fraction, text)`` after each batch."""
     batches = (images[i : i + batch_size] for i in range(0, len(images), batch_size))
     return _features(model, batches, len(images), progress)
 
@@ -232,7 +232,7 @@ def load_or_compute_projection(
     method = PCA if basis is None else basis.method
     epoch = at.epoch
     basis_epoch = epoch if basis is None else basis.epoch
-    width = getattr(model, LAYER).out_features
+    width = model.last_linear.in_features
 
     def compute() -> Projection:
         # Convert the uint8 digits batch by batch: the train split as float32 at once is 188 MB.

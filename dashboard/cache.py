@@ -548,6 +548,10 @@ INDEXES: dict[str, Index] = {
 def task(name: str, ref: ModelRef) -> str:
     """The background pool's key for run ``name`` of these weights, e.g. "units:KEY@3"."""
     _, key, epoch = _point(ref)
+    return _task_key(name, key, epoch)
+
+
+def _task_key(name: str, key: str, epoch: int) -> str:
     return f"{name}:{key}" if not INDEXES[name].per_point else f"{name}:{key}@{epoch}"
 
 
@@ -556,12 +560,23 @@ def result(name: str, ref: ModelRef):
     else None: :func:`start` computes it in the background."""
     root, key, epoch = _point(ref)
     try:
-        return _result(name, root, key, epoch if INDEXES[name].per_point else 0)
+        return _available(name, root, key, epoch if INDEXES[name].per_point else 0)
+    except LookupError:
+        return None
+
+
+def _available(name: str, root: str, key: str, epoch: int):
+    """Run ``name`` as kept on disk, else as the pool finished it; raises ``LookupError`` when
+    neither has it. A cache that cannot be written (a read-only share) keeps nothing: the pool
+    still holds what it computed, so every reader gets it instead of waiting for a file forever
+    (the pages' check and the calls that then read the run alike)."""
+    try:
+        return _result(name, root, key, epoch)
     except LookupError:  # not kept yet: an exception, so Streamlit does not remember it
-        # A cache that cannot be written (a read-only share) keeps nothing: the pool still
-        # holds what it computed, so the page shows it instead of waiting for a file forever.
-        status = heavy_work().status(task(name, ref))
-        return status.result if status is not None and status.state == "done" else None
+        status = heavy_work().status(_task_key(name, key, epoch or _model(root, key, None).info.epochs_done))
+        if status is not None and status.state == "done":
+            return status.result
+        raise
 
 
 @st.cache_resource(show_spinner=False, max_entries=48)
@@ -595,7 +610,7 @@ def _unit_ablation(root: str, key: str, epoch: int, layer: str, unit: int) -> tu
     trained = _weights(root, key, epoch)
     split = dataset(trained.info.data_source).test
     before = _evaluation(root, key, epoch, UNIT_SPLIT).preds
-    active = _result("units", root, key, epoch).maximum[layer][:, unit] > 0
+    active = _available("units", root, key, epoch).maximum[layer][:, unit] > 0
     with heavy_gate():
         return units.ablation_accuracy(
             trained.model, to_tensor(split.images), split.labels, layer, unit, before=before, active=active
@@ -692,7 +707,7 @@ def _why_cell(root: str, key: str, epoch: int, a: int, b: int, indexed: bool) ->
             a,
             b,
         )
-    index = _result("units", root, key, epoch) if indexed else None
+    index = _available("units", root, key, epoch) if indexed else None
     channels = confusion.channel_differences(index, cell, correct) if indexed else {}
     return {
         "cell": cell,
@@ -741,16 +756,16 @@ def suspicious_labels(ref: ModelRef, split: str) -> label_issues.LabelIssues:
 
 @st.cache_resource(show_spinner="Ranking the labels (confident learning)…", max_entries=16)
 def _suspicious_labels(root: str, key: str, epoch: int, split: str) -> label_issues.LabelIssues:
-    probs = softmax(_result("banks", root, key, 0)[split][epoch - 1].logits)
+    probs = softmax(_available("banks", root, key, 0)[split][epoch - 1].logits)
     return label_issues.find(_given_labels(_model(root, key, None).info, split), probs)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _training_side(root: str, key: str, epoch: int) -> influence.TrainingSide:
     trained = _model(root, key, None)
-    train_banks = _result("banks", root, key, 0)["train"][:epoch]
+    train_banks = _available("banks", root, key, 0)["train"][:epoch]
     digits = len(train_banks[0])
-    weights = influence.checkpoint_weights(trained.info.config, digits)[:epoch]
+    weights = influence.point_weights(trained.info, digits)[:epoch]
     return influence.TrainingSide.of(train_banks, _given_labels(trained.info, "train"), weights)
 
 
@@ -763,7 +778,7 @@ def training_digits_behind(ref: ModelRef, split: str, index: int) -> influence.B
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _training_digits_behind(root: str, key: str, epoch: int, split: str, index: int) -> influence.Behind:
-    rows = _result("banks", root, key, 0)[split][:epoch]
+    rows = _available("banks", root, key, 0)[split][:epoch]
     inputs = np.stack([bank.inputs[index] for bank in rows])
     logits = np.stack([bank.logits[index] for bank in rows])
     target = int(logits[-1].argmax())

@@ -589,3 +589,46 @@ def test_navigating_during_a_first_start_trains_once(browser, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_host_opens_its_own_network_from_the_command_line(browser, tmp_path):
+    """``streamlit run dashboard/Home.py -- --net FILE.py:CLASS --weights FILE``: the app opens
+    on that network (pytorch/examples' Net, normalised, log-probabilities out), its layers from
+    its graph, and its feature maps and attribution maps draw."""
+    import torch
+    from safetensors.torch import save_file
+
+    from core.network_files import import_class
+
+    net = ROOT / "tests" / "nets" / "examples_net.py"
+    torch.manual_seed(0)
+    module = import_class(f"{net}:Net")[0]()
+    weights = tmp_path / "mnist_cnn.safetensors"
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, weights)
+    log = tmp_path / "server.log"
+    args = ("--no-training", "--net", f"{net}:Net", "--weights", str(weights), "--mean", "0.1307", "--std", "0.3081")
+    proc, url = start_server(tmp_path / "cache", log, args)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors = watch_errors(page, url)
+        page.goto(url)
+        _wait_for_text(page, "a network the host of this server opened from examples_net.py")
+        wait_for_app(page)
+        body = page.inner_text('[data-testid="stMain"]')
+        assert "1,199,882" in body and "log-probabilities" in body, body[:1500]
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOTS / "host_network_overview.png"), full_page=True)
+        page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Feature maps").click()
+        _wait_for_text(page, "The path at a glance")
+        wait_for_app(page)
+        page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Attributions").click()
+        _wait_for_text(page, "Integrated Gradients")
+        wait_for_app(page)
+        page.screenshot(path=str(SHOTS / "host_network_attributions.png"), full_page=True)
+        badges = page.locator(".js-plotly-plot").count()
+        assert badges >= 1 and "Saliency" in page.inner_text('[data-testid="stMain"]')
+        assert_clean(page, errors)
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -213,8 +213,118 @@ def test_every_page_opens_on_a_host_network(spec, host_servers, server_env, tmp_
         shown = texts(at)
         assert f"{name}, the host's network" in shown, page
         assert "WrongWidth** is not served" in shown and "do not fit" in shown, page
-        if page in ("app_pages/units.py", "app_pages/data_map.py", "app_pages/trust.py"):
+        if page in ("app_pages/units.py", "app_pages/trust.py"):
             assert f"so it is not drawn for **{name}** yet" in shown, page
     overview = _open(None)
     steps = overview.dataframe[0].value
     assert sum(steps["parameters"]) == sum(p.numel() for p in import_class(str(NETS / spec))[0]().parameters())
+
+
+def test_the_data_tools_read_the_layer_before_the_scores(tmp_path, data):
+    """The data map's features and TracIn's bank on a host's network are the last linear
+    layer's input and output, as a forward hook on a private copy sees them."""
+    from core import influence, projection
+
+    module, weights = _weights(tmp_path, "examples_net.py:Net")
+    spec = NetSpec(str(NETS / "examples_net.py") + ":Net", str(weights), MNIST_MEAN, MNIST_STD)
+    info = open_into_cache(spec, data, tmp_path / "cache")
+    model = load_cached(info.key, root=tmp_path / "cache").model
+    private, seen = copy.deepcopy(module), {}
+    private.fc2.register_forward_hook(lambda _, i, o: seen.update(inputs=i[0].detach(), outputs=o.detach()))
+    x = to_tensor(data.test.images[:40])
+    with torch.no_grad():
+        private((x - MNIST_MEAN) / MNIST_STD)
+    np.testing.assert_allclose(projection.fc1_features(model, x), seen["inputs"].numpy(), atol=1e-5)
+    bank = influence.compute_bank(model, data.test.images[:40], epoch=1)
+    np.testing.assert_allclose(bank.inputs, seen["inputs"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(bank.logits, seen["outputs"].numpy(), atol=1e-5)
+    assert influence.point_weights(info, 40).tolist() == [1.0]
+
+
+def test_the_data_tools_refuse_a_network_whose_last_linear_layer_is_not_its_scores():
+    from core.network import Contract, NetworkError, scored
+
+    class Halved(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(784, 10)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(x, 1)) * 0.5  # the scores are not the layer's output
+
+    model = scored(Halved().eval(), Contract(output="logits"))
+    with pytest.raises(NetworkError, match=r"the output of the last linear layer \(fc\) is not the network's scores"):
+        model.head(torch.rand(2, 1, 28, 28))
+
+
+def test_the_data_pages_work_on_a_host_network(host_servers, server_env, tmp_path, monkeypatch):
+    """The data map, the label ranking and the training digits behind an answer, computed in
+    the background for an MLP the host named."""
+    from tests.apptest import array, chart_specs, finish_background
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path / "cache"))
+    server_env(MNIST_CNN_NETS=f"{NETS / 'mlp.py:MLP'}={host_servers['mlp.py:MLP']}", MNIST_CNN_TRAINING="off")
+    at = _open("app_pages/data_map.py")
+    finish_background("map:", timeout_s=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    spec = next(s for s in chart_specs(at) if any(t["type"] == "scattergl" for t in s["data"]))
+    assert sum(len(array(t["customdata"]).reshape(-1, 3)) for t in spec["data"] if t.get("name") == "digits") == 10_000
+    assert "the numbers its last linear layer" in texts(at)
+    for page in ("app_pages/labels.py", "app_pages/influence.py"):
+        at = _open(page)
+        finish_background("banks:", timeout_s=180)
+        at.run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not at.error, (page, [e.value for e in at.error])
+    assert "Trained elsewhere: one saved point, weighing 1" in texts(at)
+
+
+def test_layer_methods_on_a_host_network_equal_its_own_gradients(data):
+    """Captum's layer methods on a host's network (a tap put after the shown layer's node of a
+    private copy) against the contract's hookless gradients: Grad-CAM, and activation × gradient
+    summed over channels; a layer without positions is refused for Grad-CAM with a sentence."""
+    from core.attributions import AttributionError, attribute
+    from core.network import Contract, scored
+
+    module = import_class(str(NETS / "examples_net.py:Net"))[0]()
+    torch.manual_seed(0)
+    module = module.eval()
+    model = scored(module, Contract(MNIST_MEAN, MNIST_STD, LOG_PROBS))
+    x, target = to_tensor(data.test.images[:3]), torch.tensor([1, 2, 3])
+    network = Network(module, 10, x, Contract(MNIST_MEAN, MNIST_STD))
+    assert list(model.shown) == list(network.shown) == ["conv1", "conv2", "max_pool2d", "fc1", "fc2"]
+    for layer in ("conv1", "conv2", "max_pool2d"):
+        np.testing.assert_allclose(
+            attribute("Grad-CAM", model, x, target, layer), network.grad_cam(x, layer, target).numpy(), atol=1e-6
+        )
+        out, grad = network.gradients(x, [layer], target)[layer]
+        np.testing.assert_allclose(
+            attribute("Layer Activation × Gradient", model, x, target, layer), (out * grad).sum(1).numpy(), atol=1e-6
+        )
+    out, grad = network.gradients(x, ["fc1"], target)["fc1"]
+    np.testing.assert_allclose(
+        attribute("Layer Activation × Gradient", model, x, target, "fc1"), (out * grad).numpy(), atol=1e-6
+    )
+    with pytest.raises(AttributionError, match="Grad-CAM applies to conv1, conv2, max_pool2d in this network"):
+        attribute("Grad-CAM", model, x, target, "fc1")
+
+
+def test_compare_layers_on_a_host_network(host_servers, server_env, tmp_path, monkeypatch):
+    """LeNet-5's two convolutions and two pools as maps at their own resolution, its last
+    hidden layer (84 units) as bars."""
+    from tests.apptest import array, chart_specs
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path / "cache"))
+    server_env(MNIST_CNN_NETS=f"{NETS / 'lenet.py:LeNet5'}={host_servers['lenet.py:LeNet5']}")
+    at = _open("app_pages/attributions.py")
+    at.session_state["at_tab"] = "Compare layers"
+    at.run()
+    at.selectbox(key="at_layer_method").set_value("Layer Activation × Gradient")
+    at.toggle(key="at_layer_raw").set_value(True)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    spec = next(s for s in chart_specs(at) if any(t.get("xaxis") == "x4" for t in s["data"]))
+    shapes = [array(t["z"]).reshape(-1).size for t in spec["data"] if t["type"] == "heatmap"]
+    assert shapes == [28 * 28, 14 * 14, 10 * 10, 5 * 5]
+    assert "9 has no position: its 84 units' attributions instead" in texts(at)

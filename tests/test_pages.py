@@ -457,6 +457,13 @@ def test_a_run_the_cache_cannot_keep_is_still_shown(tmp_path, monkeypatch):
     drawn = sum(len(array(t["customdata"]).reshape(-1, 3)) for t in spec["data"] if t.get("name") == "digits")
     assert drawn == 10_000
     assert not list(trained.info.folder.glob("projection_*"))
+    # The label ranking reads the banks from the pool too, not only the page's check of them
+    # (it raised "banks not computed yet" when the check found the pool's and the read did not).
+    at = open_app("app_pages/labels.py", model=trained.info.key)
+    finish_background("banks:", timeout_s=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not list(trained.info.folder.glob("influence_bank*"))
 
 
 def test_data_map_draws_every_test_digit_where_core_puts_it(reference_model, test_eval):

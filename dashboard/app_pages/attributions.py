@@ -112,8 +112,6 @@ def render(view: View) -> None:
 
     if by_layer.open:
         with by_layer:
-            if panels.reference_only(view, "Comparing layers"):
-                return
             cols = st.columns([1.4, 1])
             method = cols[0].selectbox(
                 "Layer method",
@@ -127,9 +125,12 @@ def render(view: View) -> None:
                 key="at_layer_raw",
                 help="Off: each map upsampled to the 28×28 input grid. On: the layer's own grid.",
             )
-            st.caption("Each layer's map explains its output after the ReLU: the tensor the Feature maps page shows.")
+            st.caption(
+                "Each layer's map explains its output after its activation: the tensor the Feature maps page shows."
+            )
+            map_layers, units_layer = _layers(view)
             maps = []
-            for layer in (layer for layer in LAYERS if layer != "fc1"):
+            for layer in map_layers:
                 result = compute(ask(method, target, layer, upsample=not raw, cls=chosen))
                 if result is not None:
                     maps.append((layer, result))
@@ -150,13 +151,20 @@ def render(view: View) -> None:
                         f"Blank: {', '.join(blank)}. {method} found no evidence there for this target"
                         + (" (Grad-CAM keeps only the positive part)." if method == "Grad-CAM" else ".")
                     )
-            fc1 = compute(ask(method, target, "fc1", cls=chosen)) if "fc1" in METHODS[method].layers else None
-            if fc1 is not None:
-                st.caption("fc1 has no position: its 20 units' attributions instead.")
-                st.plotly_chart(figures.units(fc1, "fc1"), key="at_layers_fc1", config=figures.CHART_CONFIG)
-            elif "fc1" not in METHODS[method].layers:
-                st.caption(f"fc1 is left out: {METHODS[method].not_applicable}.")
-            _channels_links(view, pixels)
+            if units_layer is not None:
+                if not METHODS[method].spatial:
+                    values = compute(ask(method, target, units_layer, cls=chosen))
+                    if values is not None:
+                        st.caption(f"{units_layer} has no position: its {len(values)} units' attributions instead.")
+                        st.plotly_chart(
+                            figures.units(values, units_layer), key="at_layers_fc1", config=figures.CHART_CONFIG
+                        )
+                elif view.host:
+                    st.caption(f"{units_layer} is left out: {method} needs a layer with positions.")
+                else:
+                    st.caption(f"fc1 is left out: {METHODS[method].not_applicable}.")
+            if not view.host:  # the unit cards are the reference's
+                _channels_links(view, pixels)
 
     if by_target.open:
         with by_target:
@@ -189,6 +197,18 @@ def render(view: View) -> None:
                     key="at_targets_contrast",
                     config=figures.CHART_CONFIG,
                 )
+
+
+def _layers(view: View) -> tuple[list[str], str | None]:
+    """The layers compared: those with positions (maps), and the last layer of units before the
+    logits (bars): the reference's conv1..conv4 and fc1, a host's from its graph."""
+    if not view.host:
+        return [layer for layer in LAYERS if layer != "fc1"], "fc1"
+    network = cache.network(view.ref)
+    shapes = {layer.node: layer.shape for layer in network.layers}
+    names = list(network.shown)[:-1]  # the last is the logits
+    units = [name for name in names if len(shapes[network.shown[name]]) == 1]
+    return [name for name in names if len(shapes[network.shown[name]]) == 3], units[-1] if units else None
 
 
 def _method_options() -> dict[str, object]:

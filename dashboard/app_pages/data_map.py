@@ -9,16 +9,18 @@ from dashboard.view import View
 
 def render(view: View) -> None:
     st.title("Every test digit on one map")
+    features = "the 20 numbers fc1 computes for it"
+    if view.host:
+        last = cache.network(view.ref).shown
+        features = f"the numbers its last linear layer ({list(last)[-1]}) reads"
     st.caption(
-        "Each point is a test digit, placed by the 20 numbers fc1 computes for it (the features the last layer "
-        "weighs into a decision), flattened to two dimensions by PCA: digits the network sees alike sit close. "
-        "The axes are the last epoch's, so stepping through epochs in the sidebar shows the classes separate. "
-        "Crosses are mistakes. Click a point to select that digit on every page."
+        f"Each point is a test digit, placed by {features} (the features the last layer weighs into a decision), "
+        "flattened to two dimensions by PCA: digits the network sees alike sit close. The axes are the last "
+        "epoch's, so stepping through epochs in the sidebar shows the classes separate. Crosses are mistakes. "
+        "Click a point to select that digit on every page."
     )
     if view.trained is None:
         panels.training_status(view.job.key, "The map appears when the model is trained")
-        return
-    if panels.reference_only(view, "The data map"):
         return
     found = cache.result("map", view.ref)
     if found is None:
@@ -56,7 +58,7 @@ def render(view: View) -> None:
         mistakes = int((evaluation.labels != evaluation.preds).sum())
         st.caption(
             f"{len(found.points):,} digits ({mistakes} misread), weights after {epoch}; the two axes hold "
-            f"{found.explained.sum():.0%} of the spread of fc1's values."
+            f"{found.explained.sum():.0%} of the spread of those features."
         )
     with right:
         if selected is None:

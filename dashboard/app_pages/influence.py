@@ -53,8 +53,6 @@ def render(view: View) -> None:
     if view.trained is None:
         panels.training_status(view.job.key, "The training digits appear when the model is trained")
         return
-    if panels.reference_only(view, "Finding the training digits behind an answer"):
-        return
     sample = view.sample
     if sample.split == DRAWN:
         st.info(
@@ -113,8 +111,13 @@ def render(view: View) -> None:
     panels.digit_links(sample, behind_link=False)
     with st.expander("How this is measured"):
         st.markdown(METHOD)
-        weights = influence.checkpoint_weights(view.trained.info.config, len(banks["train"][0]))[: view.epoch]
-        st.caption("Weight per saved point (its mean learning rate): " + ", ".join(f"{w:.2g}" for w in weights) + ".")
+        weights = influence.point_weights(view.trained.info, len(banks["train"][0]))[: view.epoch]
+        if view.host:
+            st.caption("Trained elsewhere: one saved point, weighing 1 (its learning rate is not known here).")
+        else:
+            st.caption(
+                "Weight per saved point (its mean learning rate): " + ", ".join(f"{w:.2g}" for w in weights) + "."
+            )
 
 
 render(page_view())

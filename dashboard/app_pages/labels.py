@@ -51,8 +51,6 @@ def render(view: View) -> None:
     if view.trained is None:
         panels.training_status(view.job.key, "The ranking appears when the model is trained")
         return
-    if panels.reference_only(view, "The label ranking"):
-        return
     if cache.result("banks", view.ref) is None:
         panels.wait_for("banks", view)
         return
