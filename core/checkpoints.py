@@ -114,8 +114,16 @@ class CheckpointInfo:
 
     @property
     def host(self) -> bool:
-        """A network the host named (--net), not the reference architecture trained here."""
-        return self.network is not None
+        """Not the reference architecture: a network the host named (--net), or a host's class
+        trained here (``config.arch``)."""
+        return self.network is not None or bool(self.config.arch)
+
+    @property
+    def architecture(self) -> str:
+        """The network's class name (``MnistCNN`` for the reference)."""
+        if self.network is not None:
+            return self.network.name
+        return self.config.arch.rpartition(":")[2] if self.config.arch else "MnistCNN"
 
     @property
     def label(self) -> str:
@@ -124,7 +132,8 @@ class CheckpointInfo:
             weights = Path(self.network.weights).name
             data = "" if self.data_source == BUNDLED else f" · {source_name(self.data_source)}"
             return f"{self.network.name} (the host's, {weights}){data} · {self.test_accuracy:.2%}"
-        shuffled = " · shuffled labels" if self.config.shuffle_labels else ""
+        shuffled = f" · {self.config.arch.rpartition(':')[2]}" if self.config.arch else ""
+        shuffled += " · shuffled labels" if self.config.shuffle_labels else ""
         if self.config.flip_labels:
             shuffled += f" · {self.config.flip_labels:.0%} labels flipped"
         epochs = self.config.epochs
@@ -149,12 +158,18 @@ def model_key(config: TrainConfig, data_fingerprint: str) -> str:
         {
             "config": settings,
             "data": data_fingerprint,
-            "architecture": architecture_signature(),
+            "architecture": architecture_signature() if not config.arch else _arch_signature(config.arch),
             "format": FORMAT_VERSION,
         },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:KEY_LENGTH]
+
+
+def _arch_signature(arch: str) -> str:
+    from core.architectures import signature
+
+    return signature(arch)
 
 
 def models_root(root: Path | None = None) -> Path:
@@ -197,17 +212,26 @@ def epoch_file(epoch: int) -> str:
 
 def save_weights(path: Path, model: torch.nn.Module) -> str:
     """Save a state dict as safetensors, atomically; returns the file's SHA-256."""
-    data = save_safetensors({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    own = getattr(model, "source", model)  # a wrapped architecture (core.network.scored): the class's own keys
+    data = save_safetensors({k: v.detach().cpu().contiguous() for k, v in own.state_dict().items()})
     atomic_write(path, data)
     return hashlib.sha256(data).hexdigest()
 
 
-def load_weights(path: Path, expected_sha256: str | None) -> MnistCNN:
+def load_weights(path: Path, expected_sha256: str | None, arch: str = "") -> MnistCNN:
     """A model on the CPU from a safetensors file, after checking its checksum and keys.
 
     Without a recorded checksum the file cannot be verified, so it is refused.
     """
     state = verified_state(path, expected_sha256)
+    if arch:  # another architecture trained here
+        from core.architectures import arch_model
+        from core.network import NetworkError
+
+        try:
+            return arch_model(arch, state=state)
+        except NetworkError as err:
+            raise CheckpointError(f"{path}: {err}") from err
     model = new_model()
     try:
         model.load_state_dict(state)
@@ -294,7 +318,7 @@ def load_provisional_checkpoint(folder: Path, epoch: int | None = None) -> Mnist
     if not 1 <= epoch <= done:
         raise CheckpointError(f"{folder}: epoch {epoch} is not saved yet (epochs 1..{done} are)")
     name = epoch_file(epoch)
-    return load_weights(folder / name, meta.get("sha256", {}).get(name))
+    return load_weights(folder / name, meta.get("sha256", {}).get(name), meta.get("config", {}).get("arch", ""))
 
 
 def load_checkpoint(folder: Path, epoch: int | None = None) -> MnistCNN:
@@ -309,7 +333,7 @@ def load_checkpoint(folder: Path, epoch: int | None = None) -> MnistCNN:
         from core.host_networks import load_host_model
 
         return load_host_model(info, verified_state(folder / name, meta.get("sha256", {}).get(name)))
-    return load_weights(folder / name, meta.get("sha256", {}).get(name))
+    return load_weights(folder / name, meta.get("sha256", {}).get(name), info.config.arch)
 
 
 def read_history(folder: Path) -> list[dict]:

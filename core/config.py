@@ -46,6 +46,9 @@ class TrainConfig:
     # one-epoch run saved four times has four points to travel through. A saved point is what the
     # app calls an "epoch" index (``KEY@N`` names the N-th point); point_name says which epoch it is.
     saves_per_epoch: int = 1
+    # Another architecture trained with this recipe (issue 27): a host's class as an absolute
+    # "FILE.py:CLASS" (core.architectures); empty for the reference CNN.
+    arch: str = ""
 
     def __post_init__(self) -> None:
         if type(self.saves_per_epoch) is not int or not 1 <= self.saves_per_epoch <= MAX_SAVES_PER_EPOCH:
@@ -92,7 +95,7 @@ class TrainConfig:
 
 # Fields added after models were cached: left out of the cache key while at their default, so
 # the keys (and links naming them) of models trained before they existed stay the same.
-ADDED_FIELDS = {"flip_labels": 0.0, "saves_per_epoch": 1}
+ADDED_FIELDS = {"flip_labels": 0.0, "saves_per_epoch": 1, "arch": ""}
 MAX_SAVES_PER_EPOCH = 10
 MAX_POINTS = 30  # saved points when saving inside epochs (TracIn banks them all: ~8 MB and ~5 s each)
 
@@ -118,7 +121,7 @@ MIN_FIT = 0.7  # well below the 85-94% calibrated: a network fitting fewer of it
 
 def shuffled_labels_config(config: TrainConfig) -> TrainConfig:
     """The memorising shuffled-label network for a model: same seed and data, SHUFFLED_LABELS' recipe."""
-    return SHUFFLED_LABELS.replace(seed=config.seed, data_source=config.data_source)
+    return SHUFFLED_LABELS.replace(seed=config.seed, data_source=config.data_source, arch=config.arch)
 
 
 def recipe(name: str, **overrides: object) -> TrainConfig:

@@ -39,6 +39,7 @@ from torch import nn
 from core import checkpoints, runs
 from core.config import TrainConfig
 from core.data import Mnist, Split, to_tensor
+from core.model import head, last_linear
 from core.runs import Point
 
 LAYER = "fc2"  # the layer whose weight gradients are compared (TracInCPFast's final_fc_layer)
@@ -76,11 +77,11 @@ def compute_bank(
     """fc2's input and the logits of uint8 digits (N, 28, 28) through ``model`` (epoch ``epoch``'s
     weights), in batches under inference mode; ``progress(digits done)`` after each batch."""
     device = next(model.parameters()).device
-    inputs = np.empty((len(images), model.last_linear.in_features), dtype=np.float32)
-    logits = np.empty((len(images), model.last_linear.out_features), dtype=np.float32)
+    inputs = np.empty((len(images), last_linear(model).in_features), dtype=np.float32)
+    logits = np.empty((len(images), last_linear(model).out_features), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(images), BANK_BATCH):
-            features, scores = model.head(to_tensor(images[start : start + BANK_BATCH]).to(device))
+            features, scores = head(model, to_tensor(images[start : start + BANK_BATCH]).to(device))
             inputs[start : start + BANK_BATCH] = features.float().cpu().numpy()
             logits[start : start + BANK_BATCH] = scores.float().cpu().numpy()
             if progress is not None:
@@ -104,10 +105,10 @@ def load_or_compute_bank(
     beside a checkpoint, or a fresh one (then kept): a run labelled with the model key, epoch,
     split, data fingerprint, digit count and layer."""
     digits = len(split) if digits is None else digits
-    width = model.last_linear.in_features
+    width = last_linear(model).in_features
 
     def decode(tensors: dict[str, torch.Tensor]) -> Bank | None:
-        classes = model.last_linear.out_features
+        classes = last_linear(model).out_features
         expected = {"inputs": ((digits, width), torch.float32), "logits": ((digits, classes), torch.float32)}
         if not runs.same_shapes(tensors, expected) or not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
             return None
@@ -137,7 +138,7 @@ def point_weights(info: checkpoints.CheckpointInfo, digits: int) -> np.ndarray:
     """float64 (points,): each saved point's weight in the TracIn sum. A host's network was
     trained elsewhere, on a schedule not known here: its one point weighs 1 (the scores are then
     plain gradient similarities; the ranking is the same whatever the rate was)."""
-    return np.ones(info.epochs_done) if info.host else checkpoint_weights(info.config, digits)
+    return np.ones(info.epochs_done) if info.network is not None else checkpoint_weights(info.config, digits)
 
 
 def checkpoint_weights(config: TrainConfig, digits: int) -> np.ndarray:

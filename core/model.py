@@ -68,16 +68,6 @@ class MnistCNN(nn.Module):
         """Raw logits float32 (B, 10): cross-entropy takes logits."""
         return self.taps(x)["fc2"]
 
-    @property
-    def last_linear(self) -> nn.Linear:
-        """The layer whose output is the scores (fc2), as core.network's host models name it."""
-        return self.fc2
-
-    def head(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """fc2's input (fc1 after its ReLU) and its output (the logits), as host models give theirs."""
-        taps = self.taps(x)
-        return taps["fc1"], taps["fc2"]
-
     def taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every named layer's output (see ``TAPS``) from one forward pass, in forward order.
 
@@ -96,6 +86,21 @@ class MnistCNN(nn.Module):
         x = out["fc1"] = self.relu5(self.fc1(x))  # (B, 20)
         out["fc2"] = self.fc2(x)  # (B, 10) raw logits
         return out
+
+
+def last_linear(model: nn.Module) -> nn.Linear:
+    """The layer whose output is the scores: fc2, or a host's network's (core.network.scored).
+    (Functions here, not methods: MnistCNN's source is part of every cached model's key.)"""
+    return model.fc2 if isinstance(model, MnistCNN) else model.last_linear
+
+
+def head(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scoring layer's input and output for images ``x``: fc1 after its ReLU and the logits,
+    or a host's network's (its last linear layer's input, flattened, and output)."""
+    if isinstance(model, MnistCNN):
+        taps = model.taps(x)
+        return taps["fc1"], taps["fc2"]
+    return model.head(x)
 
 
 def tap_module(model: nn.Module, layer: str) -> nn.Module:

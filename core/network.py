@@ -480,7 +480,9 @@ def scored(module: nn.Module, contract: Contract, where: str = "the network") ->
         raise NetworkError(f"{where}: say what it returns ({', '.join(OUTPUTS)}) before it is served")
     graph = trace(module.eval(), where)
     layers, shown = graph_layers(graph, contract)
-    model = _Scored(with_relu_modules(graph), contract.mean, contract.std, contract.output)
+    # The graph is this call's own trace: its ReLUs are changed in place, so the wrapper and
+    # ``module`` share their parameters (training one trains the other).
+    model = _Scored(with_relu_modules(graph, private_copy=False), contract.mean, contract.std, contract.output)
     model.__dict__["source"] = module  # a plain attribute, not a submodule: parameters counted once
     shapes = {layer.node: layer.shape for layer in layers}
     model.shown = {name: (node, shapes[node]) for name, node in shown.items()}  # {name: (fx node, shape)}
@@ -553,11 +555,12 @@ def _is_relu(node: fx.Node, graph: fx.GraphModule) -> bool:
     return node.op == "call_module" and isinstance(graph.get_submodule(node.target), nn.ReLU)
 
 
-def with_relu_modules(graph: fx.GraphModule) -> fx.GraphModule:
+def with_relu_modules(graph: fx.GraphModule, private_copy: bool = True) -> fx.GraphModule:
     """A deep copy of ``graph`` in which each ReLU call site (``F.relu``, ``torch.relu``,
     ``x.relu()``, or a second call of one ``nn.ReLU`` module) calls a fresh ``nn.ReLU`` of its
-    own (never in place). The original is untouched."""
-    private = copy.deepcopy(graph)
+    own (never in place). The original is untouched; with ``private_copy=False`` (a graph traced
+    for this alone) it is changed instead, sharing the traced module's parameters."""
+    private = copy.deepcopy(graph) if private_copy else graph
     kept: set[str] = set()
     count = 0
     for node in list(private.graph.nodes):

@@ -24,6 +24,7 @@ from torch import nn
 
 from core import runs
 from core.data import Split, to_tensor
+from core.model import head, last_linear
 
 LAYER = "fc1"  # the representation mapped: 20 numbers per digit, after the ReLU
 PCA = "pca"  # the method's name, in file names and labels
@@ -87,11 +88,11 @@ def _features(
 ) -> np.ndarray:
     """fc1 of ``total`` digits arriving as batches of float32 (B, 1, 28, 28) images: float32 (N, 20)."""
     device = next(model.parameters()).device
-    features = np.empty((total, model.last_linear.in_features), dtype=np.float32)
+    features = np.empty((total, last_linear(model).in_features), dtype=np.float32)
     done = 0
     with torch.inference_mode():
         for batch in batches:
-            features[done : done + len(batch)] = model.head(batch.to(device))[0].float().cpu().numpy()
+            features[done : done + len(batch)] = head(model, batch.to(device))[0].float().cpu().numpy()
             done += len(batch)
             if progress is not None:
                 progress(done / total, f"Mapping fc1: {done:,} of {total:,} digits")
@@ -232,7 +233,7 @@ def load_or_compute_projection(
     method = PCA if basis is None else basis.method
     epoch = at.epoch
     basis_epoch = epoch if basis is None else basis.epoch
-    width = model.last_linear.in_features
+    width = last_linear(model).in_features
 
     def compute() -> Projection:
         # Convert the uint8 digits batch by batch: the train split as float32 at once is 188 MB.

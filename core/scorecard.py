@@ -33,10 +33,33 @@ from core.model import MnistCNN
 from core.train import load_cached, shuffled_label_network
 
 SCORED_LAYER = "conv4"  # layer methods are scored at the last conv layer (after its ReLU), as Grad-CAM is used
-# Rows: each input method, then each layer method at SCORED_LAYER, its map upsampled to the input grid.
-ROWS = {m: AttributionRequest.of(m, {}, upsample=True) for m in INPUT_METHODS} | {
-    f"{m} @ {SCORED_LAYER}": AttributionRequest.of(m, {}, layer=SCORED_LAYER, upsample=True) for m in LAYER_METHODS
-}
+
+
+HOST_SHUFFLED = (
+    "Not scored for a host's network: the check needs its architecture trained here on shuffled labels, "
+    "and it was trained elsewhere."
+)
+
+
+def rows_at(layer: str | None) -> dict[str, AttributionRequest]:
+    """Each input method, then each layer method at ``layer`` (None: no layer with positions, no
+    layer rows), its map upsampled to the input grid."""
+    inputs = {m: AttributionRequest.of(m, {}, upsample=True) for m in INPUT_METHODS}
+    if layer is None:
+        return inputs
+    return inputs | {f"{m} @ {layer}": AttributionRequest.of(m, {}, layer=layer, upsample=True) for m in LAYER_METHODS}
+
+
+def scored_layer(model: torch.nn.Module) -> str | None:
+    """Where layer methods are scored: the reference's conv4; a host's network's last shown layer
+    with positions (None for one without, such as an MLP)."""
+    if isinstance(model, MnistCNN):
+        return SCORED_LAYER
+    spatial = [name for name, (_, shape) in list(model.shown.items())[:-1] if len(shape) == 3]
+    return spatial[-1] if spatial else None
+
+
+ROWS = rows_at(SCORED_LAYER)  # the reference's rows
 DIGITS = 500  # sample size: all mistakes, then stratified by class
 BATCH = 100  # digits per batched check (bounds memory: IG at 32 steps makes 3,200 rows)
 SEED = 0
@@ -49,7 +72,7 @@ COLUMNS = (
         "randomisation_excess",
         "randomisation: similarity above the floor",
         "lower",
-        "after fc2, fc1 and conv4 are random",
+        "after the top three layers with weights (the reference's fc2, fc1, conv4) are random",
     ),
     ("passes", "passes randomisation", "higher", "share of digits within 0.3 of the floor"),
     ("data_randomisation", "shuffled-label net: similarity", "lower", "ink |rank| similarity to its map"),
@@ -199,18 +222,21 @@ def compute(
     model: MnistCNN,
     images: torch.Tensor,
     targets: torch.Tensor,
-    methods: tuple[str, ...] = tuple(ROWS),
+    methods: tuple[str, ...] | None = None,
     progress: Callable[[float, str], None] | None = None,
     seed: int = SEED,
     shuffled: MnistCNN | None = None,
 ) -> dict[str, dict[str, Cell]]:
-    """Every method x check over ``images`` (B, 1, 28, 28) for ``targets`` (B,), batched.
-    ``shuffled``: the same recipe trained on shuffled labels (the data-randomisation column)."""
+    """Every method x check over ``images`` (B, 1, 28, 28) for ``targets`` (B,), batched;
+    ``methods`` are row names of :func:`rows_at` for the model's :func:`scored_layer` (default:
+    all). ``shuffled``: the same recipe trained on shuffled labels (the data-randomisation column)."""
+    requests = rows_at(scored_layer(model))
+    methods = tuple(requests) if methods is None else methods
     rows = {}
     total = len(methods) * -(-len(images) // BATCH)
     done = 0
     for method in methods:
-        run = explainer(ROWS[method])
+        run = explainer(requests[method])
         columns: dict[str, list[np.ndarray]] = {k: [] for k, *_ in COLUMNS}
         for start in range(0, len(images), BATCH):
             x, t = images[start : start + BATCH], targets[start : start + BATCH]
@@ -288,16 +314,20 @@ def load_or_compute(
         start = time.perf_counter()
         trained = load_cached(ref.key, root=root, epoch=ref.epoch)
         data = load_mnist(trained.info.data_source)
-        if progress is not None:
-            progress(0.0, "Training a network to memorise shuffled labels (the data-randomisation check), once…")
-        shuffled = shuffled_label_network(trained.info.config, root=root)
+        if trained.info.network is not None:  # trained elsewhere, so not here on shuffled labels either
+            shuffled, message = None, HOST_SHUFFLED
+        else:
+            if progress is not None:
+                progress(0.0, "Training a network to memorise shuffled labels (the data-randomisation check), once…")
+            network = shuffled_label_network(trained.info.config, root=root)
+            shuffled, message = network.model, network.message
         evaluation = evaluate(trained.model, data.test)
         indices = sample_indices(evaluation, digits)
         images = to_tensor(data.test.images[indices])
         targets = torch.from_numpy(evaluation.preds[indices])
-        rows = compute(trained.model, images, targets, progress=progress, shuffled=shuffled.model)
+        rows = compute(trained.model, images, targets, progress=progress, shuffled=shuffled)
         mistakes = int((evaluation.preds[indices] != evaluation.labels[indices]).sum())
-        return Scorecard(str(ref), len(indices), mistakes, time.perf_counter() - start, rows, shuffled.message)
+        return Scorecard(str(ref), len(indices), mistakes, time.perf_counter() - start, rows, message)
 
     return _run(ref, digits, root).get(score, Scorecard.to_json, Scorecard.from_json)
 

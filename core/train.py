@@ -21,11 +21,23 @@ import torch
 from filelock import FileLock, Timeout
 
 from core import checkpoints
+from core.architectures import arch_model
 from core.checkpoints import CheckpointError, CheckpointInfo
-from core.config import MIN_FIT, RECIPES, TrainConfig, choose_device, data_source, recipe, shuffled_labels_config
+from core.config import (
+    MIN_FIT,
+    RECIPES,
+    NetSpec,
+    TrainConfig,
+    choose_device,
+    data_source,
+    recipe,
+    shuffled_labels_config,
+)
 from core.data import Mnist, load_mnist, to_tensor
 from core.evaluate import predict_logits, save_evaluation
-from core.model import MnistCNN, format_layer_table, layer_table, new_model
+from core.model import MNIST_MEAN, MNIST_STD, MnistCNN, format_layer_table, layer_table, new_model
+from core.network import Contract, Network, NetworkError
+from core.network_files import format_layers
 from core.runs import Point
 from core.thread_choice import ThreadChooser, use_threads
 
@@ -100,7 +112,10 @@ def train(
     test_labels = torch.from_numpy(data.test.labels)
 
     # Its own generator, not torch's global one, which other threads of a server draw from.
-    model = new_model(config.seed).to(device, memory_format=torch.channels_last)
+    if config.arch:  # a host's class (core.architectures), trained through the pages' wrapper
+        model = arch_model(config.arch, config.seed).to(device, memory_format=torch.channels_last)
+    else:
+        model = new_model(config.seed).to(device, memory_format=torch.channels_last)
     # fused: one kernel for all parameters instead of a dozen small ops each (~25% faster here).
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     batches = math.ceil(len(labels) / config.batch_size)
@@ -404,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, help="train on exactly this many CPU threads (default: chosen by measuring as it goes)"
     )
+    parser.add_argument(
+        "--arch", help="train another architecture with the recipe: a class as FILE.py:CLASS (default: the reference)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="train on 1,000 images for one epoch: a smoke test")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -417,11 +435,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.data_source is not None:  # the app's spelling (an absolute folder), so the keys agree
             overrides["data_source"] = data_source(args.data_source)
+        if args.arch:  # checked (it imports, builds and gives one score per class) before training
+            overrides["arch"] = NetSpec(args.arch, "-").absolute(Path.cwd()).net
         config = recipe(args.recipe, **overrides)
         device = choose_device(args.device)
-    except ValueError as err:
+        if config.arch:
+            data = load_mnist(config.data_source)
+            digits = to_tensor(data.test.images[:64])
+            module = arch_model(config.arch, config.seed).source
+            network = Network(module, len(data.classes), digits, Contract(MNIST_MEAN, MNIST_STD), where=args.arch)
+    except (ValueError, NetworkError) as err:
         parser.error(str(err))
-    print(format_layer_table(layer_table()))
+    print(format_layers(network) if config.arch else format_layer_table(layer_table()))
     print(f"\nrecipe {config.recipe}: {config}\ndevice {device}\n")
 
     def report(p: Progress) -> None:

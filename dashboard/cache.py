@@ -83,11 +83,11 @@ def _network(root: str, key: str, epoch: int | None) -> Network:
     trained = _model(root, key, epoch)
     data = dataset(trained.info.data_source)
     digits = to_tensor(data.test.images[:NETWORK_CHECK_DIGITS])
-    record = trained.info.network
-    if record is None:  # the reference network normalises its pixels itself
-        return Network(trained.model, len(data.classes), digits, where=f"model {trained.info.key}")
-    contract = Contract(record.mean, record.std, record.output)
-    return Network(trained.model.source, len(data.classes), digits, contract, where=record.net)
+    model = trained.model
+    if not hasattr(model, "source"):  # the reference network normalises its pixels itself
+        return Network(model, len(data.classes), digits, where=f"model {trained.info.key}")
+    where = trained.info.network.net if trained.info.network else trained.info.config.arch
+    return Network(model.source, len(data.classes), digits, Contract(model.mean, model.std, model.output), where)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -484,7 +484,7 @@ def reference_only(view: View, what: str) -> bool:
         return False
     st.info(
         f"{what} reads the reference network's own layers (conv1 to fc1), so it is not drawn for "
-        f"**{view.trained.info.network.name}** yet; pick the reference model in the sidebar to see it.",
+        f"**{view.trained.info.architecture}** yet; pick the reference model in the sidebar to see it.",
         icon=":material/construction:",
     )
     return True

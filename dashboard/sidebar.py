@@ -56,7 +56,8 @@ def _model_card(view: View) -> None:
             f"test accuracy **{info.test_accuracy:.2%}**"
         )
         return
-    st.markdown(f"**Model:** {info.config.recipe} recipe")
+    arch = f" · {info.config.arch.rpartition(':')[2]}" if info.config.arch else ""
+    st.markdown(f"**Model:** {info.config.recipe} recipe{arch}")
     st.caption(
         f"{info.config.epochs} epoch{'s' if info.config.epochs != 1 else ''} · seed {info.config.seed} · "
         f"trained in {info.train_seconds:.1f} s on {info.device}  \n"
@@ -140,6 +141,17 @@ def _train_form(view: View) -> None:
     with st.expander("Train a new model"):
         name = st.selectbox("Recipe", options=list(RECIPES), key="train_recipe")
         base = RECIPES[name]
+        # The host's own classes (--net) can be trained here too; a visitor only picks among them.
+        architectures = {"": "the reference CNN"} | {
+            spec.net: f"{spec.name} (the host's)" for spec, _ in cache.host_networks().opened
+        }
+        arch = st.selectbox(
+            "Architecture",
+            options=list(architectures),
+            format_func=architectures.get,
+            key="train_arch",
+            help="The host's networks can be trained here from scratch with the recipe (normalised as the reference).",
+        )
         source = _data_choice(view)
         form = st.form("train_form", border=False)
     with form:
@@ -173,7 +185,14 @@ def _train_form(view: View) -> None:
         return
     try:
         config = recipe(
-            name, epochs=epochs, batch_size=batch, lr=lr, seed=seed, saves_per_epoch=saves, data_source=source
+            name,
+            epochs=epochs,
+            batch_size=batch,
+            lr=lr,
+            seed=seed,
+            saves_per_epoch=saves,
+            data_source=source,
+            arch=arch or None,
         )
         images = config.train_limit or len(cache.dataset(source).train)
         config.save_batches(math.ceil(images / config.batch_size))  # an epoch has enough batches to save

@@ -213,7 +213,7 @@ def test_every_page_opens_on_a_host_network(spec, host_servers, server_env, tmp_
         shown = texts(at)
         assert f"{name}, the host's network" in shown, page
         assert "WrongWidth** is not served" in shown and "do not fit" in shown, page
-        if page in ("app_pages/units.py", "app_pages/trust.py"):
+        if page == "app_pages/units.py":
             assert f"so it is not drawn for **{name}** yet" in shown, page
     overview = _open(None)
     steps = overview.dataframe[0].value
@@ -328,3 +328,114 @@ def test_compare_layers_on_a_host_network(host_servers, server_env, tmp_path, mo
     shapes = [array(t["z"]).reshape(-1).size for t in spec["data"] if t["type"] == "heatmap"]
     assert shapes == [28 * 28, 14 * 14, 10 * 10, 5 * 5]
     assert "9 has no position: its 84 units' attributions instead" in texts(at)
+
+
+def test_the_scorecard_of_a_host_network(tmp_path, data, monkeypatch):
+    """LeNet-5's layer methods are scored at its last layer with positions; an MLP has none, so
+    only the input methods are rows. The data-randomisation column is not scored (no shuffled-label
+    twin of an architecture trained elsewhere), and says why. A cell is the mean of the badges'
+    own numbers for the same digits and seed."""
+    from core import explanation_checks as checks
+    from core import scorecard
+    from core.attributions import explainer
+    from core.checkpoints import ModelRef
+
+    root = tmp_path / "cache"
+    _, lenet_weights = _weights(tmp_path, "lenet.py:LeNet5")
+    lenet = open_into_cache(NetSpec(str(NETS / "lenet.py") + ":LeNet5", str(lenet_weights)), data, root)
+    model = load_cached(lenet.key, root=root).model
+    assert scorecard.scored_layer(model) == "5"
+    assert list(scorecard.rows_at("5"))[-3:] == [f"{m} @ 5" for m in scorecard.LAYER_METHODS]
+    x, t = to_tensor(data.test.images[:6]), torch.arange(6) % 10
+    rows = scorecard.compute(model, x, t, methods=("Saliency", "Grad-CAM @ 5"))
+    for method, request in (("Saliency", "Saliency"), ("Grad-CAM @ 5", "Grad-CAM @ 5")):
+        run = explainer(scorecard.rows_at("5")[request])
+        verdicts = checks.verdicts(run, model, x, t, scorecard.SEED, original=run(model, x, t))
+        gain = np.mean([v.deletion_random - v.deletion for v in verdicts])
+        assert rows[method]["deletion_gain"].mean == pytest.approx(gain, abs=1e-6), method
+        assert np.isnan(rows[method]["data_randomisation"].mean)
+
+    monkeypatch.setattr(scorecard, "DIGITS", 4)
+    _, mlp_weights = _weights(tmp_path, "mlp.py:MLP")
+    mlp = open_into_cache(NetSpec(str(NETS / "mlp.py") + ":MLP", str(mlp_weights)), data, root)
+    card = scorecard.load_or_compute(ModelRef(mlp.key), root=root)
+    assert sorted(card.rows) == sorted(scorecard.INPUT_METHODS)
+    assert card.shuffled == scorecard.HOST_SHUFFLED and "not scored" in card.summary()
+
+
+# ---- a host's class trained here (core.train --arch) ------------------------------------------
+
+
+def test_a_host_class_trains_here_with_a_recipe_and_opens_like_any_model(tmp_path, capsys):
+    """``python -m core.train --arch FILE.py:CLASS``: LeNet-5 trained through the pages' wrapper
+    (the class's own parameters change), cached under a key of its own that changes with its
+    file, and loaded back with the same outputs; the reference's key is unchanged."""
+    from core import train
+    from core.checkpoints import model_key
+    from core.config import RECIPES, recipe
+
+    net = tmp_path / "lenet.py"
+    net.write_text((NETS / "lenet.py").read_text())
+    root = tmp_path / "cache"
+    config = recipe("reference", train_limit=500, arch=f"{net}:LeNet5")
+    trained = train.load_or_train(config, root=root, adaptive_threads=False)
+    assert trained.info.host and trained.info.network is None and "LeNet5" in trained.info.label
+    model = trained.model
+    assert all(a is b for a, b in zip(model.parameters(), model.source.parameters(), strict=True))  # one network
+    untrained = import_class(f"{net}:LeNet5")[0]()
+    assert not torch.equal(model.source.state_dict()["0.weight"], untrained.state_dict()["0.weight"])
+    loaded = load_cached(trained.info.key, root=root).model
+    x = to_tensor(load_mnist().test.images[:16])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+        by_hand = model.source((x - MNIST_MEAN) / MNIST_STD)  # logits: LeNet-5 ends in a linear layer
+        torch.testing.assert_close(loaded(x), by_hand)
+    again = train.load_or_train(config, root=root, adaptive_threads=False)
+    assert not again.trained_now  # cached
+    data = load_mnist()
+    reference_key = model_key(RECIPES["reference"], data.fingerprint)
+    assert model_key(RECIPES["reference"].replace(arch=""), data.fingerprint) == reference_key
+    net.write_text(net.read_text() + "\n# edited\n")
+    assert model_key(config, data.fingerprint) != trained.info.key
+
+
+def test_the_command_line_trains_a_host_class_and_refuses_a_broken_one(tmp_path, monkeypatch, capsys):
+    from core import train
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    assert train.main(["--arch", str(NETS / "mlp.py:MLP"), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "linear_relu_stack.0" in printed and "arch=" in printed and "test accuracy" in printed
+    with pytest.raises(SystemExit):
+        train.main(["--arch", str(NETS / "broken.py:WrongWidth"), "--dry-run"])
+    assert "gives 7 scores per digit, but the data set has 10 classes" in capsys.readouterr().err
+
+
+def test_the_training_form_offers_the_hosts_architectures(host_servers, server_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path / "cache"))
+    server_env(MNIST_CNN_NETS=f"{NETS / 'lenet.py:LeNet5'}={host_servers['lenet.py:LeNet5']}")
+    at = _open(None)
+    box = at.selectbox(key="train_arch")
+    assert box.options == ["the reference CNN", "LeNet5 (the host's)"]
+
+
+def test_every_page_opens_on_a_host_class_trained_here(server_env, tmp_path, monkeypatch):
+    from core import train
+    from core.config import recipe
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path / "cache"))
+    server_env(MNIST_CNN_TRAINING="off")
+    config = recipe("reference", train_limit=300, arch=f"{NETS / 'lenet.py'}:LeNet5")
+    trained = train.load_or_train(config, root=tmp_path / "cache", adaptive_threads=False)
+    for page in [None, *PAGES[1:]]:
+        from streamlit.testing.v1 import AppTest
+
+        at = AppTest.from_file(HOME, default_timeout=180)
+        at.query_params["model"] = trained.info.key
+        at.run()
+        if page:
+            at.switch_page(page)
+            at.run()
+        assert not at.exception and not at.error, (page, [e.value for e in (*at.exception, *at.error)])
+        assert "reference recipe · LeNet5" in texts(at), page
+    assert "trained here with the reference recipe" in texts(_open(None))

@@ -77,7 +77,10 @@ def test_cache_key_changes_with_every_setting():
     base = checkpoints.model_key(config, fingerprint)
     keys = {"base": base}
     for field in dataclasses.fields(TrainConfig):
-        changed = config.replace(**{field.name: _changed(getattr(config, field.name))})
+        value = _changed(getattr(config, field.name))
+        if field.name == "arch":  # another architecture: a class file that exists
+            value = f"{Path(__file__).parent / 'nets' / 'lenet.py'}:LeNet5"
+        changed = config.replace(**{field.name: value})
         assert getattr(changed, field.name) != getattr(config, field.name)
         keys[field.name] = checkpoints.model_key(changed, fingerprint)
     keys["data"] = checkpoints.model_key(config, "0" * 64)

@@ -112,7 +112,7 @@ def render(view: View) -> None:
     with st.expander("How this is measured"):
         st.markdown(METHOD)
         weights = influence.point_weights(view.trained.info, len(banks["train"][0]))[: view.epoch]
-        if view.host:
+        if view.trained.info.network is not None:
             st.caption("Trained elsewhere: one saved point, weighing 1 (its learning rate is not known here).")
         else:
             st.caption(

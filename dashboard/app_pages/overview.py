@@ -14,13 +14,20 @@ from dashboard.view import View
 
 def render(view: View) -> None:
     st.title("What this network is")
-    if view.host:
+    if view.host and view.trained.info.network is not None:
         record = view.trained.info.network
         st.markdown(
             f"**{record.name}**, a network the host of this server opened from `{Path(record.net).name}` with the "
             f"weights `{Path(record.weights).name}`, reads a 28×28 image and outputs {len(view.data.classes)} "
             "scores, one per class. Its layers below are found from its graph. Open **Browse digits** to see its "
             "predictions, **Errors** to see where it fails."
+        )
+    elif view.host:
+        file, _, name = view.trained.info.config.arch.rpartition(":")
+        st.markdown(
+            f"**{name}**, the host's network from `{Path(file).name}`, trained here with the "
+            f"{view.trained.info.config.recipe} recipe: it reads a 28×28 image (normalised as the reference's) and "
+            f"outputs {len(view.data.classes)} scores, one per class. Its layers below are found from its graph."
         )
     else:
         st.markdown(
@@ -64,7 +71,7 @@ def render(view: View) -> None:
             f"{point:.4g} of {epochs} epoch{plural}",
             help=f"Still training: these weights were saved after {info.train_seconds:.1f} s.",
         )
-    elif view.host:
+    elif info.network is not None:
         c4.metric("Trained", "elsewhere", help="The host opened these weights; they were not trained here.")
     else:
         seconds = info.train_seconds
@@ -79,14 +86,18 @@ def render(view: View) -> None:
         "confusion matrix, the top confusions with their digits and maps, and the trust scorecard if computed.",
     )
 
-    if view.host:
+    if info.network is not None:  # opened by the host: no recipe, no curves
         _host_network(view)
         return
     left, right = st.columns([1, 1], gap="large")
     with left:
-        _architecture(layer_table(trained.model))
-        with st.expander("Every step of its graph"):
+        if view.host:  # a host's class trained here: its layers from its graph
+            st.subheader("Architecture")
             _graph(cache.network(view.ref))
+        else:
+            _architecture(layer_table(trained.model))
+            with st.expander("Every step of its graph"):
+                _graph(cache.network(view.ref))
     with right:
         st.subheader("Recipe")
         config = dataclasses.asdict(info.config)

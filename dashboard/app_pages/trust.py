@@ -20,8 +20,6 @@ def render(view: View) -> None:
     if view.trained is None:
         panels.training_status(view.job.key, "The scorecard can be computed once the model is trained")
         return
-    if panels.reference_only(view, "The scorecard"):
-        return
     if view.trained.info.provisional:  # a minute of work for weights about to be replaced
         st.info(
             "The scorecard is computed for the finished model: it can be asked for when training ends, in a few "
@@ -59,8 +57,9 @@ def render(view: View) -> None:
             for _, title, better, meaning in scorecard.COLUMNS
         },
     )
+    top = "its top three layers with weights get" if view.host else "fc2, fc1 and conv4 get"
     st.caption(
-        "Randomisation: how alike the map's ink pixels still rank after fc2, fc1 and conv4 get random weights, "
+        f"Randomisation: how alike the map's ink pixels still rank after {top} random weights, "
         "minus how alike two random networks' maps rank (lower is better). Deletion: the class probability as the "
         "digit's ink is removed in the map's order, compared with 8 random orders, brightest pixels first and a "
         "random network's map (higher margins are better); 'passes deletion' and 'a random net's map deletes as "
