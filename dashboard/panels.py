@@ -456,9 +456,6 @@ def _trust_detail(view: View, pixels: bytes, label: int | None, title: str, requ
 def report_button(build, label: str, file_name: str, help: str) -> None:
     """A button that saves an HTML report; ``build`` (no arguments, returns the HTML) runs only
     when it is clicked, on its own thread, through the heavy gate like every map."""
-    if state.page_view().host:  # the report draws the reference network's own layers
-        st.caption("Reports are written for the reference network only, for now.")
-        return
     gate = cache.heavy_gate()
 
     def html() -> bytes:

@@ -26,6 +26,7 @@ from core.checkpoints import CheckpointError, CheckpointInfo, ModelRef
 from core.data import Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, softmax
 from core.model import CONV_LAYERS, MnistCNN, layer_table
+from core.network import Contract, Network
 from core.runs import Point
 from core.train import TrainedModel, load_cached, load_provisional
 from dashboard import figures, words
@@ -107,8 +108,8 @@ def model_report(
         f"Model report: {trained.info.folder.name}",
         [
             _header(trained.info, data, evaluation, point),
-            _architecture(model),
-            section("Recipe", table(["setting", "value"], [[k, v] for k, v in config.items()])),
+            _architecture(model, data),
+            _recipe(trained.info, config),
             _training(trained.history, point),
             section(
                 "Accuracy per class",
@@ -155,7 +156,32 @@ def _header(info: CheckpointInfo, data: Mnist, evaluation: Evaluation, point: in
     return section(f"Model {info.folder.name}", table(None, rows))
 
 
-def _architecture(model: MnistCNN) -> str:
+def _network(model: torch.nn.Module, data: Mnist) -> Network:
+    """A host's network (core.network.scored) through the contract, for its layers."""
+    contract = Contract(model.mean, model.std, model.output)
+    return Network(model.source, len(data.classes), to_tensor(data.test.images[:16]), contract)
+
+
+def _recipe(info: CheckpointInfo, config: dict) -> str:
+    if info.network is None:
+        return section("Recipe", table(["setting", "value"], [[k, v] for k, v in config.items()]))
+    record = info.network
+    rows = [
+        ["class", record.net],
+        ["weights", record.weights],
+        ["normalisation", f"mean {record.mean}, std {record.std}"],
+        ["returns", record.output],
+    ]
+    return section("Where it came from", table(["setting", "value"], rows), paragraph("Trained elsewhere."))
+
+
+def _architecture(model: MnistCNN, data: Mnist) -> str:
+    if hasattr(model, "source"):  # a host's network: its layers from its graph
+        network = _network(model, data)
+        cells = [[r.name, r.kind, " × ".join(map(str, r.shape)), f"{r.parameters:,}"] for r in network.layers]
+        cells.append(["total", "", "", f"{sum(r.parameters for r in network.layers):,}"])
+        caption = f"Found from the network's graph (torch.fx); it returns {network.output}."
+        return section("Architecture", table(["step", "kind", "output shape", "parameters"], cells), paragraph(caption))
     rows = layer_table(model)
     cells = [[r.name, r.kind, " × ".join(str(d) for d in r.output_shape), f"{r.parameters:,}"] for r in rows]
     cells.append(["total", "", "", f"{sum(r.parameters for r in rows):,}"])
@@ -164,6 +190,8 @@ def _architecture(model: MnistCNN) -> str:
 
 
 def _training(history: list[dict], point: int) -> str:
+    if any(record["train_loss"] is None for record in history):  # a host's network, trained elsewhere
+        return section("Training", paragraph("Trained elsewhere: no curves."))
     if any(record["test_accuracy"] is None for record in history):  # a shuffled-label network's
         return section("Training", paragraph("This network was tested after its last epoch only: no curves."))
     return section("Training", figure(figures.training_curves(history, point)))
@@ -234,8 +262,17 @@ def digit_report(
     if unknown:
         raise ValueError(f"not an input attribution method: {', '.join(unknown)} (choose {', '.join(INPUT_METHODS)})")
     model, point = _weights(trained, epoch)
-    acts = {name: value[0] for name, value in layer_outputs(model, to_tensor(image[None])).items()}
-    probs = softmax(acts["fc2"])  # (10,)
+    x = to_tensor(image[None])
+    if hasattr(model, "source"):  # a host's network: its shown layers with positions
+        with torch.inference_mode():
+            outputs = _network(model, data).outputs(x)
+        acts = {name: value[0].float().numpy() for name, value in outputs.items()}
+        spatial = [name for name, value in acts.items() if value.ndim == 3]
+    else:
+        acts = {name: value[0] for name, value in layer_outputs(model, x).items()}
+        spatial = list(CONV_LAYERS)
+    with torch.inference_mode():
+        probs = softmax(model(x)[0].float().numpy())  # (classes,)
     pred, names, info = int(np.argmax(probs)), data.classes, trained.info
     reads = f"{title}: the network reads {names[pred]} ({probs[pred]:.1%})"
     if label is not None:
@@ -255,8 +292,8 @@ def digit_report(
             ),
             section(
                 "Feature maps",
-                paragraph("Each conv layer's channels after its ReLU, on one colour scale per layer.", note=True),
-                *(figure(figures.feature_maps(acts[layer], layer, True)) for layer in CONV_LAYERS),
+                paragraph("Each layer's channels after its activation, on one colour scale per layer.", note=True),
+                *(figure(figures.feature_maps(acts[layer], layer, True)) for layer in spatial),
             ),
             _attributions(model, image, pred, label, requests, names),
         ],

@@ -439,3 +439,38 @@ def test_every_page_opens_on_a_host_class_trained_here(server_env, tmp_path, mon
         assert not at.exception and not at.error, (page, [e.value for e in (*at.exception, *at.error)])
         assert "reference recipe · LeNet5" in texts(at), page
     assert "trained here with the reference recipe" in texts(_open(None))
+
+
+def test_reports_of_a_host_network(tmp_path, data):
+    """The model report of pytorch/examples' Net: its layers from its graph (parameters as
+    the module counts them), where it came from, no curves; the digit report's probabilities
+    are the module's own (normalised input, log-probabilities out) and its feature maps are
+    its conv and pool outputs, as hooks on a private copy see them."""
+    from dashboard.report import digit_report, model_report
+    from tests.test_report import array, by_axis_title, plots, sections, table_rows
+
+    module, weights = _weights(tmp_path, "examples_net.py:Net")
+    spec = NetSpec(str(NETS / "examples_net.py") + ":Net", str(weights), MNIST_MEAN, MNIST_STD)
+    info = open_into_cache(spec, data, tmp_path / "cache")
+    trained = load_cached(info.key, root=tmp_path / "cache")
+    page = model_report(trained, data, examples=1, root=tmp_path / "cache")
+    parts = sections(page)
+    rows = table_rows(parts["Architecture"])
+    assert rows[-1] == ["total", "", "", f"{sum(p.numel() for p in module.parameters()):,}"]
+    assert ["conv1", "conv", "32 × 26 × 26", "320"] in rows
+    assert ["normalisation", f"mean {MNIST_MEAN}, std {MNIST_STD}"] in table_rows(parts["Where it came from"])
+    assert "Trained elsewhere: no curves." in parts["Training"]
+
+    image = data.test.images[3]
+    digit = digit_report(trained, data, image, "test #3", int(data.test.labels[3]))
+    x = to_tensor(image[None])
+    private, seen = copy.deepcopy(module), {}
+    private.conv2.register_forward_hook(lambda _, __, out: seen.update(conv2=torch.relu(out)))
+    with torch.no_grad():
+        probs = private((x - MNIST_MEAN) / MNIST_STD).exp()[0].double().numpy()
+    (bars,) = by_axis_title(plots(digit), "yaxis", "probability")[0]["data"]
+    np.testing.assert_allclose(array(bars["y"]), probs, atol=1e-6)
+    maps = plots(sections(digit)["Feature maps"])
+    assert len(maps) == 3  # conv1, conv2 (after their ReLUs) and the max-pool
+    raw = array(maps[1]["data"][0]["customdata"])[..., 0]
+    np.testing.assert_allclose(np.sort(raw[~np.isnan(raw)]), np.sort(seen["conv2"].numpy().ravel()), atol=1e-5)
