@@ -4,8 +4,8 @@ core.host_networks keeps it as a model folder; the numbers are checked another w
 model's logits against the host's module run by hand (normalised, its output turned into
 logits), the kept evaluation against a fresh pass, the randomisation order against the order
 hooks on a private copy see the parameterised modules called in. Every page then renders
-through AppTest on three architectures with no exception, and says in one sentence what it
-does not draw for them.
+through AppTest on four architectures (LeNet-5, an MLP, pytorch/examples' Net, a residual
+network with BatchNorm) with no exception, and says in one sentence what it does not draw.
 """
 
 from __future__ import annotations
@@ -184,7 +184,8 @@ def test_a_bend_sweep_on_a_host_network_reads_its_own_layers(data):
 def host_servers(tmp_path_factory):
     """Weights for three architectures (seeded, untrained: the pages must not care)."""
     folder = tmp_path_factory.mktemp("host_weights")
-    return {spec: _weights(folder, spec)[1] for spec in ("lenet.py:LeNet5", "mlp.py:MLP", "examples_net.py:Net")}
+    specs = ("lenet.py:LeNet5", "mlp.py:MLP", "examples_net.py:Net", "resnet.py:SmallResNet")
+    return {spec: _weights(folder, spec)[1] for spec in specs}
 
 
 def _open(page: str | None):
@@ -198,7 +199,7 @@ def _open(page: str | None):
     return at
 
 
-@pytest.mark.parametrize("spec", ["lenet.py:LeNet5", "mlp.py:MLP", "examples_net.py:Net"])
+@pytest.mark.parametrize("spec", ["lenet.py:LeNet5", "mlp.py:MLP", "examples_net.py:Net", "resnet.py:SmallResNet"])
 def test_every_page_opens_on_a_host_network(spec, host_servers, server_env, tmp_path, monkeypatch):
     """The app opens on the host's network (the first it names); a network that cannot be
     served is named in the sidebar with its sentence, and the others serve on."""
