@@ -404,23 +404,30 @@ def _tile_markers(corners: np.ndarray, size: tuple[int, int], pixel: int, ids: n
 
 def units(values: np.ndarray, layer: str, classes: tuple[str, ...] | None = None) -> go.Figure:
     """A fully connected layer's outputs for one image, float32 (units,), as bars."""
+    many = classes is None and len(values) > MANY_UNITS  # a wide layer: numbered, not named, ticks
     names = list(classes) if classes is not None else [f"{layer}·{i}" for i in range(len(values))]
     colors = np.where(values >= 0, "#4C6EF5", "#C92A2A").tolist()
     bars = go.Bar(
-        x=names,
+        x=np.arange(len(values)) if many else names,
         y=values,
         marker_color=colors,
         customdata=np.arange(len(values)).reshape(-1, 1),
-        hovertemplate="%{x}: %{y:.3f}"
+        hovertemplate=(f"{layer}·%{{x}}" if many else "%{x}")
+        + ": %{y:.3f}"
         + ("" if classes is not None else "<br>click for its unit card")
         + "<extra></extra>",
     )
     return figure(
         [bars],
         240,
-        xaxis=dict(type="category", title="class (logit)" if classes is not None else "unit"),
-        yaxis=dict(title="logit" if classes is not None else "activation (after ReLU)", zeroline=True),
+        xaxis=dict(
+            type="linear" if many else "category", title="class (logit)" if classes is not None else f"{layer} unit"
+        ),
+        yaxis=dict(title="logit" if classes is not None else "activation", zeroline=True),
     )
+
+
+MANY_UNITS = 40  # more bars than this are numbered along the axis rather than named
 
 
 def kernels(weights: np.ndarray, layer: str) -> go.Figure:

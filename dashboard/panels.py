@@ -480,8 +480,8 @@ def reference_only(view: View, what: str) -> bool:
     if not view.host:
         return False
     st.info(
-        f"{what} reads the reference network's own layers (conv1 to fc1), so it is not drawn for "
-        f"**{view.trained.info.architecture}** yet; pick the reference model in the sidebar to see it.",
+        f"Not drawn for **{view.trained.info.architecture}** yet: {what} reads only the reference network's own "
+        "layers (conv1 to fc1). Pick the reference model in the sidebar to see it.",
         icon=":material/construction:",
     )
     return True

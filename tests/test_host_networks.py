@@ -215,7 +215,7 @@ def test_every_page_opens_on_a_host_network(spec, host_servers, server_env, tmp_
         assert f"{name}, the host's network" in shown, page
         assert "WrongWidth** is not served" in shown and "do not fit" in shown, page
         if page == "app_pages/units.py":
-            assert f"so it is not drawn for **{name}** yet" in shown, page
+            assert f"Not drawn for **{name}** yet: this page reads only" in shown, page
     overview = _open(None)
     steps = overview.dataframe[0].value
     assert sum(steps["parameters"]) == sum(p.numel() for p in import_class(str(NETS / spec))[0]().parameters())

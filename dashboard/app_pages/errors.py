@@ -120,7 +120,7 @@ def render(view: View) -> None:
 def _why(view: View, a: int, b: int) -> None:
     """The cell as a group: where the evidence for b over a lies, which channels differ from
     the a's read right, and the training digits nearest to the cell's digits."""
-    if panels.reference_only(view, "The explanation of a whole cell"):
+    if panels.reference_only(view, "the explanation of a whole cell"):
         return
     if cache.result("units", view.ref) is None:  # the channel comparison reads it
         panels.wait_for("units", view)

@@ -23,14 +23,15 @@ def render(view: View) -> None:
         return
     _, image, acts = panels.picked_digit(view, "fm")
 
-    st.subheader("The path at a glance")
-    st.caption(
-        f"The input, then each layer's {FLOW_TOP} most active channels (by mean activation), left to right. "
-        "Click a channel to choose its unit card."
-    )
     # The layers with channels, in forward order, as the network contract shows them.
     flow_layers = [layer for layer, values in acts.items() if values.ndim == 3]
-    if not flow_layers:
+    if flow_layers:
+        st.subheader("The path at a glance")
+        st.caption(
+            f"The input, then each layer's {FLOW_TOP} most active channels (by mean activation), left to right."
+            + ("" if view.host else " Click a channel to choose its unit card.")
+        )
+    else:
         st.info(
             "This network has no layer with channels (it is fully connected), so there is no path of images to draw; "
             "each layer's values are drawn as bars below.",

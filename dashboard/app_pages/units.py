@@ -29,7 +29,7 @@ def render(view: View) -> None:
     if view.trained is None:
         panels.training_status(view.job.key, "Unit cards appear when the model is trained")
         return
-    if panels.reference_only(view, "The unit cards"):
+    if panels.reference_only(view, "this page"):
         return
     unit = _pick_unit(view.unit)
     index = cache.result("units", view.ref)
