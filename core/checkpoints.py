@@ -329,6 +329,11 @@ def load_checkpoint(folder: Path, epoch: int | None = None) -> MnistCNN:
     if not 1 <= epoch <= info.epochs_done:
         raise CheckpointError(f"{folder}: epoch {epoch} is not saved (epochs 1..{info.epochs_done} are)")
     name = epoch_file(epoch)
+    if info.config.arch and model_key(info.config, info.data_fingerprint) != info.key:
+        raise CheckpointError(
+            f"{info.config.arch.rpartition(':')[0]} changed after model {info.key} was trained with it: "
+            "train it again (the new version gets a new key)"
+        )
     if info.network is not None:  # a host's network: its own class around the verified weights
         from core.host_networks import load_host_model
 
@@ -384,8 +389,9 @@ def evict(max_models: int, keep: set[str], root: Path | None = None) -> list[str
     infos = list_checkpoints(root)
     excess = len(infos) - max_models
     removed: list[str] = []
-    # A host's network is never evicted: the host named it, and it is reopened only at a start.
-    kept = [i for i in infos if i.key not in keep and not i.host]
+    # A network opened from the host's files is never evicted: it is reopened only at a start.
+    # (A host's class trained here is evicted as any trained model is.)
+    kept = [i for i in infos if i.key not in keep and i.network is None]
     for info in sorted(kept, key=lambda i: last_used(i.folder)):
         if len(removed) >= excess:
             break

@@ -143,7 +143,8 @@ def cascade(
 ) -> tuple[np.ndarray, list[RandomisationStep]]:
     """The trained maps, then the first ``steps`` cascade steps (fc2; fc2+fc1; ...)."""
     original = explain(model, images, targets)
-    layer_sets = [cascade_of(model)[:k] for k in range(1, steps + 1)]
+    layers = cascade_of(model)
+    layer_sets = [layers[:k] for k in range(1, min(steps, len(layers)) + 1)]
     return original, _randomise(explain, model, images, targets, seed, original, layer_sets)
 
 

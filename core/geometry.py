@@ -102,12 +102,18 @@ class Geometry:
         self.network = network
         modules = dict(network.graph.named_modules())
         names = {layer.node: layer.name for layer in network.layers}
+        shapes = {layer.node: layer.shape for layer in network.layers}
         found: dict[str, Field | str] = {}
         for node in network.graph.graph.nodes:
             if node.op == "placeholder":
                 found[node.name] = INPUT
             elif node.op not in ("output", "get_attr"):
-                found[node.name] = _step(node, modules, found, names)
+                field = _step(node, modules, found, names)
+                # "The whole image" only where no positions are left (a flatten, a linear layer, a
+                # global pooling): a reshape or a mean that keeps a grid is not known, not whole.
+                if field is WHOLE and len(shapes.get(node.name, ())) > 1 and not _global_pool(node, modules):
+                    field = _stop(node, names)
+                found[node.name] = field
         self._fields = found
 
     def field(self, layer: str) -> Field:
@@ -167,6 +173,13 @@ def _step(node: fx.Node, modules: dict[str, nn.Module], found: dict, names: dict
         if node.target in _UNION_METHODS:
             return _union(inputs, node, names)
     return _stop(node, names)
+
+
+def _global_pool(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """An adaptive pooling: its (C, 1, 1) output sees the whole image at its one position."""
+    if node.op == "call_module":
+        return isinstance(modules[node.target], nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d)
+    return node.op == "call_function" and node.target in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d)
 
 
 def _stop(node: fx.Node, names: dict[str, str]) -> str:

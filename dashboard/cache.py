@@ -114,6 +114,9 @@ def _host_networks(root: str, nets: tuple[NetSpec, ...], data_source: str) -> Ho
         except (NetworkError, CheckpointError, OSError) as err:
             logging.getLogger("dashboard").error("the host's network is not served: %s", err)
             refused.append((spec, str(err)))
+        except Exception as err:  # a forward that fails in another way: refuse this one, serve the rest
+            logging.getLogger("dashboard").exception("the host's network %s is not served", spec.net)
+            refused.append((spec, f"{spec.net} failed when it was opened ({type(err).__name__}: {err})"))
         else:
             opened.append((spec, info.key))
     return HostNetworks(tuple(opened), tuple(refused))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core import explanation_checks
+from core import explanation_checks, scorecard
 from core.data import DIGIT_NAMES, one_of
 from core.jobs import CANCELLED, DONE, FAILED, QUEUED, WAITING, JobStatus
+from core.network import NetworkError
 from dashboard import cache, figures, state, words
 from dashboard.view import DATA_SPLITS, DRAWN, Sample, View
 
@@ -362,7 +363,11 @@ def trust_badges(view: View, pixels: bytes, label: int | None, requests: list, k
     click that opens the detail (the cascade of randomised layers and the faithfulness curves)."""
     columns = st.columns(len(requests))
     for i, (column, (title, request)) in enumerate(zip(columns, requests, strict=True)):
-        verdict = cache.verdict(view.ref, pixels, label, request)
+        try:
+            verdict = cache.verdict(view.ref, pixels, label, request)
+        except NetworkError as err:  # e.g. a layer with weights the randomisation check cannot redraw
+            column.caption(f"{title}: not checked. {err}")
+            continue
         with column:
             if verdict is None:
                 st.caption(f"{title}: a difference of two classes' maps; checked maps are single-class ones.")
@@ -382,6 +387,9 @@ def trust_badges(view: View, pixels: bytes, label: int | None, requests: list, k
 
 
 def _data_randomisation_detail(view: View, pixels: bytes, label: int | None, title: str, request, original) -> None:
+    if view.trained.info.network is not None:  # trained elsewhere: no shuffled-label twin of it here
+        st.caption(f"**Data randomisation** {scorecard.HOST_SHUFFLED[0].lower()}{scorecard.HOST_SHUFFLED[1:]}")
+        return
     network = cache.shuffled_network(view.ref)
     if network.missing:
         job = cache.start_shuffled_network(view.ref)

@@ -118,3 +118,24 @@ def test_an_unknown_operation_ends_the_walk_with_a_sentence():
     with pytest.raises(ValueError, match="not computed past roll"):
         geometry.field("fc")
     assert geometry.why_not("conv1") is None
+
+
+class Reshaped(nn.Module):
+    """Reshapes its input before any convolution, and takes a channel mean that keeps the grid."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(26 * 26, 10)
+
+    def forward(self, x):
+        x = self.conv(x.view(-1, 1, 28, 28))
+        return self.fc(x.mean(1, keepdim=True).flatten(1))
+
+
+def test_a_reshape_or_a_mean_that_keeps_a_grid_is_not_taken_for_the_whole_image():
+    network = Network(Reshaped().eval(), 10, to_tensor(load_mnist().test.images[:8]))
+    geometry = Geometry(network)
+    assert geometry.why_not("conv").startswith("receptive field not computed past view")
+    residual = Network(_net("resnet.py:SmallResNet").eval(), 10, to_tensor(load_mnist().test.images[:8]))
+    assert Geometry(residual).field("pool").box(0, 0) == (0, 0, 28, 28)  # a global pooling does see everything

@@ -142,6 +142,13 @@ def test_eviction_spares_the_hosts_networks(tmp_path, data):
     info = open_into_cache(NetSpec(str(NETS / "mlp.py") + ":MLP", str(weights)), data, root)
     assert checkpoints.evict(0, set(), root) == []
     assert info.folder.is_dir()
+    # A host's class trained here is a trained model like any other: evicted in its turn.
+    from core.config import recipe
+    from core.train import load_or_train
+
+    trained = load_or_train(recipe("reference", train_limit=200, arch=f"{NETS / 'mlp.py'}:MLP"), root=root)
+    assert checkpoints.evict(0, set(), root) == [trained.info.key]
+    assert info.folder.is_dir()
 
 
 def test_randomisation_walks_a_host_network_top_down_in_call_order(tmp_path, data):
@@ -398,6 +405,8 @@ def test_a_host_class_trains_here_with_a_recipe_and_opens_like_any_model(tmp_pat
     assert model_key(RECIPES["reference"].replace(arch=""), data.fingerprint) == reference_key
     net.write_text(net.read_text() + "\n# edited\n")
     assert model_key(config, data.fingerprint) != trained.info.key
+    with pytest.raises(CheckpointError, match=r"changed after model .* was trained with it: train it again"):
+        load_cached(trained.info.key, root=root)
 
 
 def test_the_command_line_trains_a_host_class_and_refuses_a_broken_one(tmp_path, monkeypatch, capsys):
@@ -426,7 +435,7 @@ def test_every_page_opens_on_a_host_class_trained_here(server_env, tmp_path, mon
 
     monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path / "cache"))
     server_env(MNIST_CNN_TRAINING="off")
-    config = recipe("reference", train_limit=300, arch=f"{NETS / 'lenet.py'}:LeNet5")
+    config = recipe("reference", train_limit=300, epochs=2, arch=f"{NETS / 'lenet.py'}:LeNet5")
     trained = train.load_or_train(config, root=tmp_path / "cache", adaptive_threads=False)
     for page in [None, *PAGES[1:]]:
         from streamlit.testing.v1 import AppTest
@@ -440,6 +449,16 @@ def test_every_page_opens_on_a_host_class_trained_here(server_env, tmp_path, mon
         assert not at.exception and not at.error, (page, [e.value for e in (*at.exception, *at.error)])
         assert "reference recipe · LeNet5" in texts(at), page
     assert "trained here with the reference recipe" in texts(_open(None))
+    # Through training: its strongest channel of its last layer with positions, at each saved point.
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(HOME, default_timeout=180)
+    at.query_params["model"], at.query_params["probe"] = trained.info.key, "training"
+    at.run()
+    at.switch_page("app_pages/probe.py")
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    assert "Its strongest 5 channel" in texts(at)
 
 
 def test_reports_of_a_host_network(tmp_path, data):

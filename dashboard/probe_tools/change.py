@@ -5,6 +5,7 @@ import numpy as np
 import streamlit as st
 
 from core import probe_words
+from core.network import NetworkError
 from dashboard import cache, figures, panels, probe_figures, state
 from dashboard.view import Probe, View
 
@@ -56,9 +57,13 @@ def render(view: View, base: np.ndarray, title: str) -> None:
             config=figures.CHART_CONFIG,
         )
     with right:
-        nearest = cache.nearest_training_digit(view.ref, edited.tobytes(), int(target))
-        st.markdown(f"**The nearest real {names[target]}** in fc1 (the features the last layer reads):")
-        panels.digit_grid(view, "train", np.array([nearest]), "probe_nearest", columns=1)
+        try:
+            nearest = cache.nearest_training_digit(view.ref, edited.tobytes(), int(target))
+        except NetworkError as err:
+            st.caption(f"No nearest training digit: {err}.")
+        else:
+            st.markdown(f"**The nearest real {names[target]}** in the features the last layer reads:")
+            panels.digit_grid(view, "train", np.array([nearest]), "probe_nearest", columns=1)
         if st.button("Keep editing it by hand", icon=":material/edit:", key="probe_change_edit"):
             state.probe_instead(view, edited, f"{title}, changed toward {names[target]}")
             state.select_probe(Probe("edit", probe.kind, int(target)))

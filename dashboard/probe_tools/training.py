@@ -45,9 +45,15 @@ def render(view: View, base: np.ndarray, title: str) -> None:
     )
     st.markdown(f"**{title} after {shown}**: the answer, and where the evidence for it lies (Integrated Gradients).")
     st.plotly_chart(figures.attribution_row(maps, titles, base), key="probe_epoch_maps", config=figures.CHART_CONFIG)
-    conv4 = [cache.activations(refs[p], pixels)["conv4"] for p in points]
+    acts = cache.activations(refs[points[-1]], pixels)
+    spatial = [name for name, values in acts.items() if values.ndim == 3]
+    if not spatial:
+        st.caption("This network has no layer with channels to follow through training.")
+        return
+    layer = "conv4" if "conv4" in spatial else spatial[-1]  # the last layer with positions
+    conv4 = [cache.activations(refs[p], pixels)[layer] for p in points]
     channels = [int(strongest_channels(values, 1)[0]) for values in conv4]
-    st.markdown("**Its strongest conv4 channel** (highest mean activation) at each point:")
+    st.markdown(f"**Its strongest {layer} channel** (highest mean activation) at each point:")
     st.plotly_chart(
         figures.layer_maps(
             [values[c] for values, c in zip(conv4, channels, strict=True)],
