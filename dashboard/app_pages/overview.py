@@ -185,6 +185,7 @@ def _graph(network) -> None:
         ],
         hide_index=True,
         width="stretch",
+        height="content",  # every step at once: a host's graph has a few dozen
         column_config={"parameters": st.column_config.NumberColumn(format="localized")},
     )
     after = [f"{name} after {names[node]}" for name, node in network.shown.items() if names[node] != name]
@@ -210,6 +211,7 @@ def _architecture(rows) -> None:
         + [{"layer": "total", "type": "", "output shape": "", "parameters": total}],
         hide_index=True,
         width="stretch",
+        height="content",  # every step at once: a host's graph has a few dozen
         column_config={"parameters": st.column_config.NumberColumn(format="localized")},
     )
     st.caption("Each conv layer is followed by a ReLU; fc2 outputs raw logits (softmax gives the probabilities).")
