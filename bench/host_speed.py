@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import torch
+from page_speed import page_runs
 from safetensors.torch import save_file
-from streamlit.testing.v1 import AppTest
-from timing import median_ms
+from timing import report
 
 from core import influence, projection
 from core.attributions import AttributionRequest, explainer
@@ -35,34 +35,11 @@ from core.thread_choice import use_threads
 from core.train import load_cached, load_or_train
 
 ROOT = Path(__file__).resolve().parents[1]
-HOME = str(ROOT / "dashboard" / "Home.py")
 NET = f"{ROOT / 'tests' / 'nets' / 'examples_net.py'}:Net"
 PAGES = ("overview", "browse", "errors", "feature_maps", "attributions", "your_digit", "probe")
 PAGE_BUDGET_MS = 300
 BADGE_BUDGET_MS = 1500
-REPEATS = 5
 BADGE_METHODS = ("Saliency", "Integrated Gradients", "Input × Gradient", "Guided Backprop", "Occlusion")
-
-
-def report(name: str, ms: float, budget: float | None = None) -> None:
-    if budget is None:
-        print(f"  {name:<46} {ms:9.1f} ms")
-        return
-    verdict = "ok" if ms <= budget else "OVER"
-    print(f"  {name:<46} {ms:9.1f} ms   budget {budget:6.0f} ms   {ms / budget:5.2f}x  {verdict}")
-
-
-def page_runs(key: str) -> None:
-    at = AppTest.from_file(HOME, default_timeout=600)
-    at.query_params["model"] = key
-    at.run()
-    for page in PAGES:
-        at.switch_page(f"app_pages/{page}.py")
-        at.run()  # warms this page's caches
-        ms = median_ms(lambda: at.run(), REPEATS)
-        if at.exception:
-            raise SystemExit(f"{page} raised: {at.exception[0].value}")
-        report(f"page run: {page}", ms, PAGE_BUDGET_MS)
 
 
 def badges(model, data) -> None:
@@ -107,7 +84,7 @@ def main() -> None:
         for title, key in models.items():
             print(f"\n{title}, model {key}")
             model = load_cached(key, root=root / "cache").model
-            page_runs(key)
+            page_runs(key, {page: PAGE_BUDGET_MS for page in PAGES})
             badges(model, data)
             background(model, data)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
-from timing import median_ms
+from timing import median_ms, report
 
 from core.activations import kernels, layer_outputs, strongest_channels
 from core.attributions import attribute
@@ -38,16 +38,12 @@ PAGE_BUDGET_MS = {
 }
 
 
-def report(name: str, ms: float, budget: float) -> None:
-    verdict = "ok" if ms <= budget else "OVER"
-    print(f"{name:<52} {ms:8.1f} ms   budget {budget:5.0f} ms   {ms / budget:5.2f}x budget  {verdict}")
-
-
-def page_runs(key: str) -> None:
-    at = AppTest.from_file(HOME, default_timeout=300)
+def page_runs(key: str, budgets: dict[str, float] = PAGE_BUDGET_MS) -> None:
+    """Each page's warm run for model ``key``: the median of REPEATS AppTest runs, against its budget."""
+    at = AppTest.from_file(HOME, default_timeout=600)
     at.query_params["model"] = key
     at.run()
-    for page, budget in PAGE_BUDGET_MS.items():
+    for page, budget in budgets.items():
         path = f"app_pages/{page}.py"
         if not (Path(HOME).parent / path).exists():
             continue

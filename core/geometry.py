@@ -68,7 +68,7 @@ _SAME = (  # element-wise: the field is the input's
     nn.Dropout2d,
     nn.Identity,
 )
-_SAME_FUNCTIONS = {
+_GRID_FUNCTIONS = {  # element-wise or joining on one grid: the union of the inputs' fields
     F.relu,
     torch.relu,
     F.leaky_relu,
@@ -85,14 +85,15 @@ _SAME_FUNCTIONS = {
     operator.mul,
     operator.truediv,
     operator.sub,
+    operator.add,
     torch.mul,
+    torch.add,
+    torch.cat,
 }
-_SAME_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "float", "mul", "div"}
+_GRID_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "float", "mul", "div", "add", "add_"}
 _WHOLE = (nn.Linear, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten)
 _WHOLE_FUNCTIONS = {torch.flatten, F.linear, F.adaptive_avg_pool2d, F.adaptive_max_pool2d}
 _WHOLE_METHODS = {"flatten", "view", "reshape", "mean", "sum", "amax"}
-_UNION_FUNCTIONS = {operator.add, torch.add, torch.cat}
-_UNION_METHODS = {"add", "add_"}
 
 
 class Geometry:
@@ -155,23 +156,13 @@ def _step(node: fx.Node, modules: dict[str, nn.Module], found: dict, names: dict
         if isinstance(module, _WHOLE):
             return WHOLE
         return _stop(node, names)
-    if node.op == "call_function":
-        if node.target in _SAME_FUNCTIONS:
-            return _union(inputs, node, names)
-        if node.target in _WHOLE_FUNCTIONS:
-            return WHOLE
-        if node.target in _UNION_FUNCTIONS:
-            return _union(inputs, node, names)
-        if node.target in (F.max_pool2d, F.avg_pool2d, torch.max_pool2d):
-            return _pool_function(first, node, names)
-        return _stop(node, names)
-    if node.op == "call_method":
-        if node.target in _SAME_METHODS:
-            return _union(inputs, node, names)
-        if node.target in _WHOLE_METHODS:
-            return WHOLE
-        if node.target in _UNION_METHODS:
-            return _union(inputs, node, names)
+    if node.op == "call_function" and node.target in (F.max_pool2d, F.avg_pool2d, torch.max_pool2d):
+        return _pool_function(first, node, names)
+    grid, whole = (_GRID_FUNCTIONS, _WHOLE_FUNCTIONS) if node.op == "call_function" else (_GRID_METHODS, _WHOLE_METHODS)
+    if node.target in grid:
+        return _union(inputs, node, names)
+    if node.target in whole:
+        return WHOLE
     return _stop(node, names)
 
 

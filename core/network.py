@@ -441,6 +441,16 @@ def to_logits(raw: torch.Tensor, output: str) -> torch.Tensor:
     raise NetworkError(f"unknown output {output!r}: use one of {', '.join(OUTPUTS)}")
 
 
+def network_of(model: nn.Module, classes: int, digits: torch.Tensor, where: str) -> Network:
+    """The contract's view of a model as the pages hold it: the reference network (which
+    normalises its pixels itself) as it is, a host's network (:func:`scored`) through its own
+    module, normalisation and output."""
+    source = getattr(model, "source", None)
+    if source is None:
+        return Network(model, classes, digits, where=where)
+    return Network(source, classes, digits, Contract(model.mean, model.std, model.output), where)
+
+
 def parameterised(graph: fx.GraphModule) -> list[str]:
     """The modules of ``graph`` with parameters of their own, in the order it first calls them."""
     modules = dict(graph.named_modules())

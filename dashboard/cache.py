@@ -43,7 +43,7 @@ from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits, softmax
 from core.host_networks import open_into_cache
 from core.jobs import TrainingJobs
-from core.network import Contract, Network, NetworkError
+from core.network import Network, NetworkError, network_of
 from core.runs import Point
 from core.train import (
     ShuffledNetwork,
@@ -83,11 +83,9 @@ def _network(root: str, key: str, epoch: int | None) -> Network:
     trained = _model(root, key, epoch)
     data = dataset(trained.info.data_source)
     digits = to_tensor(data.test.images[:NETWORK_CHECK_DIGITS])
-    model = trained.model
-    if not hasattr(model, "source"):  # the reference network normalises its pixels itself
-        return Network(model, len(data.classes), digits, where=f"model {trained.info.key}")
-    where = trained.info.network.net if trained.info.network else trained.info.config.arch
-    return Network(model.source, len(data.classes), digits, Contract(model.mean, model.std, model.output), where)
+    info = trained.info
+    where = info.network.net if info.network else info.config.arch or f"model {info.key}"
+    return network_of(trained.model, len(data.classes), digits, where)
 
 
 @dataclasses.dataclass(frozen=True)

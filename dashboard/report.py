@@ -26,7 +26,7 @@ from core.checkpoints import CheckpointError, CheckpointInfo, ModelRef
 from core.data import Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, softmax
 from core.model import CONV_LAYERS, MnistCNN, layer_table
-from core.network import Contract, Network
+from core.network import Network, network_of
 from core.runs import Point
 from core.train import TrainedModel, load_cached, load_provisional
 from dashboard import figures, words
@@ -158,8 +158,7 @@ def _header(info: CheckpointInfo, data: Mnist, evaluation: Evaluation, point: in
 
 def _network(model: torch.nn.Module, data: Mnist) -> Network:
     """A host's network (core.network.scored) through the contract, for its layers."""
-    contract = Contract(model.mean, model.std, model.output)
-    return Network(model.source, len(data.classes), to_tensor(data.test.images[:16]), contract)
+    return network_of(model, len(data.classes), to_tensor(data.test.images[:16]), "the network")
 
 
 def _recipe(info: CheckpointInfo, config: dict) -> str:
