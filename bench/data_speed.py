@@ -25,6 +25,7 @@ from core import confusion, projection, units
 from core.config import recipe
 from core.data import load_mnist, to_tensor
 from core.evaluate import evaluate
+from core.network import network_of
 from core.runs import Point
 from core.train import load_or_train
 from dashboard import data_figures
@@ -75,7 +76,9 @@ def main() -> None:
     matrix = evaluation.confusion.copy()
     np.fill_diagonal(matrix, -1)
     a, b = divmod(int(matrix.argmax()), 10)
-    index = units.activation_index(model, to_tensor(data.test.images))
+    index = units.activation_index(
+        network_of(model, 10, to_tensor(data.test.images[:16]), "ref"), to_tensor(data.test.images)
+    )
     start = time.perf_counter()
     train_features = projection.fc1_features(model, to_tensor(data.train.images))
     features_s = time.perf_counter() - start

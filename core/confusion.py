@@ -32,7 +32,7 @@ from core.attributions import AttributionRequest, explainer
 from core.data import DIGIT_NAMES, IMAGE_SIZE, some_of
 from core.evaluate import Evaluation
 from core.model import CONV_LAYERS
-from core.units import UNIT_LAYERS, ActivationIndex
+from core.units import ActivationIndex
 
 # Correctly read a's compared with the cell: ~1,000 per class in the MNIST test set. A seeded
 # sample of 200 keeps a contrast map under a few seconds on one CPU thread (attribution cost
@@ -183,7 +183,7 @@ class ChannelDifference:
 def channel_differences(
     index: ActivationIndex, cell: np.ndarray, correct: np.ndarray, k: int = CHANNELS_SHOWN
 ) -> dict[str, list[ChannelDifference]]:
-    """Per unit layer (``UNIT_LAYERS``), the ``k`` channels (fewer if the layer has fewer) whose
+    """Per unit layer of the index, the ``k`` channels (fewer if the layer has fewer) whose
     mean activation differs most between digits ``cell`` and ``correct`` (int64 indices into
     ``index``), largest |difference| first, ties by channel.
 
@@ -196,9 +196,9 @@ def channel_differences(
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if not len(cell) or not len(correct):
-        return {layer: [] for layer in UNIT_LAYERS}
+        return {layer: [] for layer in index.layers}
     result: dict[str, list[ChannelDifference]] = {}
-    for layer in UNIT_LAYERS:
+    for layer in index.layers:
         means = index.mean[layer]  # (N, C) float32
         cell_mean = means[cell].mean(axis=0, dtype=np.float64)  # (C,)
         correct_mean = means[correct].mean(axis=0, dtype=np.float64)  # (C,)

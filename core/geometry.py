@@ -190,10 +190,14 @@ def _grow(field: Field, kernel: Pair, stride: Pair, padding: Pair, dilation: Pai
 
 
 def _window(field: Field, module: nn.Module, node: fx.Node, names: dict[str, str]) -> Field | str:
-    padding = module.padding
-    if isinstance(padding, str) or getattr(module, "ceil_mode", False):  # "same"/"valid"; a partial last window
+    padding, dilation = module.padding, getattr(module, "dilation", 1)
+    if getattr(module, "ceil_mode", False):  # a partial last window
         return _stop(node, names)
-    dilation = getattr(module, "dilation", 1)
+    if isinstance(padding, str):  # "valid": none; "same" (stride 1): d(k - 1) in all, the smaller half first
+        kernel, dilated = _pair(module.kernel_size), _pair(dilation)
+        padding = (
+            (0, 0) if padding == "valid" else tuple(d * (k - 1) // 2 for d, k in zip(dilated, kernel, strict=True))
+        )
     stride = module.stride if module.stride is not None else module.kernel_size
     return _grow(field, _pair(module.kernel_size), _pair(stride), _pair(padding), _pair(dilation))
 

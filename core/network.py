@@ -21,6 +21,7 @@ sentence that names the file and what to do (:class:`NetworkError`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -184,7 +185,35 @@ class _Recorder(fx.Interpreter):
         result = super().run_node(node)
         if node.name in self.wanted and isinstance(result, torch.Tensor):
             self.kept[node.name] = result if self.keep_graph else result.clone()
+        if node is getattr(self, "stop", None):
+            raise _EnoughError
         return result
+
+    def run_until_kept(self, *args) -> dict[str, torch.Tensor]:
+        """Run only as far as the last node asked for, and return what was kept."""
+        last = max((i for i, n in enumerate(self.graph.nodes) if n.name in self.wanted), default=-1)
+        stop = list(self.graph.nodes)[last] if last >= 0 else None
+        self.stop = stop
+        with contextlib.suppress(_EnoughError):
+            self.run(*args)
+        return self.kept
+
+
+class _EnoughError(Exception):
+    """Raised by a recorder that has kept every node it was asked for: the rest is not run."""
+
+
+class _Editor(_Recorder):
+    """Runs the graph with the output of one node replaced by ``edit(output)`` (a copy), every
+    later node reading the edited value: ablation without a hook. One per call: thread-safe."""
+
+    def __init__(self, graph: fx.GraphModule, node: str, edit) -> None:
+        super().__init__(graph, ())
+        self.node, self.edit = node, edit
+
+    def run_node(self, node: fx.Node):
+        result = super().run_node(node)
+        return self.edit(result.clone()) if node.name == self.node else result
 
 
 class _OneThreadTracer(fx.Tracer):
@@ -294,6 +323,36 @@ class Network:
         recorder = _Recorder(self.graph, [by_name[n] for n in names])
         recorder.run(self._normalised(images))
         return {n: recorder.kept[by_name[n]] for n in names}
+
+    def nodes(self, images: torch.Tensor, nodes: Iterable[str], keep_graph: bool = False) -> dict[str, torch.Tensor]:
+        """The outputs of graph nodes (fx names) for float32 images (B, 1, 28, 28) in [0, 1],
+        running the graph only as far as the last of them (``keep_graph``: the tensors
+        themselves, to take gradients through)."""
+        return _Recorder(self.graph, nodes, keep_graph).run_until_kept(self._normalised(images))
+
+    def block(self, name: str) -> list[fx.Node]:
+        """The nodes of shown layer ``name``: its conv, linear or pool, then the element-wise tail
+        (norm, activation, dropout) whose output the layer's name stands for."""
+        if name not in self.shown:
+            raise NetworkError(f"{self.where} shows no layer {name!r}: its layers are {', '.join(self.shown)}")
+        start = next(layer.node for layer in self.layers if layer.name == name)
+        nodes = {node.name: node for node in self.graph.graph.nodes}
+        chain = [nodes[start]]
+        while chain[-1].name != self.shown[name]:
+            chain.append(next(iter(chain[-1].users)))
+        return chain
+
+    def ablated_logits(self, images: torch.Tensor, name: str, unit: int) -> torch.Tensor:
+        """Logits (B, classes) with unit ``unit`` of shown layer ``name`` set to zero (a channel at
+        every position, or one value of a linear layer) and the rest of the graph run on that:
+        paths that bypass the layer (a residual's shortcut) keep their values. No weight changes."""
+
+        def zero(values: torch.Tensor) -> torch.Tensor:
+            values[:, unit] = 0.0
+            return values
+
+        editor = _Editor(self.graph, self.shown[name], zero)
+        return to_logits(editor.run(self._normalised(images)), self.output)
 
     def gradients(
         self, images: torch.Tensor, names: Iterable[str], target: torch.Tensor

@@ -1,32 +1,35 @@
-"""Single units: what a conv channel or fc1 unit sees, which digits drive it, how one of its
-values is computed, what removing it costs, and an image made to excite it.
+"""Single units of any network: which digits drive a unit, what removing it costs, and an image
+made to excite it (how one of its values is computed: ``core.unit_steps``).
 
-"Units" are the channels of conv1..conv4 and the 20 units of fc1 (``UNIT_LAYERS``), read
-after their ReLU as everywhere else (``core.model.TAPS``). Everything here only reads the
-model it is given: no hooks, no weight or mode changes, so one cached model can serve many
-threads. Where weights or gradients are needed the work happens on a private copy.
+A unit is one channel of a convolution or one output of a hidden linear layer, read where the
+network's layer list reads it (``core.network``): after the block's norm and activation, e.g.
+the reference CNN's conv1..conv4 and fc1 after their ReLU. The last linear layer (the logits)
+has no unit cards. Everything here only reads the network it is given: no hooks, no weight or
+mode changes (an ``fx.Interpreter`` per call), so one cached network serves many threads.
+Where gradients are needed the work happens on the network's own graph with only the pixels
+requiring them.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import fx
 
 from core import runs
 from core.data import IMAGE_SIZE, Split, to_tensor
 from core.evaluate import per_class_mean
-from core.model import CONV_LAYERS, LAYER_NAMES, MNIST_MEAN, MNIST_STD, TAPS, new_model
+from core.geometry import Geometry
+from core.network import ACTIVATION, ARITHMETIC, CONV, DROPOUT, FLATTEN, LINEAR, POOL, Network
 
-UNIT_LAYERS = (*CONV_LAYERS, "fc1")  # the layers whose units get a card
-POOL_LAYERS = ("pool1", "pool2")
-INDEX_BATCH = 1000  # digits per forward pass: amortises per-call overhead; its taps take ~50 MB
-POSITION_DTYPE = torch.int16  # grids are at most 26x26 = 676 positions; keeps the cached index small
+INDEX_BATCH = 1000  # digits per forward pass: amortises per-call overhead; its outputs take ~50 MB
+POSITION_DTYPE = (
+    torch.int16
+)  # where the maximum sits, flat in the grid: grids of 28x28 inputs fit; keeps the file small
 
 # Feature visualisation: a plain batched torch loop, the recipe that worked at 28x28 where lucent
 # (sized for 224-px RGB images) needed several workarounds and ran slower.
@@ -38,112 +41,149 @@ FEATURE_JITTER_SHARE = 6  # ...and at most a sixth of the receptive field: conv1
 # get none, conv3 1 px. A 2 px shift shows a 3x3 unit a different patch each step: measured, conv1's
 # images then reached 0.07-3.2 where unshifted ones reach 1.8-5.3 (the best of 2,000 test digits: 1.1-5.2).
 FEATURE_INK = 0.01  # L1 penalty per unit of ink (pixel sum): conv4's ink 0.12 -> 0.06 a pixel, its value -1%
-
-
-def _check_layer(layer: str, allowed: tuple[str, ...]) -> None:
-    if layer not in allowed:
-        raise ValueError(f"unknown layer {layer!r}: choose one of {', '.join(allowed)}")
-
-
-def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
-# --- Geometry -------------------------------------------------------------------------
+FEATURE_BATCH = 64  # units optimised together: a wide layer's images come in batches of this many
+_RELU = ("relu", "relu_", "relu6", "ReLU", "ReLU6")  # activations whose output is never below zero
 
 
 @dataclass(frozen=True)
-class _Geometry:
-    size: int  # side of the receptive field in input pixels (R)
-    jump: int  # input pixels between neighbouring positions of the layer (J)
-    rows: int  # the layer's grid
-    cols: int
+class UnitLayer:
+    """A layer whose units get cards: ``units`` channels (conv) or outputs (linear); ``grid``
+    (rows, cols) of a conv's positions, None for a linear layer's single value per unit;
+    ``nonnegative`` when the layer ends in a ReLU, so a unit at 0 everywhere is silent."""
+
+    name: str
+    kind: str  # CONV or LINEAR
+    units: int
+    grid: tuple[int, int] | None
+    nonnegative: bool
+
+    @property
+    def unit_word(self) -> str:
+        return "channel" if self.grid is not None else "unit"
 
 
-def _forward_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The model's layers in forward order: ``MnistCNN`` registers them in the order ``taps``
-    calls them (the ablation test checks this against a full forward pass)."""
-    return list(model.named_children())
+def unit_layers(network: Network) -> dict[str, UnitLayer]:
+    """The network's layers with unit cards, in forward order: each shown conv layer with a grid
+    and each shown linear layer but the last (the logits)."""
+    kinds = {layer.name: layer for layer in network.layers}
+    linears = [layer.name for layer in network.layers if layer.kind == LINEAR]
+    found: dict[str, UnitLayer] = {}
+    for name, end in network.shown.items():
+        start = kinds.get(name)
+        if start is None or start.kind not in (CONV, LINEAR) or (linears and name == linears[-1]):
+            continue
+        shape = next(layer.shape for layer in network.layers if layer.node == end)
+        if (start.kind == CONV and len(shape) != 3) or (start.kind == LINEAR and len(shape) != 1):
+            continue  # a 1-D or 3-D convolution, a linear layer over a grid: no card shape for it
+        drops = {entry.node for entry in network.layers if entry.kind == DROPOUT}
+        last = [node for node in network.block(name) if node.name not in drops][-1]  # dropout: off when read
+        relu = last.op == "call_module" and type(network.graph.get_submodule(last.target)).__name__ in _RELU
+        relu = relu or getattr(last.target, "__name__", str(last.target)) in _RELU
+        grid = (shape[1], shape[2]) if len(shape) == 3 else None
+        found[name] = UnitLayer(name, start.kind, shape[0], grid, relu)
+    return found
 
 
-@cache
-def _geometry() -> dict[str, _Geometry]:
-    """Receptive field and grid of every named layer, walked from the modules' kernel sizes
-    and strides (R += (k - 1) * J, J *= stride); fc1 and fc2 see the whole image."""
-    size, jump, rows, cols = 1, 1, IMAGE_SIZE, IMAGE_SIZE
-    after: dict[str, _Geometry] = {}  # by module name
-    for name, module in _forward_modules(new_model()):
-        if isinstance(module, nn.Conv2d | nn.MaxPool2d):
-            padding, dilation = _pair(module.padding), _pair(module.dilation)
-            if padding != (0, 0) or dilation != (1, 1) or getattr(module, "ceil_mode", False):
-                # Boxes would run off the image and conv_step's windows would shift: not needed yet.
-                raise NotImplementedError(f"{name}: geometry assumes unpadded, undilated windows")
-            (kernel, kernel_w), (stride, stride_w) = _pair(module.kernel_size), _pair(module.stride)
-            if (kernel, stride) != (kernel_w, stride_w):
-                raise NotImplementedError(f"{name}: geometry assumes square kernels and strides")
-            size += (kernel - 1) * jump
-            jump *= stride
-            rows, cols = (rows - kernel) // stride + 1, (cols - kernel) // stride + 1
-        elif isinstance(module, nn.Linear):
-            size, jump, rows, cols = IMAGE_SIZE, IMAGE_SIZE, 1, 1  # every unit sees every pixel
-        after[name] = _Geometry(size, jump, rows, cols)
-    return {layer: after[module] for layer, module in TAPS.items()}
+def _layer(network: Network, layer: str) -> UnitLayer:
+    layers = unit_layers(network)
+    if layer not in layers:
+        raise ValueError(f"{layer!r} has no unit cards: choose one of {', '.join(layers) or 'none'}")
+    return layers[layer]
 
 
-def grid_size(layer: str) -> tuple[int, int]:
-    """(rows, cols) of a layer's spatial grid, e.g. conv4 (8, 8); (1, 1) for fc1 and fc2."""
-    _check_layer(layer, LAYER_NAMES)
-    geometry = _geometry()[layer]
-    return geometry.rows, geometry.cols
+def _check_unit(network: Network, layer: str, unit: int) -> UnitLayer:
+    found = _layer(network, layer)
+    if not 0 <= unit < found.units:
+        raise ValueError(f"{layer} has units 0..{found.units - 1}, not {unit}")
+    return found
 
 
-def receptive_field(layer: str, row: int, col: int) -> tuple[int, int, int, int]:
-    """(top, left, height, width) of the input pixels that position (row, col) of ``layer`` sees.
-
-    conv1 3x3, conv2 5x5, pool1 6x6, conv3 10x10, conv4 14x14, pool2 16x16 (every channel of
-    the position alike); fc1 and fc2 (only position (0, 0)) see the whole 28x28 image.
-    """
-    _check_layer(layer, LAYER_NAMES)
-    geometry = _geometry()[layer]
-    if not (0 <= row < geometry.rows and 0 <= col < geometry.cols):
-        raise ValueError(f"({row}, {col}) is outside {layer}'s {geometry.rows}x{geometry.cols} grid")
-    return row * geometry.jump, col * geometry.jump, geometry.size, geometry.size
+def _device(network: Network) -> torch.device:
+    return next(iter(network.module.parameters()), torch.empty(0)).device
 
 
-# --- Reading the model without hooks --------------------------------------------------
+INPUT = "input"  # the source of a first layer: the pixels as the network receives them
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+def source_of(network: Network, node: fx.Node) -> tuple[str, tuple[int, ...]]:
+    """What a layer reads, as the pages name it, and its shape per image: a shown layer,
+    ``INPUT`` for the pixels (after the network's own normalisation steps, if any), else the
+    graph's layer name; a flatten in between is looked through (a linear layer reads the pool
+    before it, flattened)."""
+    layers = {entry.node: entry for entry in network.layers}
+    while node.name in layers and layers[node.name].kind == FLATTEN and node.all_input_nodes:
+        node = node.all_input_nodes[0]
+    shape = layers[node.name].shape if node.name in layers else (1, IMAGE_SIZE, IMAGE_SIZE)
+    by_node = {end: name for name, end in network.shown.items()}
+    if node.name in by_node:
+        return by_node[node.name], shape
+    ancestors = [node]
+    while ancestors[-1].op != "placeholder" and len(ancestors[-1].all_input_nodes) == 1:
+        ancestors.append(ancestors[-1].all_input_nodes[0])
+    normalising = all(n.name in layers and layers[n.name].kind == ARITHMETIC for n in ancestors[:-1])
+    if ancestors[-1].op == "placeholder" and normalising:
+        return INPUT, shape
+    return (layers[node.name].name if node.name in layers else node.name), shape
 
 
-def _layer_input(model: nn.Module, layer: str, images: torch.Tensor) -> torch.Tensor:
-    """What ``layer``'s module is applied to: the normalised pixels for conv1 (as ``taps``
-    computes them), else the previous named layer's output, flattened for fc layers."""
-    if layer == LAYER_NAMES[0]:
-        return (images - MNIST_MEAN) / MNIST_STD  # (B, 1, 28, 28)
-    source = model.taps(images)[LAYER_NAMES[LAYER_NAMES.index(layer) - 1]]
-    return torch.flatten(source, 1) if isinstance(getattr(model, layer), nn.Linear) else source
+# --- What a unit reads with ------------------------------------------------------------
+
+MAPS_SHOWN = 64  # input channels drawn as maps at most; a wider input is summarised per channel
 
 
-def _pre_activation(model: nn.Module, layer: str, images: torch.Tensor) -> torch.Tensor:
-    """``layer``'s output before its ReLU: (B, C, h, w) for conv layers, (B, 20) for fc1."""
-    return getattr(model, layer)(_layer_input(model, layer, images))
+@dataclass(frozen=True, eq=False)
+class IncomingWeights:
+    """A unit's weights on what it reads (``source``, a layer or the input): ``maps`` float32
+    (n, h, w), one map per input channel (a conv's kernel, or a linear unit's weights laid on
+    the grid it reads), None when there are more than ``MAPS_SHOWN`` or the source has no
+    grid; ``strength`` float32 (n,): each input channel's L2 norm of weights (for a source
+    without a grid, each input's weight itself)."""
+
+    source: str
+    maps: np.ndarray | None
+    strength: np.ndarray
 
 
-def _units(model: nn.Module, layer: str) -> int:
-    module = getattr(model, layer)
-    return module.out_channels if isinstance(module, nn.Conv2d) else module.out_features
+def incoming_weights(network: Network, layer: str, unit: int) -> IncomingWeights:
+    """The weights unit ``unit`` of ``layer`` reads with (its own group's channels for a grouped conv)."""
+    _check_unit(network, layer, unit)
+    start = network.block(layer)[0]
+    module = network.graph.get_submodule(start.target) if start.op == "call_module" else None
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise ValueError(f"{layer}'s weights are not a module's: they are not drawn")
+    row = weight[unit].detach().float().cpu()
+    source, shape = source_of(network, start.all_input_nodes[0])
+    if row.dim() == 3:  # a conv: (C_in / groups, kh, kw)
+        maps = row
+    elif len(shape) == 3 and row.numel() == int(np.prod(shape)):
+        maps = row.reshape(shape)  # a linear unit's weights on the grid it reads, flattened
+    else:
+        return IncomingWeights(source, None, row.numpy())
+    strength = maps.flatten(1).norm(dim=1)
+    return IncomingWeights(source, maps.numpy() if len(maps) <= MAPS_SHOWN else None, strength.numpy())
 
 
-def _check_unit(model: nn.Module, layer: str, unit: int) -> None:
-    if not 0 <= unit < _units(model, layer):
-        raise ValueError(f"{layer} has units 0..{_units(model, layer) - 1}, not {unit}")
+def kernels(network: Network, layer: str) -> np.ndarray | None:
+    """A conv layer's weights, float32 (out_channels, in_channels / groups, kh, kw); None for a
+    layer whose convolution is not a module's (a functional call)."""
+    start = network.block(layer)[0]
+    module = network.graph.get_submodule(start.target) if start.op == "call_module" else None
+    weight = getattr(module, "weight", None)
+    return weight.detach().float().cpu().numpy() if isinstance(weight, torch.Tensor) and weight.dim() == 4 else None
 
 
-def _check_image(image: torch.Tensor) -> None:
-    if tuple(image.shape) != (1, 1, IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"expected one image shaped (1, 1, 28, 28), got {tuple(image.shape)}")
+def pooled_layers(network: Network) -> dict[str, str]:
+    """{shown pool layer: the unit layer it pools}, for pools that read one unit layer's output
+    (channel c of the pool is channel c of that layer)."""
+    ends = {network.shown[name]: name for name in unit_layers(network)}
+    found = {}
+    for name in network.shown:
+        start = next(layer for layer in network.layers if layer.name == name)
+        node = network.block(name)[0]
+        if start.kind == POOL and node.all_input_nodes and node.all_input_nodes[0].name in ends:
+            found[name] = ends[node.all_input_nodes[0].name]
+    return found
 
 
 # --- Dataset-wide activation index ----------------------------------------------------
@@ -151,67 +191,101 @@ def _check_image(image: torch.Tensor) -> None:
 
 @dataclass(frozen=True, eq=False)
 class ActivationIndex:
-    """Every unit of ``UNIT_LAYERS`` on every digit of a set, after the ReLU.
+    """Every unit of the network's unit layers on every digit of a set, where the layer list reads it.
 
     Per layer, arrays (N, C): ``maximum`` float32 (the largest value over the layer's grid),
-    ``mean`` float32 (the mean over the grid) and ``position`` int16 (where the maximum
-    sits, flat in the row-major h x w grid; the first such place on ties, so 0 for a digit
-    the unit ignores; always 0 for fc1, which has one value per unit).
+    ``mean`` float32 (the mean over the grid) and ``position`` integers (where the maximum
+    sits, flat in the row-major grid; the first such place on ties, so 0 for a digit the unit
+    ignores; always 0 for a linear layer, which has one value per unit). ``grids``: each
+    layer's (rows, cols), (1, 1) for a linear layer.
     """
 
     maximum: dict[str, np.ndarray]
     mean: dict[str, np.ndarray]
     position: dict[str, np.ndarray]
+    grids: dict[str, tuple[int, int]]
 
     def __len__(self) -> int:
-        return len(self.maximum[UNIT_LAYERS[0]])
+        return len(next(iter(self.maximum.values()))) if self.maximum else 0
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(self.maximum)
+
+    def _check(self, layer: str) -> None:
+        if layer not in self.maximum:
+            raise ValueError(f"unknown layer {layer!r}: choose one of {', '.join(self.maximum)}")
 
     def top_digits(self, layer: str, unit: int, k: int = 16) -> np.ndarray:
         """Indices int64 (k,) of the digits with the highest maximum, highest first; ties by index."""
-        _check_layer(layer, UNIT_LAYERS)
+        self._check(layer)
         return np.argsort(-self.maximum[layer][:, unit], kind="stable")[:k].astype(np.int64)
 
     def firing_share(self, layer: str, unit: int) -> float:
         """Share of digits on which the unit is above zero anywhere (a rarely active unit has few)."""
-        _check_layer(layer, UNIT_LAYERS)
+        self._check(layer)
         return float((self.maximum[layer][:, unit] > 0).mean()) if len(self) else 0.0
 
     def mean_per_class(self, layer: str, unit: int, labels: np.ndarray, classes: int | None = None) -> np.ndarray:
         """float64 (classes,): the per-digit mean activation averaged within each true class
         (``labels`` int64 (N,)); NaN for a class with no digits (``per_class_mean``)."""
-        _check_layer(layer, UNIT_LAYERS)
+        self._check(layer)
         return per_class_mean(self.mean[layer][:, unit], labels, classes)
+
+    def layer_summary(self, layer: str, labels: np.ndarray, classes: int) -> dict[str, np.ndarray]:
+        """Every unit of ``layer`` at once, for a sorted list of a wide layer: ``share`` float64
+        (C,) as :meth:`firing_share`, ``mean`` float64 (C,) the mean over digits of the per-digit
+        mean, ``favourite`` int64 (C,) the class with the highest :meth:`mean_per_class` (the
+        lowest class on ties; -1 for a unit that is the same on every class)."""
+        self._check(layer)
+        values = self.mean[layer].astype(np.float64)  # (N, C)
+        counts = np.bincount(labels, minlength=classes)[:classes].astype(np.float64)  # (K,)
+        sums = np.zeros((classes, values.shape[1]))
+        np.add.at(sums, labels, values)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_class = sums / counts[:, None]  # (K, C); NaN for a class without digits
+        filled = np.where(np.isnan(per_class), -np.inf, per_class)
+        favourite = filled.argmax(axis=0)
+        flat = np.nanmax(per_class, axis=0) == np.nanmin(per_class, axis=0)
+        return {
+            "share": (self.maximum[layer] > 0).mean(axis=0).astype(np.float64) if len(self) else np.zeros(0),
+            "mean": values.mean(axis=0),
+            "favourite": np.where(flat, -1, favourite).astype(np.int64),
+        }
 
     def peak(self, layer: str, unit: int, digit: int) -> tuple[int, int]:
         """(row, col) in the layer's grid where the unit is strongest on ``digit``."""
-        _check_layer(layer, UNIT_LAYERS)
-        return divmod(int(self.position[layer][digit, unit]), grid_size(layer)[1])
+        self._check(layer)
+        return divmod(int(self.position[layer][digit, unit]), self.grids[layer][1])
 
 
 def _index_batches(
-    model: nn.Module, batches: Iterator[torch.Tensor], total: int, progress: Callable[[float, str], None] | None
+    network: Network,
+    batches: Iterator[torch.Tensor],
+    total: int,
+    progress: Callable[[float, str], None] | None,
 ) -> ActivationIndex:
     """Fill the index from batches of float32 (B, 1, 28, 28) images, ``total`` in all."""
-    device = _device(model)
-    widths = {layer: _units(model, layer) for layer in UNIT_LAYERS}
-    maximum = {layer: torch.empty(total, c) for layer, c in widths.items()}
-    mean = {layer: torch.empty(total, c) for layer, c in widths.items()}
-    position = {layer: torch.zeros(total, c, dtype=POSITION_DTYPE) for layer, c in widths.items()}
+    layers = unit_layers(network)
+    device = _device(network)
+    maximum = {name: torch.empty(total, layer.units) for name, layer in layers.items()}
+    mean = {name: torch.empty(total, layer.units) for name, layer in layers.items()}
+    position = {name: torch.zeros(total, layer.units, dtype=POSITION_DTYPE) for name, layer in layers.items()}
     done = 0
     with torch.inference_mode():
         for batch in batches:
-            taps = model.taps(batch.to(device))
+            outputs = network.outputs(batch.to(device), layers)
             rows = slice(done, done + len(batch))
-            for layer in UNIT_LAYERS:
-                values = taps[layer].float().cpu()
+            for name in layers:
+                values = outputs[name].float().cpu()
                 if values.dim() == 4:
                     flat = values.flatten(2)  # (B, C, h*w)
                     # ``max`` returns the first of equal maxima, as np.argmax does: 0 for a silent unit.
-                    maximum[layer][rows], where = flat.max(dim=2)
-                    position[layer][rows] = where.to(POSITION_DTYPE)
-                    mean[layer][rows] = flat.mean(dim=2)
-                else:  # fc1 (B, 20): one value per unit
-                    maximum[layer][rows] = mean[layer][rows] = values
+                    maximum[name][rows], where = flat.max(dim=2)
+                    position[name][rows] = where.to(POSITION_DTYPE)
+                    mean[name][rows] = flat.mean(dim=2)
+                else:  # a linear layer (B, units): one value per unit
+                    maximum[name][rows] = mean[name][rows] = values
             done += len(batch)
             if progress is not None:
                 progress(done / total, f"Indexing unit activations: {done:,} of {total:,} digits")
@@ -219,19 +293,20 @@ def _index_batches(
         maximum={k: v.numpy() for k, v in maximum.items()},
         mean={k: v.numpy() for k, v in mean.items()},
         position={k: v.numpy() for k, v in position.items()},
+        grids={name: layer.grid or (1, 1) for name, layer in layers.items()},
     )
 
 
 def activation_index(
-    model: nn.Module,
+    network: Network,
     images: torch.Tensor,
     batch_size: int = INDEX_BATCH,
     progress: Callable[[float, str], None] | None = None,
 ) -> ActivationIndex:
-    """Index every unit over float32 images (N, 1, 28, 28) in [0, 1], in batched passes of
-    ``model.taps`` under inference mode; ``progress(fraction, text)`` after each batch."""
+    """Index every unit over float32 images (N, 1, 28, 28) in [0, 1], in batched passes under
+    inference mode; ``progress(fraction, text)`` after each batch."""
     batches = (images[i : i + batch_size] for i in range(0, len(images), batch_size))
-    return _index_batches(model, batches, len(images), progress)
+    return _index_batches(network, batches, len(images), progress)
 
 
 def index_run(at: runs.Point) -> runs.Run:
@@ -240,7 +315,7 @@ def index_run(at: runs.Point) -> runs.Run:
 
 
 def load_or_compute_index(
-    model: nn.Module, split: Split, at: runs.Point, progress: Callable[[float, str], None] | None = None
+    network: Network, split: Split, at: runs.Point, progress: Callable[[float, str], None] | None = None
 ) -> ActivationIndex:
     """The kept activation index of ``split`` (the one ``at`` names) beside a checkpoint, or a
     fresh one (then kept): a run labelled with the model key, epoch, split and data fingerprint."""
@@ -248,225 +323,43 @@ def load_or_compute_index(
     def compute() -> ActivationIndex:
         # Convert the uint8 digits batch by batch: the train split as float32 at once is 188 MB.
         batches = (to_tensor(split.images[i : i + INDEX_BATCH]) for i in range(0, len(split), INDEX_BATCH))
-        return _index_batches(model, batches, len(split), progress)
+        return _index_batches(network, batches, len(split), progress)
 
-    return index_run(at).get(compute, _to_tensors, lambda tensors: _from_tensors(tensors, model, len(split)))
+    return index_run(at).get(compute, _to_tensors, lambda tensors: _from_tensors(tensors, network, len(split)))
 
 
 _FIELDS = ("maximum", "mean", "position")
-_DTYPES = {"maximum": torch.float32, "mean": torch.float32, "position": POSITION_DTYPE}
 
 
 def _to_tensors(index: ActivationIndex) -> dict[str, torch.Tensor]:
     return {
         f"{layer}.{field}": torch.from_numpy(np.ascontiguousarray(getattr(index, field)[layer]))
         for field in _FIELDS
-        for layer in UNIT_LAYERS
+        for layer in index.layers
     }
 
 
-def _from_tensors(tensors: dict[str, torch.Tensor], model: nn.Module, digits: int) -> ActivationIndex | None:
+def _from_tensors(tensors: dict[str, torch.Tensor], network: Network, digits: int) -> ActivationIndex | None:
     """The index in a kept file, or None when its arrays are not exactly the expected ones."""
+    layers = unit_layers(network)
     expected = {
-        f"{layer}.{field}": ((digits, _units(model, layer)), _DTYPES[field])
+        f"{name}.{field}": ((digits, layer.units), POSITION_DTYPE if field == "position" else torch.float32)
         for field in _FIELDS
-        for layer in UNIT_LAYERS
+        for name, layer in layers.items()
     }
     if not runs.same_shapes(tensors, expected):
         return None
     return ActivationIndex(
-        **{field: {layer: tensors[f"{layer}.{field}"].numpy() for layer in UNIT_LAYERS} for field in _FIELDS}
-    )
-
-
-# --- One value, step by step ----------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class ConvStep:
-    """How conv ``layer``'s ``channel`` at (row, col) is computed for one image.
-
-    ``patch``, ``kernel`` and ``products`` float32 (C_in, 3, 3): the window of the layer's
-    input (``source``: "input" = the normalised pixels (x - MNIST_MEAN) / MNIST_STD that conv1
-    sees, else the named layer's output), the weights, and their elementwise product (no
-    kernel flip: PyTorch convolutions are cross-correlations). ``channel_sums`` float32
-    (C_in,) sums each input channel's products; ``pre_relu`` = sum(channel_sums) + ``bias``;
-    ``value`` = max(pre_relu, 0), the number ``taps`` reports.
-    """
-
-    layer: str
-    channel: int
-    row: int
-    col: int
-    source: str
-    patch: np.ndarray
-    kernel: np.ndarray
-    products: np.ndarray
-    channel_sums: np.ndarray
-    bias: float
-    pre_relu: float
-    value: float
-
-
-def conv_step(model: nn.Module, image: torch.Tensor, layer: str, channel: int, row: int, col: int) -> ConvStep:
-    """One conv activation taken apart, for a float32 image (1, 1, 28, 28) in [0, 1]."""
-    _check_layer(layer, CONV_LAYERS)
-    _check_image(image)
-    _check_unit(model, layer, channel)
-    receptive_field(layer, row, col)  # raises for a position off the grid
-    module = getattr(model, layer)
-    (kernel_h, kernel_w), (stride, _) = _pair(module.kernel_size), _pair(module.stride)
-    with torch.inference_mode():
-        inputs = _layer_input(model, layer, image.to(_device(model)))[0].float().cpu()  # (C_in, H, W)
-        patch = inputs[:, row * stride : row * stride + kernel_h, col * stride : col * stride + kernel_w]
-        kernel = module.weight[channel].detach().float().cpu()  # (C_in, 3, 3)
-        bias = float(module.bias[channel]) if module.bias is not None else 0.0
-    products = patch * kernel
-    channel_sums = products.sum(dim=(1, 2))  # (C_in,)
-    pre_relu = float(channel_sums.double().sum()) + bias
-    return ConvStep(
-        layer=layer,
-        channel=channel,
-        row=row,
-        col=col,
-        source="input" if layer == LAYER_NAMES[0] else LAYER_NAMES[LAYER_NAMES.index(layer) - 1],
-        patch=patch.numpy(),
-        kernel=kernel.numpy(),
-        products=products.numpy(),
-        channel_sums=channel_sums.numpy(),
-        bias=bias,
-        pre_relu=pre_relu,
-        value=max(pre_relu, 0.0),
-    )
-
-
-@dataclass(frozen=True, eq=False)
-class PoolStep:
-    """How pool ``layer``'s ``channel`` at (row, col) is computed for one image.
-
-    ``block`` float32 (k, k): the window of ``source`` (the conv layer before the pool,
-    after its ReLU) it takes the maximum of; ``winner`` (row, col) inside the block where
-    that maximum sits (the first on ties); ``value`` the maximum, as ``taps`` reports it.
-    """
-
-    layer: str
-    channel: int
-    row: int
-    col: int
-    source: str
-    block: np.ndarray
-    winner: tuple[int, int]
-    value: float
-
-
-def pool_step(model: nn.Module, image: torch.Tensor, layer: str, channel: int, row: int, col: int) -> PoolStep:
-    """One max-pool value taken apart, for a float32 image (1, 1, 28, 28) in [0, 1]."""
-    _check_layer(layer, POOL_LAYERS)
-    _check_image(image)
-    receptive_field(layer, row, col)  # raises for a position off the grid
-    module = getattr(model, layer)
-    (kernel, _), (stride, _) = _pair(module.kernel_size), _pair(module.stride)
-    source = LAYER_NAMES[LAYER_NAMES.index(layer) - 1]
-    with torch.inference_mode():
-        values = model.taps(image.to(_device(model)))[source][0].float().cpu()  # (C, H, W)
-    if not 0 <= channel < len(values):
-        raise ValueError(f"{layer} has channels 0..{len(values) - 1}, not {channel}")
-    block = values[channel, row * stride : row * stride + kernel, col * stride : col * stride + kernel]
-    winner = divmod(int(block.flatten().argmax()), kernel)
-    return PoolStep(
-        layer=layer,
-        channel=channel,
-        row=row,
-        col=col,
-        source=source,
-        block=block.numpy(),
-        winner=winner,
-        value=float(block.max()),
-    )
-
-
-POOL_AFTER = {"conv2": "pool1", "conv4": "pool2"}  # the max-pool that reads a conv layer's output
-
-
-def pool_position(row: int, col: int) -> tuple[int, int]:
-    """The cell of the 2x2 max-pool that follows a conv layer which takes in (row, col)."""
-    return row // 2, col // 2
-
-
-@dataclass(frozen=True, eq=False)
-class LinearStep:
-    """How linear ``layer``'s ``unit`` is computed for one image.
-
-    ``inputs`` float32 (n,): ``source`` flattened (fc1 reads pool2's 32 channels × 4×4 = 512);
-    ``weights`` float32 (n,) the unit's row of the weight matrix; ``weighted_sum`` = inputs ·
-    weights; ``pre_relu`` = weighted_sum + ``bias``; ``value`` = max(pre_relu, 0), the number
-    ``taps`` reports.
-    """
-
-    layer: str
-    unit: int
-    source: str
-    inputs: np.ndarray
-    weights: np.ndarray
-    weighted_sum: float
-    bias: float
-    pre_relu: float
-    value: float
-
-
-def linear_step(model: nn.Module, image: torch.Tensor, layer: str, unit: int) -> LinearStep:
-    """One unit of a hidden linear layer (fc1) taken apart, for a float32 image (1, 1, 28, 28) in [0, 1]."""
-    _check_layer(layer, ("fc1",))
-    _check_image(image)
-    _check_unit(model, layer, unit)
-    module = getattr(model, layer)
-    with torch.inference_mode():
-        inputs = _layer_input(model, layer, image.to(_device(model)))[0].float().cpu().reshape(-1)  # (n,)
-        weights = module.weight[unit].detach().float().cpu()  # (n,)
-        bias = float(module.bias[unit]) if module.bias is not None else 0.0
-    weighted_sum = float((inputs.double() * weights.double()).sum())
-    return LinearStep(
-        layer=layer,
-        unit=unit,
-        source=LAYER_NAMES[LAYER_NAMES.index(layer) - 1],
-        inputs=inputs.numpy(),
-        weights=weights.numpy(),
-        weighted_sum=weighted_sum,
-        bias=bias,
-        pre_relu=weighted_sum + bias,
-        value=max(weighted_sum + bias, 0.0),
+        **{field: {name: tensors[f"{name}.{field}"].numpy() for name in layers} for field in _FIELDS},
+        grids={name: layer.grid or (1, 1) for name, layer in layers.items()},
     )
 
 
 # --- Ablation -------------------------------------------------------------------------
 
 
-def _tail(model: nn.Module, layer: str, values: torch.Tensor) -> torch.Tensor:
-    """Logits (B, 10) from ``layer``'s output (after its ReLU), running only the modules after it."""
-    modules = _forward_modules(model)
-    start = [name for name, _ in modules].index(TAPS[layer]) + 1
-    x = values
-    for _, module in modules[start:]:
-        if isinstance(module, nn.Linear) and x.dim() > 2:
-            x = torch.flatten(x, 1)  # as taps() flattens pool2 before fc1
-        x = module(x)
-    return x
-
-
-def _head(model: nn.Module, layer: str, images: torch.Tensor) -> torch.Tensor:
-    """``layer``'s output (after its ReLU), running only the modules up to it, as ``taps`` does."""
-    modules = _forward_modules(model)
-    stop = [name for name, _ in modules].index(TAPS[layer])
-    x = (images - MNIST_MEAN) / MNIST_STD
-    for _, module in modules[: stop + 1]:
-        if isinstance(module, nn.Linear) and x.dim() > 2:
-            x = torch.flatten(x, 1)
-        x = module(x)
-    return x
-
-
 def ablation_accuracy(
-    model: nn.Module,
+    network: Network,
     images: torch.Tensor,
     labels: np.ndarray | torch.Tensor,
     layer: str,
@@ -475,41 +368,37 @@ def ablation_accuracy(
     before: np.ndarray | None = None,
     active: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each class's accuracy, float64 (K,) for the K classes the model scores (NaN for a class
-    absent from ``labels``), with the unit intact and with it zeroed after its ReLU, over
-    float32 images (N, 1, 28, 28) and int64 labels (N,). Only the layers after ``layer`` are
-    rerun, on a copy of its output with the unit's channel set to zero, so no weights change.
+    """Each class's accuracy, float64 (K,) for the network's K classes (NaN for a class absent
+    from ``labels``), with the unit intact and with it set to zero where the layer list reads
+    it, over float32 images (N, 1, 28, 28) and int64 labels (N,). The rest of the graph runs on
+    the zeroed copy (``Network.ablated_logits``): no weights change, and a residual's shortcut
+    keeps its value.
 
-    Two exact shortcuts for a caller that has them: ``before``, the model's predictions int64
+    Two exact shortcuts for a caller that has them: ``before``, the network's predictions int64
     (N,) (a cached evaluation), spares the full pass; ``active``, bool (N,) the digits on which
     the unit is above zero anywhere (the activation index), spares the others: zeroing a unit
-    that is already zero changes nothing. Measured (bench/unit_speed.py): a cold unit card went
-    from 1.14 s to 0.79 s."""
-    _check_layer(layer, UNIT_LAYERS)
-    _check_unit(model, layer, unit)
+    that is already zero changes nothing, so ``active`` is refused for a layer that can go below
+    zero (it does not end in a ReLU)."""
+    found = _check_unit(network, layer, unit)
     if active is not None and before is None:
         raise ValueError("active digits are a shortcut for a caller that passes the predictions (before) too")
-    device = _device(model)
+    if active is not None and not found.nonnegative:
+        raise ValueError(f"{layer} can go below zero: every digit is rerun, not only the active ones")
+    device = _device(network)
     truth = np.asarray(labels)
     chosen = np.arange(len(images)) if active is None else np.flatnonzero(active)
     computed_before, after = [], []
     with torch.inference_mode():
         for i in range(0, len(chosen), batch_size):
-            rows = torch.from_numpy(chosen[i : i + batch_size])
-            batch = images[rows].to(device)
+            batch = images[torch.from_numpy(chosen[i : i + batch_size])].to(device)
             if before is None:
-                taps = model.taps(batch)
-                values = taps[layer].clone()
-                computed_before.append(taps["fc2"].argmax(dim=1).cpu())
-            else:
-                values = _head(model, layer, batch)
-            values[:, unit] = 0.0  # a whole channel (every position) or one fc1 unit
-            after.append(_tail(model, layer, values).argmax(dim=1).cpu())
+                computed_before.append(network.logits(batch).argmax(dim=1).cpu())
+            after.append(network.ablated_logits(batch, layer, unit).argmax(dim=1).cpu())
     before = torch.cat(computed_before).numpy() if before is None else np.asarray(before)  # (N,) all digits
     changed = before.copy()
     if after:
         changed[chosen] = torch.cat(after).numpy()
-    classes = getattr(model, LAYER_NAMES[-1]).out_features  # the logits' width
+    classes = network.classes
     return per_class_mean(before == truth, truth, classes), per_class_mean(changed == truth, truth, classes)
 
 
@@ -519,8 +408,8 @@ def ablation_accuracy(
 @dataclass(frozen=True, eq=False)
 class FeatureVisualisation:
     """One optimised image per unit of ``layer``: ``images`` float32 (C, 28, 28) in [0, 1];
-    ``activation`` float32 (C,) each unit's final pre-ReLU value on its own image (at the
-    grid's centre for conv layers); ``how`` says in one line how they were made."""
+    ``activation`` float32 (C,) each unit's final value before its activation on its own image
+    (at the grid's centre for conv layers); ``how`` says in one line how they were made."""
 
     layer: str
     images: np.ndarray
@@ -528,9 +417,18 @@ class FeatureVisualisation:
     how: str
 
 
-def _centre(pre: torch.Tensor) -> torch.Tensor:
-    """(B, C) values at the grid's centre of a (B, C, h, w) map; fc values (B, C) as they are."""
-    return pre[:, :, pre.shape[2] // 2, pre.shape[3] // 2] if pre.dim() == 4 else pre
+def objective_node(network: Network, layer: str) -> str:
+    """The node a unit's image is optimised for: the layer's value before its activation (after
+    its norm), where a unit that starts below zero still has a gradient."""
+    kinds = {entry.node: entry.kind for entry in network.layers}
+    chain = network.block(layer)
+    first_activation = next((i for i, node in enumerate(chain) if kinds.get(node.name) == ACTIVATION), len(chain))
+    return chain[:first_activation][-1].name
+
+
+def _centre(values: torch.Tensor) -> torch.Tensor:
+    """(B, C) values at the grid's centre of a (B, C, h, w) map; linear values (B, C) as they are."""
+    return values[:, :, values.shape[2] // 2, values.shape[3] // 2] if values.dim() == 4 else values
 
 
 def _jitter(images: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
@@ -538,56 +436,67 @@ def _jitter(images: torch.Tensor, pixels: int, generator: torch.Generator) -> to
     reflecting at the border so no black frame appears."""
     if pixels == 0:
         return images
-    padded = nn.functional.pad(images, (pixels,) * 4, mode="reflect")
+    padded = F.pad(images, (pixels,) * 4, mode="reflect")
     dy, dx = torch.randint(0, 2 * pixels + 1, (2,), generator=generator).tolist()
     return padded[..., dy : dy + images.shape[-2], dx : dx + images.shape[-1]]
 
 
+def jitter_for(network: Network, layer: str) -> int:
+    """Pixels of random shift per step: at most ``FEATURE_JITTER`` and a sixth of the layer's
+    receptive field (none where the field is not known: a shift could then be most of it)."""
+    geometry = Geometry(network)
+    if geometry.why_not(layer) is not None:
+        return 0
+    return min(FEATURE_JITTER, min(geometry.field(layer).size) // FEATURE_JITTER_SHARE)
+
+
 def feature_visualisation(
-    model: nn.Module, layer: str, steps: int = FEATURE_STEPS, seed: int = 0, ink_penalty: float = FEATURE_INK
+    network: Network, layer: str, steps: int = FEATURE_STEPS, seed: int = 0, ink_penalty: float = FEATURE_INK
 ) -> FeatureVisualisation:
-    """An image per unit of ``layer`` (conv1..conv4, fc1) that drives the unit up, all units
-    optimised together in one batch (image c for unit c).
+    """An image per unit of ``layer`` that drives the unit up, units optimised together in
+    batches (image c for unit c).
 
     Pixels are sigmoid(raw), raw starting at -3 (near black); each of ``steps`` Adam steps
-    shifts the batch by up to 2 pixels (less for small receptive fields, see
-    ``FEATURE_JITTER_SHARE``) and maximises each unit's *pre-ReLU* value at the grid's
-    centre (a post-ReLU objective gives units that start at 0 no gradient), less
-    ``ink_penalty`` times the image's ink. Runs on a private copy of the model with only
-    the pixels requiring gradients; the shifts come from a private generator seeded with
-    ``seed``, so the same call gives the same images and global RNG state is untouched.
+    shifts the batch by up to 2 pixels (less for small receptive fields, :func:`jitter_for`)
+    and maximises each unit's value before its activation at the grid's centre (a post-ReLU
+    objective gives units that start at 0 no gradient), less ``ink_penalty`` times the image's
+    ink. Only the pixels require gradients; the graph runs only as far as the layer. The shifts
+    come from a private generator seeded with ``seed``, so the same call gives the same images
+    and global RNG state is untouched.
     """
-    _check_layer(layer, UNIT_LAYERS)
-    units = _units(model, layer)
-    size = receptive_field(layer, 0, 0)[2]
-    jitter = min(FEATURE_JITTER, size // FEATURE_JITTER_SHARE)
-    generator = torch.Generator().manual_seed(seed)
-    # Out of any caller's inference mode: the copy's weights must be ordinary tensors for autograd.
+    found = _layer(network, layer)
+    node = objective_node(network, layer)
+    jitter = jitter_for(network, layer)
+    images, values = [], []
+    # Out of any caller's inference mode: the graph's tensors must be ordinary ones for autograd.
     with torch.inference_mode(False), torch.enable_grad():
-        net = copy.deepcopy(model).requires_grad_(False)
-        raw = torch.full((units, 1, IMAGE_SIZE, IMAGE_SIZE), FEATURE_START, device=_device(net), requires_grad=True)
-        optimiser = torch.optim.Adam([raw], lr=FEATURE_LR)
-        own = torch.arange(units)
-        for _ in range(steps):
-            pixels = torch.sigmoid(raw)  # (C, 1, 28, 28)
-            pre = _centre(_pre_activation(net, layer, _jitter(pixels, jitter, generator)))  # (C, C)
-            loss = -pre[own, own].sum() + ink_penalty * pixels.sum()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-        with torch.no_grad():
-            images = torch.sigmoid(raw)
-            activation = _centre(_pre_activation(net, layer, images))[own, own]
-    rows, cols = grid_size(layer)
-    where = "" if layer == "fc1" else f" at the centre ({rows // 2}, {cols // 2}) of its {rows}x{cols} grid"
+        for first in range(0, found.units, FEATURE_BATCH):
+            own = torch.arange(first, min(first + FEATURE_BATCH, found.units))
+            generator = torch.Generator().manual_seed(seed + first)
+            raw = torch.full((len(own), 1, IMAGE_SIZE, IMAGE_SIZE), FEATURE_START, device=_device(network))
+            raw.requires_grad_(True)
+            optimiser = torch.optim.Adam([raw], lr=FEATURE_LR)
+            rows = torch.arange(len(own))
+            for _ in range(steps):
+                pixels = torch.sigmoid(raw)  # (C, 1, 28, 28)
+                pre = _centre(network.nodes(_jitter(pixels, jitter, generator), [node], keep_graph=True)[node])
+                loss = -pre[rows, own].sum() + ink_penalty * pixels.sum()
+                # Only the pixels' gradient: backward() would also fill the shared network's .grad.
+                (raw.grad,) = torch.autograd.grad(loss, [raw])
+                optimiser.step()
+            with torch.no_grad():
+                made = torch.sigmoid(raw)
+                values.append(_centre(network.nodes(made, [node])[node])[rows, own])
+                images.append(made[:, 0])
+    where = "" if found.grid is None else f" at the centre ({found.grid[0] // 2}, {found.grid[1] // 2}) of its grid"
     shifted = f", shifted up to {jitter} px a step" if jitter else ""
     how = (
         f"{steps} Adam steps (lr {FEATURE_LR}) on sigmoid pixels from near black{shifted}, maximising"
-        f" each {layer} unit's pre-ReLU value{where} minus {ink_penalty:g} x ink (seed {seed})"
+        f" each {layer} unit's value before its activation{where} minus {ink_penalty:g} x ink (seed {seed})"
     )
     return FeatureVisualisation(
         layer=layer,
-        images=images[:, 0].float().cpu().numpy(),
-        activation=activation.float().cpu().numpy(),
+        images=torch.cat(images).float().cpu().numpy(),
+        activation=torch.cat(values).float().cpu().numpy(),
         how=how,
     )

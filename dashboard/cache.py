@@ -33,7 +33,9 @@ from core import (
     probes,
     projection,
     relevance,
+    relevance_graph,
     scorecard,
+    unit_steps,
     units,
 )
 from core.attributions import AttributionRequest, explain, explainer, target_class
@@ -41,6 +43,7 @@ from core.checkpoints import CheckpointError, CheckpointInfo, ModelRef
 from core.config import NetSpec, ServerSettings, cache_dir, server_settings, shuffled_labels_config
 from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits, softmax
+from core.geometry import Geometry
 from core.host_networks import open_into_cache
 from core.jobs import TrainingJobs
 from core.network import Network, NetworkError, network_of
@@ -455,6 +458,20 @@ def heavy_work() -> Workers:
 UNIT_SPLIT = "test"  # unit cards, the data map and the flip summary rank and average over the test digits
 
 
+def _network_at(root: str, key: str, epoch: int) -> Network:
+    """The network of saved point ``epoch``; the last point's is the one ``ModelRef(key)`` opens."""
+    last = _model(root, key, None)
+    return _network(root, key, None if epoch == last.info.epochs_done else epoch)
+
+
+def _index_of(root: str, key: str, epoch: int, progress=None) -> units.ActivationIndex:
+    """Every unit of the network over the test digits (the unit cards' index), kept beside the checkpoint."""
+    info = _weights(root, key, epoch).info
+    data = dataset(info.data_source)
+    at = Point(info.folder, epoch, UNIT_SPLIT, data.fingerprint)
+    return units.load_or_compute_index(_network_at(root, key, epoch), data.test, at, progress=progress)
+
+
 def _over_test_digits(compute: Callable) -> Callable:
     """A run of one saved point's weights over the test digits, as INDEXES computes it:
     ``compute(model, split, point, progress=...)`` is a core ``load_or_compute_*``."""
@@ -513,7 +530,7 @@ class Index:
 
 INDEXES: dict[str, Index] = {
     "units": Index(
-        _over_test_digits(units.load_or_compute_index),
+        _index_of,
         lambda info, epoch: [units.index_run(Point(info.folder, epoch, UNIT_SPLIT, info.data_fingerprint))],
         "Indexing every unit over the 10,000 test digits (once per model and epoch)",
         "Indexing the units failed",
@@ -600,71 +617,82 @@ def start(name: str, ref: ModelRef) -> None:
 # ---- units (the unit cards) -------------------------------------------------------------
 
 
+def unit_layers(ref: ModelRef) -> dict[str, units.UnitLayer]:
+    """The layers of these weights' network whose units get cards, in forward order."""
+    return units.unit_layers(network(ref))
+
+
+def geometry(ref: ModelRef) -> Geometry:
+    """Every layer's receptive field in these weights' network (walked from its graph once)."""
+    return _geometry(str(cache_dir()), ref.key, ref.epoch)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _geometry(root: str, key: str, epoch: int | None) -> Geometry:
+    return Geometry(_network(root, key, epoch))
+
+
+def kernels(ref: ModelRef, layer: str) -> np.ndarray | None:
+    """A conv layer's weights (out, in / groups, kh, kw), None when not a module's."""
+    return units.kernels(network(ref), layer)
+
+
+def pooled_layers(ref: ModelRef) -> dict[str, str]:
+    """{pool layer: the unit layer whose channels it pools} in these weights' network."""
+    return units.pooled_layers(network(ref))
+
+
+def incoming_weights(ref: ModelRef, layer: str, unit: int) -> units.IncomingWeights:
+    """The weights a unit reads with (a conv's kernel per input channel, a linear unit's row)."""
+    return units.incoming_weights(network(ref), layer, unit)
+
+
 def unit_ablation(ref: ModelRef, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each class's test accuracy with the unit intact and zeroed, float (10,) twice (needs the
-    unit index: only the digits the unit fires on are rerun)."""
+    """Each class's test accuracy with the unit intact and zeroed, float (K,) twice (needs the
+    unit index: for a layer ending in a ReLU only the digits the unit fires on are rerun)."""
     return _unit_ablation(*_point(ref), layer, unit)
 
 
-@st.cache_data(max_entries=256, show_spinner="Zeroing the unit and rerunning the test digits it fires on…")
+@st.cache_data(max_entries=256, show_spinner="Zeroing the unit and rerunning the test digits…")
 def _unit_ablation(root: str, key: str, epoch: int, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
-    trained = _weights(root, key, epoch)
-    split = dataset(trained.info.data_source).test
+    net = _network_at(root, key, epoch)
+    split = dataset(_weights(root, key, epoch).info.data_source).test
     before = _evaluation(root, key, epoch, UNIT_SPLIT).preds
-    active = _available("units", root, key, epoch).maximum[layer][:, unit] > 0
+    nonnegative = units.unit_layers(net)[layer].nonnegative
+    active = _available("units", root, key, epoch).maximum[layer][:, unit] > 0 if nonnegative else None
     with heavy_gate():
         return units.ablation_accuracy(
-            trained.model, to_tensor(split.images), split.labels, layer, unit, before=before, active=active
+            net, to_tensor(split.images), split.labels, layer, unit, before=before, active=active
         )
 
 
 def feature_visualisation(ref: ModelRef, layer: str) -> units.FeatureVisualisation:
-    """One optimised image per unit of ``layer`` (the whole layer in one batch, once per server)."""
+    """One optimised image per unit of ``layer`` (the whole layer in batches, once per server)."""
     return _feature_visualisation(str(cache_dir()), ref.key, ref.epoch, layer)
 
 
 @st.cache_resource(show_spinner="Optimising an image for every unit of the layer (a few seconds, once)…")
 def _feature_visualisation(root: str, key: str, epoch: int | None, layer: str) -> units.FeatureVisualisation:
     with heavy_gate():
-        return units.feature_visualisation(_model(root, key, epoch).model, layer)
+        return units.feature_visualisation(_network(root, key, epoch), layer)
 
 
-def conv_step(ref: ModelRef, pixels: bytes, layer: str, channel: int, row: int, col: int) -> units.ConvStep:
-    """One conv activation of one digit taken apart (patch, kernel, products, bias, ReLU)."""
-    return _conv_step(str(cache_dir()), ref.key, ref.epoch, pixels, layer, channel, row, col)
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
-def _conv_step(
-    root: str, key: str, epoch: int | None, pixels: bytes, layer: str, channel: int, row: int, col: int
-) -> units.ConvStep:
-    return units.conv_step(_model(root, key, epoch).model, _pixels_tensor(pixels), layer, channel, row, col)
-
-
-def pool_step(ref: ModelRef, pixels: bytes, layer: str, channel: int, row: int, col: int) -> units.PoolStep:
-    """One max-pool value of one digit: the 2x2 block it keeps the largest of."""
-    return _pool_step(str(cache_dir()), ref.key, ref.epoch, pixels, layer, channel, row, col)
+def one_value(ref: ModelRef, pixels: bytes, layer: str, unit: int, row: int = 0, col: int = 0) -> unit_steps.OneValue:
+    """One unit's value on one digit taken apart, step by step (conv or linear, norm, activation, pool)."""
+    return _one_value(str(cache_dir()), ref.key, ref.epoch, pixels, layer, unit, row, col)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def _pool_step(
-    root: str, key: str, epoch: int | None, pixels: bytes, layer: str, channel: int, row: int, col: int
-) -> units.PoolStep:
-    return units.pool_step(_model(root, key, epoch).model, _pixels_tensor(pixels), layer, channel, row, col)
-
-
-def linear_step(ref: ModelRef, pixels: bytes, layer: str, unit: int) -> units.LinearStep:
-    """One fc1 unit of one digit taken apart (its inputs, weights, bias, ReLU)."""
-    return _linear_step(str(cache_dir()), ref.key, ref.epoch, pixels, layer, unit)
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
-def _linear_step(root: str, key: str, epoch: int | None, pixels: bytes, layer: str, unit: int) -> units.LinearStep:
-    return units.linear_step(_model(root, key, epoch).model, _pixels_tensor(pixels), layer, unit)
+def _one_value(
+    root: str, key: str, epoch: int | None, pixels: bytes, layer: str, unit: int, row: int, col: int
+) -> unit_steps.OneValue:
+    return unit_steps.one_value(_network(root, key, epoch), _pixels_tensor(pixels), layer, unit, row, col)
 
 
 def channel_relevance(ref: ModelRef, pixels: bytes, layer: str, target: int) -> relevance.ChannelRelevance:
-    """Which channels of ``layer`` carry the evidence for ``target`` on this digit (CRP)."""
+    """Which channels of ``layer`` carry the evidence for ``target`` on this digit (CRP): the
+    reference's own modules, or a host's network through its converted graph. Raises
+    ``RelevanceOff`` with the sentence when a host's network cannot be converted."""
     return _channel_relevance(str(cache_dir()), ref.key, ref.epoch, pixels, layer, target)
 
 
@@ -672,8 +700,11 @@ def channel_relevance(ref: ModelRef, pixels: bytes, layer: str, target: int) -> 
 def _channel_relevance(
     root: str, key: str, epoch: int | None, pixels: bytes, layer: str, target: int
 ) -> relevance.ChannelRelevance:
+    trained = _model(root, key, epoch)
     with heavy_gate():
-        return relevance.channel_relevance(_model(root, key, epoch).model, _pixels_tensor(pixels), layer, target)
+        if trained.info.host:
+            return relevance_graph.channel_relevance(_network(root, key, epoch), _pixels_tensor(pixels), layer, target)
+        return relevance.channel_relevance(trained.model, _pixels_tensor(pixels), layer, target)
 
 
 # ---- why a confusion cell fails -----------------------------------------------------------

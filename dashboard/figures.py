@@ -431,12 +431,12 @@ MANY_UNITS = 40  # more bars than this are numbered along the axis rather than n
 
 
 def kernels(weights: np.ndarray, layer: str) -> go.Figure:
-    """A conv layer's 3x3 kernels (out, in, 3, 3): one row per output channel, one column per input."""
-    out, inp = weights.shape[:2]
-    z, _ = tile(weights.reshape(out * inp, 3, 3), inp, gap=1)
+    """A conv layer's kernels (out, in, kh, kw): one row per output channel, one column per input."""
+    out, inp, kh, kw = weights.shape
+    z, _ = tile(weights.reshape(out * inp, kh, kw), inp, gap=1)
     limit = float(np.abs(weights).max()) or 1.0
     pair, _ = tile(
-        np.broadcast_to(np.arange(out * inp, dtype=np.float32)[:, None, None], (out * inp, 3, 3)), inp, gap=1
+        np.broadcast_to(np.arange(out * inp, dtype=np.float32)[:, None, None], (out * inp, kh, kw)), inp, gap=1
     )
     heatmap = go.Heatmap(
         z=z,
@@ -447,9 +447,9 @@ def kernels(weights: np.ndarray, layer: str) -> go.Figure:
         colorbar=dict(title="weight", thickness=10),
         hovertemplate=f"{layer} out %{{customdata[0]}} ← in %{{customdata[1]}}: %{{z:.3f}}<extra></extra>",
     )
-    pixel = max(3, min(16, 520 // (inp * 4)))
+    pixel = max(1, min(16, 520 // (inp * (kw + 1))))
     title = dict(text=f"rows: {out} output channels · columns: {inp} input channels", font=dict(size=12))
-    return figure([heatmap], max(160, int(out * 4 * pixel) + 60), image=True, title=title)
+    return figure([heatmap], max(160, int(out * (kh + 1) * pixel) + 60), image=True, title=title)
 
 
 def flow(image: np.ndarray, stages: list[tuple[str, np.ndarray, np.ndarray]]) -> go.Figure:

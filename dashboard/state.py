@@ -34,6 +34,7 @@ from dashboard.view import (
     cell_to_query,
     check_epoch,
     check_sample,
+    check_unit,
     from_query,
     label_filter_from_query,
     label_filter_to_query,
@@ -143,6 +144,11 @@ def resolve(fall_back: bool = True, avoid: str | None = None) -> tuple[View, lis
     drawn = st.session_state.get(_DRAWN)
     sample, problem = check_sample(st.session_state[_SAMPLE], data, drawn is not None)
     st.session_state[_SAMPLE] = sample
+    layers = cache.unit_layers(ref) if trained is not None and ref is not None else {}
+    unit, unit_problem = check_unit(st.session_state.get(_UNIT) or FIRST_UNIT, layers)
+    if st.session_state.get(_UNIT) is not None:  # a choice of the user's (a link, a click) that cannot stay
+        problem = problem + unit_problem
+        st.session_state[_UNIT] = unit
     view = View(
         ref=ref,
         trained=trained,
@@ -150,7 +156,8 @@ def resolve(fall_back: bool = True, avoid: str | None = None) -> tuple[View, lis
         sample=sample,
         drawn=drawn,
         job=job if trained is None or trained.info.provisional else None,
-        unit=st.session_state.get(_UNIT) or FIRST_UNIT,
+        unit=unit,
+        unit_layers=layers,
         probe=st.session_state.get(_PROBE) or FIRST_PROBE,
         label_filter=st.session_state.get(_FILTER) or FIRST_FILTER,
     )

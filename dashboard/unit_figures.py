@@ -95,6 +95,20 @@ def incoming_weights(weights: np.ndarray, title: str) -> go.Figure:
     )
 
 
+def weight_bars(strength: np.ndarray, source: str, per_channel: bool) -> go.Figure:
+    """A unit's weights as bars when they are too many to draw as maps: each input channel's
+    L2 norm of weights (``per_channel``), or each input's weight for a source without a grid."""
+    what = "L2 norm of its weights on each channel" if per_channel else "its weight on each value"
+    bar = go.Bar(
+        x=np.arange(len(strength)),
+        y=strength,
+        marker_color=np.where(strength >= 0, "#C92A2A", "#1C7ED6"),
+        hovertemplate=f"{source} %{{x}}: %{{y:.3f}}<extra></extra>",
+    )
+    title = dict(text=f"{what} of {source} ({len(strength)})", font=dict(size=12))
+    return figure([bar], 260, title=title, xaxis=dict(title=source), yaxis=dict(title="weight"))
+
+
 def class_means(means: np.ndarray, classes: tuple[str, ...]) -> go.Figure:
     """The unit's mean activation per true class, float (10,), as bars."""
     bars = go.Bar(
@@ -135,7 +149,7 @@ def ablation(before: np.ndarray, after: np.ndarray, classes: tuple[str, ...]) ->
 def step_maps(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, source: str) -> go.Figure:
     """One conv value's window of every input channel, the kernel and their products,
     float32 (C_in, k, k) each: three rows of small maps, numbers on hover and in the cells."""
-    c, k, _ = patch.shape
+    c, k, width = patch.shape
     rows = [
         ("window of " + source, patch, SEQUENTIAL),
         ("kernel", kernel, DIVERGING),
@@ -165,14 +179,14 @@ def step_maps(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray, sourc
     labels = go.Scatter(
         x=annotations_x, y=annotations_y, mode="text", text=texts, textposition="middle left", hoverinfo="skip"
     )
-    span = c * (k + 1) + 9  # the maps, and the row names on the left
+    span = c * (width + 1) + 9  # the maps, and the row names on the left
     pixel = min(26.0, 1000 / span)  # the width decides the scale: no empty band above the maps
     return figure(
         [*traces, labels],
         int(3 * (k + 2) * pixel) + 40,
         image=True,
         showlegend=False,
-        xaxis=dict(visible=False, range=[-9, c * (k + 1)]),
+        xaxis=dict(visible=False, range=[-9, c * (width + 1)]),
     )
 
 

@@ -10,16 +10,15 @@ view the app can produce round-trips. No Streamlit here: this is plain logic, te
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from core.checkpoints import CheckpointInfo, ModelRef
 from core.data import Mnist
 from core.jobs import JobStatus
-from core.model import layer_table
 from core.train import TrainedModel
-from core.units import UNIT_LAYERS, grid_size
+from core.units import UnitLayer
 
 DATA_SPLITS = ("test", "train")
 DRAWN = "drawn"  # the user's own digit, drawn or uploaded: not in any split, not in links
@@ -38,31 +37,54 @@ class Sample:
 
 
 FIRST = Sample("test", 0)
-UNIT_COUNTS = {row.name: row.output_shape[0] for row in layer_table() if row.name in UNIT_LAYERS}
 
 
 @dataclass(frozen=True)
 class Unit:
-    """A unit whose card is shown: a conv channel or an fc1 unit, and optionally a position
-    of its grid (the value taken apart step by step; None: the digit's strongest)."""
+    """A unit whose card is shown: a channel of a conv layer or an output of a hidden linear
+    layer, and optionally a position of its grid (the value taken apart step by step; None:
+    the digit's strongest). Which layers and units exist depends on the network: see
+    :func:`check_unit`."""
 
     layer: str
     unit: int
     position: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        if self.layer not in UNIT_COUNTS:
-            raise ValueError(f"layer {self.layer!r} has no unit cards: choose one of {', '.join(UNIT_COUNTS)}")
-        if not 0 <= self.unit < UNIT_COUNTS[self.layer]:
-            raise ValueError(f"{self.layer} has units 0 to {UNIT_COUNTS[self.layer] - 1}, not {self.unit}")
-        if self.position is not None:
-            rows, cols = grid_size(self.layer)
-            if self.layer == "fc1" or not (0 <= self.position[0] < rows and 0 <= self.position[1] < cols):
-                raise ValueError(f"{self.position} is not a position of {self.layer}'s {rows}x{cols} grid")
+        if self.unit < 0:
+            raise ValueError(f"units are numbered from 0, not {self.unit}")
 
-    @property
-    def title(self) -> str:
-        return f"{self.layer} · {'unit' if self.layer == 'fc1' else 'channel'} {self.unit}"
+    def title(self, layers: Mapping[str, UnitLayer]) -> str:
+        """``"conv3 · channel 7"``, ``"fc1 · unit 2"``."""
+        found = layers.get(self.layer)
+        return f"{self.layer} · {found.unit_word if found else 'unit'} {self.unit}"
+
+
+def check_unit(unit: Unit, layers: Mapping[str, UnitLayer]) -> tuple[Unit, list[str]]:
+    """``unit`` if the network has it (a position off its layer's grid dropped), else the
+    network's first unit, with a sentence saying what was asked and what is shown instead."""
+    if not layers:
+        return unit, []
+    first = Unit(next(iter(layers)), 0)
+    found = layers.get(unit.layer)
+    if found is None:
+        return first, [
+            f"This network has no layer {unit.layer!r} with unit cards (it has {', '.join(layers)}): "
+            f"showing {first.title(layers)}."
+        ]
+    if unit.unit >= found.units:
+        return Unit(unit.layer, 0), [
+            f"{unit.layer} has {found.unit_word}s 0 to {found.units - 1}, not {unit.unit}: showing "
+            f"{Unit(unit.layer, 0).title(layers)}."
+        ]
+    if unit.position is not None:
+        rows, cols = found.grid or (1, 1)
+        if found.grid is None or not (0 <= unit.position[0] < rows and 0 <= unit.position[1] < cols):
+            where = f"{unit.position[0]},{unit.position[1]}"
+            return Unit(unit.layer, unit.unit), [
+                f"{where} is not a position of {unit.layer}'s {rows}×{cols} grid: showing the strongest."
+            ]
+    return unit, []
 
 
 FIRST_UNIT = Unit("conv1", 0)
@@ -169,7 +191,8 @@ class View:
     sample: Sample
     drawn: np.ndarray | None = None  # the user's own digit, uint8 (28, 28)
     job: JobStatus | None = None
-    unit: Unit = FIRST_UNIT  # the unit card's choice
+    unit: Unit = FIRST_UNIT  # the unit card's choice, one the network has (check_unit)
+    unit_layers: Mapping[str, UnitLayer] = field(default_factory=dict)  # the network's layers with unit cards
     probe: Probe = FIRST_PROBE  # the Probe page's choices
     label_filter: LabelFilter = FIRST_FILTER  # the Suspicious labels page's choices
 
@@ -231,14 +254,15 @@ def unit_to_query(unit: Unit) -> dict[str, str]:
 
 def unit_from_query(params: Mapping[str, str]) -> tuple[Unit, list[str]]:
     """The unit a link names (the first unit when it names none), and a warning when the
-    link's unit cannot be shown; a bad position alone falls back to the strongest one."""
+    link's unit is not a unit at all; whether the network has it is :func:`check_unit`'s
+    question. A bad position alone falls back to the strongest one."""
     if "layer" not in params and "unit" not in params:
         return FIRST_UNIT, []
     layer, raw = params.get("layer", FIRST_UNIT.layer), params.get("unit", "0")
     try:
         unit = Unit(layer, int(raw))
     except ValueError as err:
-        return FIRST_UNIT, [f"The link's unit ({layer} {raw!r}) cannot be shown: {err}. Showing conv1 · channel 0."]
+        return FIRST_UNIT, [f"The link's unit ({layer} {raw!r}) cannot be shown: {err}. Showing the first unit."]
     if "at" not in params:
         return unit, []
     try:

@@ -23,9 +23,12 @@ from core.confusion import (
 from core.data import load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate
 from core.model import MnistCNN
+from core.network import network_of
 from core.projection import fc1_features
-from core.units import UNIT_LAYERS, ActivationIndex, activation_index
+from core.units import ActivationIndex, activation_index
 from tests.test_units import _assert_unchanged, _state
+
+UNIT_LAYERS = ("conv1", "conv2", "conv3", "conv4", "fc1")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the dashboard runs (conftest.py)
 
@@ -52,7 +55,8 @@ def _index(digits: int, seed: int = 0) -> ActivationIndex:
     mean = {layer: rng.random((digits, c), dtype=np.float32) * 3 for layer, c in CHANNELS.items()}
     zeros = {layer: np.zeros((digits, c), dtype=np.float32) for layer, c in CHANNELS.items()}
     positions = {layer: np.zeros((digits, c), dtype=np.int16) for layer, c in CHANNELS.items()}
-    return ActivationIndex(maximum=zeros, mean=mean, position=positions)
+    grids = dict.fromkeys(CHANNELS, (1, 1))
+    return ActivationIndex(maximum=zeros, mean=mean, position=positions, grids=grids)
 
 
 # --- Which digits ---------------------------------------------------------------------
@@ -339,7 +343,7 @@ def reference_setup(reference_model):
         "model": model,
         "images": images,
         "evaluation": evaluate(model, data.test),
-        "index": activation_index(model, images),
+        "index": activation_index(network_of(model, 10, images[:16], "the reference"), images),
         "train_features": fc1_features(model, to_tensor(train[0])),
         "train_labels": train[1],
     }

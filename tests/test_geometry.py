@@ -21,6 +21,7 @@ from core.geometry import Geometry
 from core.model import MnistCNN
 from core.network import Network, _Recorder
 from core.network_files import import_class
+from tests.test_unit_steps import Odd
 
 NETS = Path(__file__).parent / "nets"
 
@@ -62,6 +63,7 @@ ARCHITECTURES = {
     "LeNet-5": lambda: _net("lenet.py:LeNet5"),
     "residual": lambda: _net("resnet.py:SmallResNet"),
     "dilated": Dilated,
+    "odd (same and reflect padding, groups, average pooling)": lambda: Odd(),
 }
 
 

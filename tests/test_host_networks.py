@@ -32,7 +32,7 @@ from core.network_files import import_class
 from core.probes import sweep
 from core.runs import Point
 from core.train import load_cached
-from tests.apptest import HOME, PAGES, server_env, texts
+from tests.apptest import HOME, PAGES, finish_background, server_env, texts
 
 __all__ = ["server_env"]  # a fixture: imported for pytest to find
 
@@ -221,8 +221,14 @@ def test_every_page_opens_on_a_host_network(spec, host_servers, server_env, tmp_
         shown = texts(at)
         assert f"{name}, the host's network" in shown, page
         assert "WrongWidth** is not served" in shown and "do not fit" in shown, page
-        if page == "app_pages/units.py":
-            assert f"Not drawn for **{name}** yet: this page reads only" in shown, page
+        if page == "app_pages/units.py":  # the network's own first unit, its card once the index is kept
+            finish_background("units:", timeout_s=170)
+            at.run()
+            assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+            layers = at.selectbox(key="units_layer").options
+            assert layers, page
+            assert f"{layers[0]} · " in " ".join(h.value for h in at.subheader), [h.value for h in at.subheader]
+            assert "That is **" in texts(at) or "The steps stop here" in texts(at)
     overview = _open(None)
     steps = overview.dataframe[0].value
     assert sum(steps["parameters"]) == sum(p.numel() for p in import_class(str(NETS / spec))[0]().parameters())

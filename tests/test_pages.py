@@ -338,24 +338,27 @@ def test_unit_card_from_a_link_shows_its_numbers(reference_model):
 
     from core import units
     from core.data import to_tensor
+    from core.network import network_of
+    from core.unit_steps import one_value
 
     at = open_units(layer="conv3", unit="7", at="2,3", index="5", model=reference_model.info.key)
     assert "conv3 · channel 7" in [h.value for h in at.subheader]
     assert at.query_params["layer"] == "conv3" and at.query_params["unit"] == "7"
     assert at.query_params["at"] == "2,3"
     test = load_mnist().test
-    index = units.activation_index(reference_model.model, to_tensor(test.images))
+    network = network_of(reference_model.model, 10, to_tensor(test.images[:16]), "the reference")
+    index = units.activation_index(network, to_tensor(test.images))
     spec = next(s for s in chart_specs(at) if any(t.get("mode") == "markers" for t in s["data"]))
     shown = array(next(t for t in spec["data"] if t.get("mode") == "markers")["customdata"]).reshape(-1).astype(int)
     assert shown.tolist() == index.top_digits("conv3", 7, len(shown)).tolist()
     boxes = [(s["y0"] + 0.5, s["x0"] + 0.5) for s in spec["layout"]["shapes"]]
     assert len(boxes) == len(shown)  # one receptive field boxed per digit
-    step = units.conv_step(reference_model.model, to_tensor(test.images[5:6]), "conv3", 7, 2, 3)
+    found = one_value(network, to_tensor(test.images[5:6]), "conv3", 7, 2, 3)
     with torch.no_grad():
         value = reference_model.model.taps(to_tensor(test.images[5:6]))["conv3"][0, 7, 2, 3].item()
-    assert step.value == pytest.approx(value, abs=1e-5)
-    assert f"keeps **{value:.3f}**" in texts(at)
-    before, after = units.ablation_accuracy(reference_model.model, to_tensor(test.images), test.labels, "conv3", 7)
+    assert found.value == pytest.approx(value, abs=1e-5)
+    assert f"That is **{value:.3f}**" in texts(at)
+    before, after = units.ablation_accuracy(network, to_tensor(test.images), test.labels, "conv3", 7)
     assert f"from {np.nanmean(before):.2%} to {np.nanmean(after):.2%}" in texts(at)
     # Which conv3 channels carry the evidence for the predicted class: core's CRP ranking.
     from core.relevance import channel_relevance
@@ -371,21 +374,24 @@ def test_unit_card_from_a_link_shows_its_numbers(reference_model):
 def test_a_dead_unit_says_so(reference_model):
     from core import units
     from core.data import to_tensor
+    from core.network import network_of
 
     test = load_mnist().test
-    index = units.activation_index(reference_model.model, to_tensor(test.images))
+    network = network_of(reference_model.model, 10, to_tensor(test.images[:16]), "the reference")
+    index = units.activation_index(network, to_tensor(test.images))
     dead = [u for u in range(20) if index.firing_share("fc1", u) == 0]
     if not dead:
         pytest.skip("every fc1 unit of this model fires")
     at = open_units(layer="fc1", unit=str(dead[0]), model=reference_model.info.key)
-    assert "never fires on the 10,000 test digits" in texts(at)
+    assert "never rises above 0 on the 10,000 test digits (a dead ReLU)" in texts(at)
 
 
 def test_changing_the_unit_updates_the_link_and_a_bad_link_warns(reference_model):
     first = open_app(layer="conv2", unit="99")  # the warning is drawn on the link's first run
-    assert any("conv2 has units 0 to 7, not 99" in w.value for w in first.warning), [w.value for w in first.warning]
+    warned = [w.value for w in first.warning]
+    assert any("conv2 has channels 0 to 7, not 99: showing conv2 · channel 0" in w for w in warned), warned
     at = open_units(layer="conv2", unit="99")
-    assert "conv1 · channel 0" in [h.value for h in at.subheader]
+    assert "conv2 · channel 0" in [h.value for h in at.subheader]
     at.selectbox(key="units_layer").set_value("conv4")
     at.run()
     at.number_input(key="units_unit").set_value(5)

@@ -18,11 +18,23 @@ from safetensors.torch import load_file
 from core import evaluate, influence, probes, projection, runs, scorecard, units
 from core.data import Split, load_mnist
 from core.model import MnistCNN
+from core.network import Network, network_of
 from core.runs import Point
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runs_7fe3ad6"
 KEY = "0123456789abcdef"
 FP = "f" * 64
+
+
+def _network(model) -> Network:
+    return network_of(model, 10, torch.rand(2, 1, 28, 28), "the reference")
+
+
+def _idle_network() -> Network:
+    """The reference's layers as a network, but reading any of them fails."""
+    idle = _network(MnistCNN().eval())
+    idle.outputs = idle.nodes = MustNotRun.forward  # raises if anything runs
+    return idle
 
 
 class MustNotRun(MnistCNN):
@@ -63,8 +75,8 @@ def test_every_run_written_before_core_runs_still_opens_without_recomputing(old,
     new = evaluate.load_or_evaluate(models[2], split, Point(fresh, 2, "test", FP))
     np.testing.assert_array_equal(kept.logits, new.logits)
 
-    kept = units.load_or_compute_index(idle, split, Point(folder, 2, "test", FP))
-    new = units.load_or_compute_index(models[2], split, Point(fresh, 2, "test", FP))
+    kept = units.load_or_compute_index(_idle_network(), split, Point(folder, 2, "test", FP))
+    new = units.load_or_compute_index(_network(models[2]), split, Point(fresh, 2, "test", FP))
     for field in ("maximum", "mean", "position"):
         for layer, values in getattr(new, field).items():
             np.testing.assert_array_equal(getattr(kept, field)[layer], values)

@@ -10,25 +10,23 @@ from safetensors.torch import save as save_safetensors
 from core.activations import layer_outputs
 from core.data import Split, load_mnist, to_tensor
 from core.model import CONV_LAYERS, LAYER_NAMES, MNIST_MEAN, MNIST_STD, MnistCNN
+from core.network import Network, network_of
 from core.runs import Point
+from core.unit_steps import ConvStep, LinearStep, PoolStep, one_value
 from core.units import (
-    POOL_LAYERS,
-    UNIT_LAYERS,
     ActivationIndex,
-    _tail,
     ablation_accuracy,
     activation_index,
-    conv_step,
     feature_visualisation,
-    grid_size,
     index_run,
-    linear_step,
     load_or_compute_index,
-    pool_step,
-    receptive_field,
+    unit_layers,
 )
 from tests.test_activations import _forbid_hooks
 
+UNIT_LAYERS = ("conv1", "conv2", "conv3", "conv4", "fc1")  # the reference's layers with unit cards
+POOL_LAYERS = ("pool1", "pool2")
+GRIDS = {"conv1": (26, 26), "conv2": (24, 24), "pool1": (12, 12), "conv3": (10, 10), "conv4": (8, 8), "pool2": (4, 4)}
 SPATIAL = ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2")
 KEY = "0123456789abcdef"
 FINGERPRINT = load_mnist().fingerprint
@@ -38,9 +36,19 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the dashboard run
 
 
 @pytest.fixture(scope="module")
-def net() -> MnistCNN:
+def net() -> Network:
     torch.manual_seed(0)
-    return MnistCNN().eval()
+    return _network(MnistCNN().eval())
+
+
+def _network(model: torch.nn.Module) -> Network:
+    """The contract's view of a reference model, as the dashboard holds it."""
+    return network_of(model, 10, torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(9)), "test")
+
+
+@pytest.fixture(scope="module")
+def ref_net(reference_model) -> Network:
+    return _network(reference_model.model)
 
 
 @pytest.fixture(scope="module")
@@ -69,66 +77,16 @@ def _assert_unchanged(model: torch.nn.Module, before: dict) -> None:
     assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules())
 
 
-# --- Geometry -------------------------------------------------------------------------
+# --- Layers ---------------------------------------------------------------------------
 
 
-def test_grid_and_field_sizes_follow_the_modules(net):
-    shapes = {name: value.shape for name, value in layer_outputs(net, torch.zeros(1, 1, 28, 28)).items()}
-    for layer in SPATIAL:
-        assert grid_size(layer) == shapes[layer][2:]
-    assert grid_size("fc1") == grid_size("fc2") == (1, 1)
-    # The sizes and jumps the note derives by hand: R += (k - 1) * J, J *= stride.
-    expected = {"conv1": (3, 1), "conv2": (5, 1), "pool1": (6, 2), "conv3": (10, 2), "conv4": (14, 2), "pool2": (16, 4)}
-    for layer, (size, jump) in expected.items():
-        rows, cols = grid_size(layer)
-        assert receptive_field(layer, 0, 0) == (0, 0, size, size)
-        assert receptive_field(layer, 1, 2) == (jump, 2 * jump, size, size)
-        assert receptive_field(layer, rows - 1, cols - 1) == (28 - size, 28 - size, size, size)  # ends at the edge
-    assert receptive_field("fc1", 0, 0) == (0, 0, 28, 28)
-    with pytest.raises(ValueError, match="outside conv4's 8x8 grid"):
-        receptive_field("conv4", 8, 0)
-    with pytest.raises(ValueError, match="unknown layer"):
-        grid_size("conv5")
-
-
-def _gradient_support(model: MnistCNN, images: torch.Tensor, layer: str, row: int, col: int) -> torch.Tensor:
-    """bool (28, 28): pixels with a nonzero input gradient for any channel of (row, col) on any image."""
-    channels = layer_outputs(model, images[:1])[layer].shape[1]
-    x = images.repeat_interleave(channels, 0).requires_grad_(True)  # image b, channel c at row b * C + c
-    out = model.taps(x)[layer]
-    picked = out[torch.arange(len(x)), torch.arange(channels).repeat(len(images)), row, col]
-    (grad,) = torch.autograd.grad(picked.sum(), x)  # each row's gradient comes from its own channel only
-    return (grad != 0).any(dim=0)[0]
-
-
-def _box(layer: str, row: int, col: int) -> torch.Tensor:
-    top, left, height, width = receptive_field(layer, row, col)
-    box = torch.zeros(28, 28, dtype=torch.bool)
-    box[top : top + height, left : left + width] = True
-    return box
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("layer", SPATIAL)
-def test_receptive_field_is_where_the_gradient_reaches(reference_model, mnist_test, layer):
-    """On noise, the gradient of a position (every channel, a few images) covers exactly its box.
-
-    On real digits it never leaves the box, and over the ink at the centre it fills it; at the
-    black corners it does not: equal values tie in max pooling, which routes the gradient to
-    the first of them, and ReLUs switch whole channels off there.
-    """
-    model = reference_model.model
-    rows, cols = grid_size(layer)
-    positions = [(0, 0), (rows - 1, cols - 1), (rows // 2, cols // 2), (1, cols - 2), (rows - 1, 0)]
-    noise = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    digits = to_tensor(mnist_test.images[:8])
-    for row, col in positions:
-        box = _box(layer, row, col)
-        assert torch.equal(_gradient_support(model, noise, layer, row, col), box), (row, col)
-        support = _gradient_support(model, digits, layer, row, col)
-        assert not (support & ~box).any(), (row, col)
-        if (row, col) == (rows // 2, cols // 2):
-            assert torch.equal(support, box)
+def test_the_reference_has_its_five_unit_layers(net):
+    layers = unit_layers(net)
+    assert list(layers) == list(UNIT_LAYERS)
+    assert [layers[name].units for name in UNIT_LAYERS] == [4, 8, 16, 32, 20]
+    assert [layers[name].grid for name in CONV_LAYERS] == [GRIDS[name] for name in CONV_LAYERS]
+    assert layers["fc1"].grid is None and all(layer.nonnegative for layer in layers.values())
+    assert layers["conv2"].unit_word == "channel" and layers["fc1"].unit_word == "unit"
 
 
 # --- Activation index -----------------------------------------------------------------
@@ -137,7 +95,7 @@ def test_receptive_field_is_where_the_gradient_reaches(reference_model, mnist_te
 @pytest.mark.slow
 def test_index_is_a_per_digit_maximum_mean_and_place(reference_model, small_split):
     images = to_tensor(small_split.images)
-    index = activation_index(reference_model.model, images, batch_size=128)  # 3 batches, the last one short
+    index = activation_index(_network(reference_model.model), images, batch_size=128)  # 3 batches, the last short
     outputs = layer_outputs(reference_model.model, images)
     assert len(index) == 300
     for layer in UNIT_LAYERS:
@@ -168,7 +126,8 @@ def test_index_questions_by_hand():
     mean["conv4"][:, 1] = [1.0, 2.0, 3.0, 4.0, 6.0]
     position = {layer: np.zeros((5, 2), dtype=np.int16) for layer in UNIT_LAYERS}
     position["conv4"][1, 1] = 8 * 3 + 5  # row 3, col 5 of the 8x8 grid
-    index = ActivationIndex(maximum=maximum, mean=mean, position=position)
+    grids = {layer: GRIDS.get(layer, (1, 1)) for layer in UNIT_LAYERS}
+    index = ActivationIndex(maximum=maximum, mean=mean, position=position, grids=grids)
     assert index.top_digits("conv4", 1, k=4).tolist() == [1, 4, 0, 2]
     assert index.top_digits("conv4", 1).dtype == np.int64 and len(index.top_digits("conv4", 1)) == 5
     assert index.firing_share("conv4", 1) == 0.8
@@ -182,15 +141,19 @@ def test_index_questions_by_hand():
 
 def test_progress_is_reported_per_batch(net, small_split):
     seen = []
-    activation_index(net, to_tensor(small_split.images), batch_size=100, progress=lambda f, t: seen.append((f, t)))
+    images = to_tensor(small_split.images)
+    activation_index(net, images, batch_size=100, progress=lambda f, t: seen.append((f, t)))
     assert [f for f, _ in seen] == pytest.approx([1 / 3, 2 / 3, 1.0])
     assert seen[-1][1].endswith("300 of 300 digits")
 
 
-class MustNotRun(MnistCNN):
-    """The real layers, but a forward pass fails: proves a cache hit."""
+class MustNotRun(Network):
+    """The real network, but reading its layers fails: proves a cache hit."""
 
-    def taps(self, x):
+    def __init__(self) -> None:
+        self.__dict__.update(_network(MnistCNN().eval()).__dict__)
+
+    def outputs(self, images, names=None):
         raise AssertionError("recomputed instead of reading the cached index")
 
 
@@ -247,7 +210,7 @@ def test_an_index_with_other_labels_is_recomputed(tmp_path, net, small_split, wr
     folder = tmp_path / KEY
     folder.mkdir()
     path = index_run(Point(folder, 2, "test", FINGERPRINT)).path
-    other_model = _tensors(MnistCNN(), small_split)  # numbers that must not be served
+    other_model = _tensors(_network(MnistCNN()), small_split)  # numbers that must not be served
     path.write_bytes(save_safetensors(other_model, metadata=None if wrong is None else {**LABELS, **wrong}))
     index = load_or_compute_index(net, small_split, Point(folder, 2, "test", FINGERPRINT))
     expected = activation_index(net, to_tensor(small_split.images))
@@ -286,7 +249,7 @@ def test_a_damaged_or_misshapen_index_is_recomputed(tmp_path, net, small_split, 
     assert metadata == LABELS and set(written) == set(_tensors(net, small_split))
 
 
-# --- One value, step by step ----------------------------------------------------------
+# --- One value, step by step (every architecture: tests/test_unit_steps.py) --------------
 
 
 def test_conv_step_by_hand():
@@ -298,17 +261,19 @@ def test_conv_step_by_hand():
         model.conv1.bias[2] = -0.5
     image = torch.zeros(1, 1, 28, 28)
     image[0, 0, 6, 9] = 1.0  # right of the centre of the window at (5, 7)
-    step = conv_step(model, image, "conv1", 2, 5, 7)
+    found = one_value(_network(model), image, "conv1", 2, 5, 7)
+    step, relu = found.steps
     black, white = -MNIST_MEAN / MNIST_STD, (1 - MNIST_MEAN) / MNIST_STD
     expected_patch = np.full((1, 3, 3), black, dtype=np.float32)
     expected_patch[0, 1, 2] = white
     np.testing.assert_allclose(step.patch, expected_patch, rtol=1e-6)
-    assert step.source == "input" and step.kernel.shape == (1, 3, 3) and step.bias == pytest.approx(-0.5)
+    assert isinstance(step, ConvStep) and step.source == "input" and (step.top, step.left) == (5, 7)
+    assert step.kernel.shape == (1, 3, 3) and step.bias == pytest.approx(-0.5)
     assert step.channel_sums.tolist() == pytest.approx([2 * white])
-    assert step.pre_relu == pytest.approx(2 * white - 0.5, rel=1e-6)
     assert step.value == pytest.approx(2 * white - 0.5, rel=1e-6)
-    shifted = conv_step(model, image, "conv1", 2, 5, 8)  # the white pixel now under a zero weight
-    assert shifted.pre_relu == pytest.approx(2 * black - 0.5, rel=1e-6) and shifted.value == 0.0
+    assert relu.what == "ReLU" and relu.value == pytest.approx(2 * white - 0.5, rel=1e-6)
+    shifted = one_value(_network(model), image, "conv1", 2, 5, 8)  # the white pixel now under a zero weight
+    assert shifted.steps[0].value == pytest.approx(2 * black - 0.5, rel=1e-6) and shifted.value == 0.0
 
 
 def test_linear_step_by_hand():
@@ -321,115 +286,96 @@ def test_linear_step_by_hand():
         model.fc1.weight[3, 7] = 2.0
         model.fc1.weight[3, 100] = -1.0
         model.fc1.bias[3] = 0.25
-    step = linear_step(model, image, "fc1", 3)
+    step, relu = one_value(_network(model), image, "fc1", 3).steps
     expected = 2.0 * float(pool2[7]) - float(pool2[100])
-    assert step.source == "pool2" and step.inputs.shape == step.weights.shape == (512,)
+    assert isinstance(step, LinearStep) and step.source == "pool2"
+    assert step.inputs.shape == step.weights.shape == (512,)
     np.testing.assert_array_equal(step.inputs, pool2.numpy())
     assert step.weighted_sum == pytest.approx(expected, abs=1e-6)
-    assert step.pre_relu == pytest.approx(expected + 0.25, abs=1e-6)
-    assert step.value == pytest.approx(max(expected + 0.25, 0.0), abs=1e-6)
+    assert step.value == pytest.approx(expected + 0.25, abs=1e-6)
+    assert relu.value == pytest.approx(max(expected + 0.25, 0.0), abs=1e-6)
     with torch.no_grad():
         model.fc1.bias[3] = -(abs(expected) + 1)  # below zero: the ReLU keeps nothing
-    assert linear_step(model, image, "fc1", 3).value == 0.0
+    assert one_value(_network(model), image, "fc1", 3).value == 0.0
     with pytest.raises(ValueError):
-        linear_step(model, image, "conv1", 0)
-
-
-@pytest.mark.slow
-def test_linear_step_adds_up_to_the_taps(reference_model, mnist_test):
-    model = reference_model.model
-    for digit in range(5):
-        image = to_tensor(mnist_test.images[digit : digit + 1])
-        pre, taps = _reference_pre_relu(model, "fc1", image)
-        for unit in range(model.fc1.out_features):
-            step = linear_step(model, image, "fc1", unit)
-            assert step.pre_relu == pytest.approx(float(pre[0, unit]), abs=1e-5)
-            assert step.value == pytest.approx(float(taps["fc1"][0, unit]), abs=1e-5)
-
-
-def _reference_pre_relu(model, layer, images):
-    """``layer``'s output before its ReLU (B, C, h, w), fc1 (B, 20), computed here from the taps; and the taps."""
-    with torch.no_grad():
-        taps = model.taps(images)
-        if layer == "conv1":
-            source = (images - MNIST_MEAN) / MNIST_STD
-        else:
-            source = taps[LAYER_NAMES[LAYER_NAMES.index(layer) - 1]]
-        if layer == "fc1":
-            source = torch.flatten(source, 1)
-        return getattr(model, layer)(source), taps
+        one_value(_network(model), image, "pool1", 0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layer", CONV_LAYERS)
-def test_conv_step_adds_up_to_the_taps(reference_model, mnist_test, layer):
+def test_conv_step_adds_up_to_the_taps(reference_model, ref_net, mnist_test, layer):
     model = reference_model.model
     rng = np.random.default_rng(0)
-    rows, cols = grid_size(layer)
+    rows, cols = GRIDS[layer]
     channels = getattr(model, layer).out_channels
     for digit in range(3):
         image = to_tensor(mnist_test.images[digit : digit + 1])
-        pre, taps = _reference_pre_relu(model, layer, image)
-        for _ in range(40):
-            channel, row, col = rng.integers(channels), rng.integers(rows), rng.integers(cols)
-            step = conv_step(model, image, layer, int(channel), int(row), int(col))
-            assert step.value == pytest.approx(float(taps[layer][0, channel, row, col]), abs=1e-5)
-            before_relu = float(pre[0, channel, row, col])
-            assert float(step.channel_sums.sum()) + step.bias == pytest.approx(before_relu, abs=1e-5)
-            assert step.pre_relu == pytest.approx(before_relu, abs=1e-5)
+        taps = layer_outputs(model, image)
+        for _ in range(20):
+            channel, row, col = (int(v) for v in (rng.integers(channels), rng.integers(rows), rng.integers(cols)))
+            found = one_value(ref_net, image, layer, channel, row, col)
+            step, relu = found.steps[:2]
+            assert relu.value == pytest.approx(float(taps[layer][0, channel, row, col]), abs=1e-5)
             np.testing.assert_allclose(step.products, step.patch * step.kernel, rtol=1e-6)
             np.testing.assert_allclose(step.channel_sums, step.products.sum(axis=(1, 2)), rtol=1e-5, atol=1e-6)
             assert step.kernel.shape == step.patch.shape == (getattr(model, layer).in_channels, 3, 3)
     expected_source = {"conv1": "input", "conv2": "conv1", "conv3": "pool1", "conv4": "conv3"}[layer]
     assert step.source == expected_source
     if layer == "conv3":  # its window is pool1's output, not conv2's
-        window = taps["pool1"][0, :, row : row + 3, col : col + 3].numpy()
+        window = taps["pool1"][0, :, row : row + 3, col : col + 3]
         np.testing.assert_array_equal(step.patch, window)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layer", POOL_LAYERS)
-def test_pool_step_is_the_block_maximum(reference_model, mnist_test, layer):
+def test_pool_step_is_the_block_maximum(reference_model, ref_net, mnist_test, layer):
     model = reference_model.model
     source = {"pool1": "conv2", "pool2": "conv4"}[layer]
     rng = np.random.default_rng(1)
-    rows, cols = grid_size(layer)
+    rows, cols = GRIDS[source]
     for digit in range(3):
         image = to_tensor(mnist_test.images[digit : digit + 1])
         outputs = layer_outputs(model, image)
-        for _ in range(40):
+        for _ in range(20):
             channel, row, col = (
                 int(v) for v in (rng.integers(outputs[layer].shape[1]), rng.integers(rows), rng.integers(cols))
             )
-            step = pool_step(model, image, layer, channel, row, col)
-            assert step.value == pytest.approx(float(outputs[layer][0, channel, row, col]), abs=1e-5)
-            block = outputs[source][0, channel, 2 * row : 2 * row + 2, 2 * col : 2 * col + 2]
+            step = one_value(ref_net, image, source, channel, row, col).steps[-1]
+            assert isinstance(step, PoolStep) and step.name == layer and step.kind == "max"
+            assert (step.row, step.col) == (row // 2, col // 2)
+            assert step.value == pytest.approx(float(outputs[layer][0, channel, row // 2, col // 2]), abs=1e-5)
+            block = outputs[source][0, channel, 2 * step.row : 2 * step.row + 2, 2 * step.col : 2 * step.col + 2]
             np.testing.assert_array_equal(step.block, block)
-            assert step.block[step.winner] == step.value and step.source == source
+            assert step.block[step.winner] == step.value
 
 
 def test_steps_refuse_what_they_cannot_show(net):
     image = torch.zeros(1, 1, 28, 28)
-    with pytest.raises(ValueError, match="unknown layer"):
-        conv_step(net, image, "pool1", 0, 0, 0)
+    with pytest.raises(ValueError, match="no unit cards"):
+        one_value(net, image, "pool1", 0, 0, 0)
     with pytest.raises(ValueError, match=r"units 0\.\.3"):
-        conv_step(net, image, "conv1", 4, 0, 0)
+        one_value(net, image, "conv1", 4, 0, 0)
     with pytest.raises(ValueError, match="outside conv4"):
-        conv_step(net, image, "conv4", 0, 8, 0)
+        one_value(net, image, "conv4", 0, 8, 0)
     with pytest.raises(ValueError, match="one image"):
-        pool_step(net, torch.zeros(2, 1, 28, 28), "pool1", 0, 0, 0)
+        one_value(net, torch.zeros(2, 1, 28, 28), "conv1", 0, 0, 0)
 
 
 # --- Ablation -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("layer", LAYER_NAMES[:-1])
-def test_the_tail_of_the_network_is_the_forward_pass(net, layer):
-    """Ablation reruns the modules after a layer in registration order: that must be forward order."""
+def test_zeroing_a_silent_unit_changes_nothing(net):
+    """The edited pass is the forward pass: a unit that is 0 everywhere, zeroed, gives the same logits."""
+    model = MnistCNN().eval()
+    model.load_state_dict(net.module.state_dict())
+    with torch.no_grad():
+        model.conv3.weight[5] = 0.0
+        model.conv3.bias[5] = -1.0  # below zero before its ReLU: 0 after it, everywhere
+    silent = _network(model)
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        taps = net.taps(x)
-        np.testing.assert_allclose(_tail(net, layer, taps[layer]).numpy(), taps["fc2"].numpy(), rtol=1e-5, atol=1e-5)
+        assert torch.equal(silent.ablated_logits(x, "conv3", 5), silent.logits(x))
+        assert not torch.equal(silent.ablated_logits(x, "conv3", 4), silent.logits(x))
 
 
 def _per_class_accuracy(model, images, labels):
@@ -440,11 +386,11 @@ def _per_class_accuracy(model, images, labels):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("layer", "unit"), [("conv1", 2), ("conv2", 5), ("conv3", 1), ("conv4", 3), ("fc1", 17)])
-def test_ablation_equals_a_zeroed_copy(reference_model, mnist_test, layer, unit):
+def test_ablation_equals_a_zeroed_copy(reference_model, ref_net, mnist_test, layer, unit):
     model = reference_model.model
     images, labels = to_tensor(mnist_test.images[:400]), mnist_test.labels[:400]
     before_state = _state(model)
-    before, after = ablation_accuracy(model, images, labels, layer, unit, batch_size=150)
+    before, after = ablation_accuracy(ref_net, images, labels, layer, unit, batch_size=150)
     _assert_unchanged(model, before_state)
 
     zeroed = copy.deepcopy(model)
@@ -457,12 +403,12 @@ def test_ablation_equals_a_zeroed_copy(reference_model, mnist_test, layer, unit)
 
 
 @pytest.mark.slow
-def test_ablation_can_hurt(reference_model, mnist_test):
+def test_ablation_can_hurt(ref_net, mnist_test):
     """The test above has teeth: removing fc1's most used unit costs accuracy somewhere."""
     images, labels = to_tensor(mnist_test.images[:400]), mnist_test.labels[:400]
-    index = activation_index(reference_model.model, images)
+    index = activation_index(ref_net, images)
     busiest = int(index.mean["fc1"].mean(axis=0).argmax())
-    before, after = ablation_accuracy(reference_model.model, images, labels, "fc1", busiest)
+    before, after = ablation_accuracy(ref_net, images, labels, "fc1", busiest)
     assert (after < before).any()
 
 
@@ -476,17 +422,18 @@ def test_ablation_of_an_absent_class_is_nan(net):
 
 
 def test_feature_visualisation_is_seeded_and_leaves_the_model_alone(net):
-    before_state = _state(net)
+    before_state = _state(net.module)
     global_rng = torch.get_rng_state()
     first = feature_visualisation(net, "conv4", steps=15, seed=3)
     assert first.images.shape == (32, 28, 28) and first.images.dtype == np.float32
     assert first.activation.shape == (32,) and first.activation.dtype == np.float32
     assert first.images.min() >= 0.0 and first.images.max() <= 1.0
-    assert "\n" not in first.how and "conv4" in first.how and "seed 3" in first.how
+    assert "\n" not in first.how and "conv4" in first.how and "seed 3" in first.how and "up to 2 px" in first.how
     assert np.array_equal(first.images, feature_visualisation(net, "conv4", steps=15, seed=3).images)
     assert not np.array_equal(first.images, feature_visualisation(net, "conv4", steps=15, seed=4).images)
     assert torch.equal(torch.get_rng_state(), global_rng)  # a private generator
-    _assert_unchanged(net, before_state)
+    _assert_unchanged(net.module, before_state)
+    assert all(p.grad is None for p in net.module.parameters())  # the shared weights collect no gradient
     assert feature_visualisation(net, "fc1", steps=2).images.shape == (20, 28, 28)
 
 
@@ -498,16 +445,21 @@ def test_feature_visualisation_works_inside_inference_mode(net):
 
 
 def _centre_pre_relu(model, layer, images):
-    """(B, C) pre-ReLU values at the grid's centre (fc1: the units)."""
-    pre, _ = _reference_pre_relu(model, layer, images)
+    """(B, C) pre-ReLU values at the grid's centre (fc1: the units), from the modules by hand."""
+    with torch.no_grad():
+        taps = model.taps(images)
+        source = (
+            (images - MNIST_MEAN) / MNIST_STD if layer == "conv1" else taps[LAYER_NAMES[LAYER_NAMES.index(layer) - 1]]
+        )
+        pre = getattr(model, layer)(torch.flatten(source, 1) if layer == "fc1" else source)
     return (pre if pre.dim() == 2 else pre[:, :, pre.shape[2] // 2, pre.shape[3] // 2]).numpy()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layer", UNIT_LAYERS)
-def test_each_image_excites_its_own_unit(reference_model, mnist_test, layer):
+def test_each_image_excites_its_own_unit(reference_model, ref_net, mnist_test, layer):
     model = reference_model.model
-    made = feature_visualisation(model, layer)
+    made = feature_visualisation(ref_net, layer)
     on_images = _centre_pre_relu(model, layer, torch.from_numpy(made.images)[:, None])  # (image, unit)
     own = np.diag(on_images)
     np.testing.assert_allclose(made.activation, own, rtol=1e-5, atol=1e-5)
@@ -523,11 +475,11 @@ def test_each_image_excites_its_own_unit(reference_model, mnist_test, layer):
 def test_many_threads_share_one_model(net, small_split, monkeypatch):
     """Every function only reads the shared model: no hooks, and each caller gets its own answer."""
     images, labels = to_tensor(small_split.images[:64]), small_split.labels[:64]
-    before_state = _state(net)
+    before_state = _state(net.module)
     jobs = [
         lambda: activation_index(net, images).maximum["conv3"],
-        lambda: conv_step(net, images[5:6], "conv3", 4, 2, 7).products,
-        lambda: pool_step(net, images[6:7], "pool2", 9, 1, 3).block,
+        lambda: one_value(net, images[5:6], "conv3", 4, 2, 7).steps[0].products,
+        lambda: one_value(net, images[6:7], "conv4", 9, 3, 6).steps[-1].block,
         lambda: np.stack(ablation_accuracy(net, images, labels, "conv4", 7)),
         lambda: feature_visualisation(net, "conv2", steps=10, seed=1).images,
     ]
@@ -538,18 +490,18 @@ def test_many_threads_share_one_model(net, small_split, monkeypatch):
             results = list(pool.map(lambda job: job(), jobs))
             for got, want in zip(results, expected, strict=True):
                 np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, equal_nan=True)
-    _assert_unchanged(net, before_state)
+    _assert_unchanged(net.module, before_state)
 
 
 @pytest.mark.slow
-def test_ablation_shortcuts_give_the_same_accuracies(reference_model):
+def test_ablation_shortcuts_give_the_same_accuracies(reference_model, ref_net):
     """The cached predictions and the active digits (the index) are exact shortcuts."""
     from core.evaluate import predict_logits
 
     test = load_mnist().test
     images, labels = to_tensor(test.images[:600]), test.labels[:600]
-    model = reference_model.model
-    preds = predict_logits(model, images).argmax(1).numpy()
+    model = ref_net
+    preds = predict_logits(reference_model.model, images).argmax(1).numpy()
     index = activation_index(model, images)
     for layer, unit in [("conv1", 1), ("conv3", 4), ("conv4", 9), ("fc1", 2)]:
         full = ablation_accuracy(model, images, labels, layer, unit)
@@ -559,3 +511,17 @@ def test_ablation_shortcuts_give_the_same_accuracies(reference_model):
         np.testing.assert_array_equal(full[1], fast[1])
     with pytest.raises(ValueError, match="before"):
         ablation_accuracy(model, images, labels, "conv1", 0, active=np.ones(600, dtype=bool))
+
+
+def test_a_layer_summary_is_every_unit_s_own_numbers(net, small_split):
+    index = activation_index(net, to_tensor(small_split.images))
+    labels = small_split.labels
+    for layer in ("conv2", "fc1"):
+        summary = index.layer_summary(layer, labels, 10)
+        units = index.maximum[layer].shape[1]
+        assert summary["share"].tolist() == pytest.approx([index.firing_share(layer, u) for u in range(units)])
+        np.testing.assert_allclose(summary["mean"], index.mean[layer].mean(axis=0, dtype=np.float64), rtol=1e-12)
+        for u in range(units):
+            per_class = index.mean_per_class(layer, u, labels, 10)
+            expected = -1 if np.nanmax(per_class) == np.nanmin(per_class) else int(np.nanargmax(per_class))
+            assert summary["favourite"][u] == expected, (layer, u)

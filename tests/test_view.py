@@ -6,16 +6,18 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 
 from core.checkpoints import CheckpointInfo, ModelRef
 from core.config import TrainConfig
-from core.units import grid_size
+from core.model import MnistCNN
+from core.network import network_of
+from core.units import unit_layers
 from dashboard.view import (
     DRAWN,
     FIRST_UNIT,
     PROBE_KINDS,
     PROBE_TOOLS,
-    UNIT_COUNTS,
     LabelFilter,
     Probe,
     Sample,
@@ -24,6 +26,7 @@ from dashboard.view import (
     cell_to_query,
     check_epoch,
     check_sample,
+    check_unit,
     from_query,
     label_filter_from_query,
     label_filter_to_query,
@@ -122,12 +125,15 @@ def test_check_epoch():
     assert check_epoch(ModelRef(KEY, 4), MODELS[KEY])[0] == ModelRef(KEY)
 
 
+REFERENCE = unit_layers(network_of(MnistCNN().eval(), 10, torch.rand(2, 1, 28, 28), "the reference"))
+
+
 def every_unit():
-    for layer, count in UNIT_COUNTS.items():
-        rows, cols = grid_size(layer)
-        for unit in range(count):
+    for layer, found in REFERENCE.items():
+        rows, cols = found.grid or (1, 1)
+        for unit in range(found.units):
             yield Unit(layer, unit)
-            if layer != "fc1":
+            if found.grid is not None:
                 yield Unit(layer, unit, (unit % rows, (unit * 7) % cols))
                 yield Unit(layer, unit, (rows - 1, cols - 1))
 
@@ -137,28 +143,45 @@ def test_every_unit_round_trips():
     assert len(units) == 4 * 3 + 8 * 3 + 16 * 3 + 32 * 3 + 20
     for unit in units:
         assert unit_from_query(unit_to_query(unit)) == (unit, [])
+        assert check_unit(unit, REFERENCE) == (unit, [])
 
 
 def test_unit_counts_come_from_the_model():
-    assert UNIT_COUNTS == {"conv1": 4, "conv2": 8, "conv3": 16, "conv4": 32, "fc1": 20}
+    assert {name: found.units for name, found in REFERENCE.items()} == {
+        "conv1": 4,
+        "conv2": 8,
+        "conv3": 16,
+        "conv4": 32,
+        "fc1": 20,
+    }
 
 
 @pytest.mark.parametrize(
     ("params", "expected", "message"),
     [
         ({}, FIRST_UNIT, None),
-        ({"layer": "pool1", "unit": "0"}, FIRST_UNIT, "pool1"),
-        ({"layer": "conv2", "unit": "8"}, FIRST_UNIT, "conv2 has units 0 to 7, not 8"),
+        ({"layer": "pool1", "unit": "0"}, FIRST_UNIT, "no layer 'pool1' with unit cards"),
+        ({"layer": "conv2", "unit": "8"}, Unit("conv2", 0), "conv2 has channels 0 to 7, not 8"),
         ({"layer": "conv2", "unit": "x"}, FIRST_UNIT, "cannot be shown"),
-        ({"layer": "conv2", "unit": "3", "at": "24,0"}, Unit("conv2", 3), "not a ROW,COL"),
+        ({"layer": "conv2", "unit": "-1"}, FIRST_UNIT, "cannot be shown"),
+        ({"layer": "conv2", "unit": "3", "at": "24,0"}, Unit("conv2", 3), "not a position of conv2's 24×24 grid"),
         ({"layer": "conv2", "unit": "3", "at": "1;2"}, Unit("conv2", 3), "not a ROW,COL"),
-        ({"layer": "fc1", "unit": "3", "at": "0,0"}, Unit("fc1", 3), "not a ROW,COL"),
+        ({"layer": "fc1", "unit": "3", "at": "0,0"}, Unit("fc1", 3), "not a position of fc1"),
     ],
 )
 def test_bad_units_in_links_are_named(params, expected, message):
     unit, warnings = unit_from_query(params)
+    unit, more = check_unit(unit, REFERENCE)
+    warnings += more
     assert unit == expected
     assert (not warnings) if message is None else message in warnings[0]
+
+
+def test_a_unit_of_another_network_falls_back_to_its_first():
+    """A link to conv3 opened on a network without it: its own first unit, and a sentence."""
+    lenet = {"0": REFERENCE["conv1"], "3": REFERENCE["conv2"]}
+    unit, warnings = check_unit(Unit("conv3", 5), lenet)
+    assert unit == Unit("0", 0) and "no layer 'conv3'" in warnings[0] and "0, 3" in warnings[0]
 
 
 def test_every_confusion_cell_round_trips_and_bad_ones_are_named():

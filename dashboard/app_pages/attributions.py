@@ -14,7 +14,8 @@ from core.attributions import (
     AttributionRequest,
 )
 from dashboard import cache, figures, panels, report, state
-from dashboard.view import UNIT_COUNTS, Unit, View
+from dashboard.unit_digit_panel import channel_links
+from dashboard.view import View
 
 DEFAULT_METHODS = ["Saliency", "Integrated Gradients", "Input × Gradient", "Guided Backprop", "Occlusion"]
 
@@ -163,8 +164,7 @@ def render(view: View) -> None:
                     st.caption(f"{units_layer} is left out: {method} needs a layer with positions.")
                 else:
                     st.caption(f"fc1 is left out: {METHODS[method].not_applicable}.")
-            if not view.host:  # the unit cards are the reference's
-                _channels_links(view, pixels)
+            channel_links(view, pixels)
 
     if by_target.open:
         with by_target:
@@ -233,18 +233,6 @@ def _method_options() -> dict[str, object]:
                 )
         st.caption("Values outside a method's range get a message on the map instead of a result.")
     return options
-
-
-def _channels_links(view: View, pixels: bytes) -> None:
-    """One button per layer: its unit card, at the channel carrying most evidence for the
-    predicted class on this digit (the Units page then ranks them all)."""
-    st.caption("Which channels of a layer carry the evidence for the predicted class, ranked, each with its card:")
-    predicted = int(np.argmax(cache.probabilities(view.ref, pixels)))
-    for column, layer in zip(st.columns(len(UNIT_COUNTS)), UNIT_COUNTS, strict=True):
-        if column.button(f"{layer} channels" if layer != "fc1" else "fc1 units", key=f"at_units_{layer}"):
-            found = cache.channel_relevance(view.ref, pixels, layer, predicted)
-            state.select_unit(Unit(layer, int(found.ranking[0])))
-            st.switch_page("app_pages/units.py")
 
 
 render(state.page_view())

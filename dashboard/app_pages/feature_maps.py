@@ -2,13 +2,12 @@
 
 import streamlit as st
 
-from core.activations import kernels, strongest_channels
-from core.model import CONV_LAYERS
-from dashboard import figures, panels, state
-from dashboard.view import UNIT_COUNTS, Unit, View
+from core.activations import strongest_channels
+from dashboard import cache, figures, panels, state
+from dashboard.view import Unit, View
 
 FLOW_TOP = 4  # strongest channels shown per layer in the flow view
-POOLED = {"pool1": "conv2", "pool2": "conv4"}  # a pool layer's channel c is its conv layer's channel c
+KERNELS_DRAWN = 4096  # a layer's kernels are drawn up to this many (output, input) pairs; wider: per unit card
 
 
 def render(view: View) -> None:
@@ -29,7 +28,7 @@ def render(view: View) -> None:
         st.subheader("The path at a glance")
         st.caption(
             f"The input, then each layer's {FLOW_TOP} most active channels (by mean activation), left to right."
-            + ("" if view.host else " Click a channel to choose its unit card.")
+            + " Click a channel to choose its unit card."
         )
     else:
         st.info(
@@ -44,11 +43,14 @@ def render(view: View) -> None:
         top = strongest_channels(acts[layer], FLOW_TOP)
         stages.append((layer, acts[layer][top], top))
 
+    pooled = cache.pooled_layers(view.ref)  # a pool's channel c is channel c of the layer it pools
+
     def on_flow_click() -> None:
         data = panels.clicked("fm_flow")
-        if data and not view.host:  # a pool's channel is the channel of the conv layer it pools
-            layer = flow_layers[int(data[0])]
-            state.select_unit(Unit(POOLED.get(layer, layer), int(data[1])))
+        layer = flow_layers[int(data[0])] if data else None
+        layer = pooled.get(layer, layer)
+        if layer in view.unit_layers:
+            state.select_unit(Unit(layer, int(data[1])))
 
     st.plotly_chart(
         figures.flow(image, stages),
@@ -57,8 +59,8 @@ def render(view: View) -> None:
         on_select=on_flow_click,
         selection_mode="points",
     )
-    if view.unit.layer in CONV_LAYERS and not view.host:
-        _unit_link(view.unit, "fm_card_flow")
+    if view.unit_layers.get(view.unit.layer) and view.unit_layers[view.unit.layer].grid:
+        _unit_link(view, view.unit, "fm_card_flow")
     _every_layer(view, acts)
 
 
@@ -81,7 +83,7 @@ def _every_layer(view: View, acts: dict) -> None:
 
 def _layer(view: View, layer: str, values, shared: bool, logits: bool) -> None:
     """One layer's outputs for the digit, and a conv layer's kernels on request."""
-    card = layer in UNIT_COUNTS and not view.host  # the reference's conv layers and fc1 have unit cards
+    card = layer in view.unit_layers
 
     def on_click() -> None:
         data = panels.clicked(f"fm_maps_{layer}")
@@ -115,21 +117,26 @@ def _layer(view: View, layer: str, values, shared: bool, logits: bool) -> None:
         # The chosen unit of this layer, else the layer's strongest on this digit.
         strongest = int(values.reshape(len(values), -1).max(axis=1).argmax())
         unit = view.unit if view.unit.layer == layer else Unit(layer, strongest)
-        _unit_link(unit)
-    if layer in CONV_LAYERS and not view.host:
+        _unit_link(view, unit)
+    if card and view.unit_layers[layer].grid is not None:
         kernels_box = st.expander(f"{layer}'s kernels (weights)", key=f"fm_kernels_open_{layer}", on_change="rerun")
         if kernels_box.open:
             with kernels_box:
-                st.plotly_chart(
-                    figures.kernels(kernels(view.trained.model, layer), layer),
-                    key=f"fm_kernels_{layer}",
-                    config=figures.CHART_CONFIG,
-                )
+                weights = cache.kernels(view.ref, layer)
+                if weights is None or weights.shape[0] * weights.shape[1] > KERNELS_DRAWN:
+                    st.caption(
+                        f"{layer}'s kernels are too many to draw at once: each channel's unit card draws its own."
+                    )
+                else:
+                    st.plotly_chart(
+                        figures.kernels(weights, layer), key=f"fm_kernels_{layer}", config=figures.CHART_CONFIG
+                    )
 
 
-def _unit_link(unit: Unit, key: str | None = None) -> None:
+def _unit_link(view: View, unit: Unit, key: str | None = None) -> None:
     """A button that opens ``unit``'s card (the selection changes, then the page)."""
-    if st.button(f"Open the unit card of {unit.title}", key=key or f"fm_card_{unit.layer}", icon=":material/grain:"):
+    title = unit.title(view.unit_layers)
+    if st.button(f"Open the unit card of {title}", key=key or f"fm_card_{unit.layer}", icon=":material/grain:"):
         state.select_unit(unit)
         st.switch_page("app_pages/units.py")
 
