@@ -17,7 +17,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 from timing import median_ms, report
 
-from core.activations import kernels, layer_outputs, strongest_channels
+from core.activations import layer_outputs, strongest_channels
 from core.attributions import attribute
 from core.config import recipe
 from core.data import load_mnist, to_tensor
@@ -84,7 +84,9 @@ def figure_builds(trained) -> None:
         for layer in TAPS:
             value = acts[layer]
             built.append(figures.feature_maps(value, layer, True) if value.ndim == 3 else figures.units(value, layer))
-        built += [figures.kernels(kernels(trained.model, layer), layer) for layer in CONV_LAYERS]
+        built += [
+            figures.kernels(getattr(trained.model, layer).weight.detach().numpy(), layer) for layer in CONV_LAYERS
+        ]
         return built
 
     report("feature maps, all layers, computed + figures", median_ms(all_feature_maps, REPEATS), 100)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.model import CONV_LAYERS, MnistCNN
+from core.model import MnistCNN
 
 
 def layer_outputs(model: MnistCNN, images: torch.Tensor) -> dict[str, np.ndarray]:
@@ -19,13 +19,6 @@ def layer_outputs(model: MnistCNN, images: torch.Tensor) -> dict[str, np.ndarray
     with torch.inference_mode():
         outputs = model.taps(images.to(next(model.parameters()).device))
     return {name: value.float().cpu().numpy() for name, value in outputs.items()}
-
-
-def kernels(model: MnistCNN, layer: str) -> np.ndarray:
-    """A conv layer's weights, float32 (out_channels, in_channels, 3, 3)."""
-    if layer not in CONV_LAYERS:
-        raise ValueError(f"{layer!r} has no convolution kernels: choose conv1, conv2, conv3 or conv4")
-    return getattr(model, layer).weight.detach().float().cpu().numpy()
 
 
 def strongest_channels(activation: np.ndarray, k: int) -> np.ndarray:

@@ -525,3 +525,10 @@ def test_a_layer_summary_is_every_unit_s_own_numbers(net, small_split):
             per_class = index.mean_per_class(layer, u, labels, 10)
             expected = -1 if np.nanmax(per_class) == np.nanmin(per_class) else int(np.nanargmax(per_class))
             assert summary["favourite"][u] == expected, (layer, u)
+
+
+def test_a_layer_s_kernels_are_its_weights(net):
+    from core.units import kernels
+
+    assert np.array_equal(kernels(net, "conv3"), net.module.conv3.weight.detach().numpy())
+    assert kernels(net, "conv3").shape == (16, 8, 3, 3)
