@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from dashboard.figures import DIVERGING, INK, SEQUENTIAL, figure, labels_trace, tile
 
+COLUMN_WIDTH = 440  # pixels of a half-width column on a wide page: the figures drawn there are sized to it
 BOX = "#F08C00"  # the receptive field's outline: orange reads on both ink and paper
 
 
@@ -85,7 +86,7 @@ def incoming_weights(weights: np.ndarray, title: str) -> go.Figure:
     )
     labels = labels_trace(corners, [str(i) for i in range(n)], (h, w))
     rows = -(-n // columns)
-    pixel = max(8, min(24, 360 // (columns * w)))
+    pixel = min(24.0, COLUMN_WIDTH / (columns * (w + 1)))  # the maps fill half the page's width, no taller
     return figure(
         [heatmap, labels],
         int(rows * (h + 2) * pixel) + 60,
@@ -118,7 +119,7 @@ def class_means(means: np.ndarray, classes: tuple[str, ...]) -> go.Figure:
         [bars],
         240,
         xaxis=dict(type="category", title="true class"),
-        yaxis=dict(title="mean activation (after ReLU)", rangemode="tozero"),
+        yaxis=dict(title="mean value (per digit, over its grid)", rangemode="tozero"),
     )
 
 

@@ -386,6 +386,25 @@ def test_a_dead_unit_says_so(reference_model):
     assert "never rises above 0 on the 10,000 test digits (a dead ReLU)" in texts(at)
 
 
+def test_every_unit_of_a_layer_in_one_sorted_table(reference_model):
+    """The layer's units sorted by how often they are above 0: the index's own numbers."""
+    from core import units
+    from core.data import to_tensor
+    from core.network import network_of
+
+    at = open_units(layer="conv4", unit="3", model=reference_model.info.key)
+    at.session_state["units_all"] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    test = load_mnist().test
+    network = network_of(reference_model.model, 10, to_tensor(test.images[:16]), "the reference")
+    index = units.activation_index(network, to_tensor(test.images))
+    shares = [index.firing_share("conv4", int(c)) for c in table["channel"]]
+    assert len(table) == 32 and shares == sorted(shares, reverse=True)
+    assert table["above 0 on (share of test digits)"].tolist() == pytest.approx(shares)
+
+
 def test_changing_the_unit_updates_the_link_and_a_bad_link_warns(reference_model):
     first = open_app(layer="conv2", unit="99")  # the warning is drawn on the link's first run
     warned = [w.value for w in first.warning]
