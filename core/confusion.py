@@ -21,6 +21,7 @@ serve many threads.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -32,7 +33,7 @@ from core.attributions import AttributionRequest, explainer
 from core.data import DIGIT_NAMES, IMAGE_SIZE, some_of
 from core.evaluate import Evaluation
 from core.model import CONV_LAYERS
-from core.units import ActivationIndex
+from core.units import ActivationIndex, UnitLayer
 
 # Correctly read a's compared with the cell: ~1,000 per class in the MNIST test set. A seeded
 # sample of 200 keeps a contrast map under a few seconds on one CPU thread (attribution cost
@@ -327,15 +328,26 @@ def _region_name(row: int | None, column: int | None) -> str:
     return f"the {_ROWS[row]}-{_COLUMNS[column]} corner"
 
 
+def explained_layer(layers: Mapping[str, UnitLayer]) -> str:
+    """The layer whose channels a cell's sentence names: the network's last unit layer with
+    positions (the reference's conv4: its most class-specific channels), else its last one."""
+    if not layers:
+        raise ValueError("the network has no layer with units to compare")
+    return ([name for name, found in layers.items() if found.grid is not None] or list(layers))[-1]
+
+
 def explain_cell(
-    maps: ContrastMaps, channels: dict[str, list[ChannelDifference]], classes: tuple[str, ...] = DIGIT_NAMES
+    maps: ContrastMaps,
+    channels: dict[str, list[ChannelDifference]],
+    classes: tuple[str, ...] = DIGIT_NAMES,
+    layer: str = EXPLAINED_LAYER,
 ) -> str:
     """One plain sentence on why digits of class ``maps.a`` are read as ``maps.b``: the region
     where the cell's mean b-minus-a map (``maps.cell``) puts its positive mass
-    (:func:`evidence_region`), and the ``CHANNELS_NAMED`` channels of ``EXPLAINED_LAYER``
-    (conv4) that differ most from correctly read a's (``channels``, from
-    :func:`channel_differences`). An empty cell gets a sentence saying so. Classes are called by
-    their ``classes`` names ("test 4s" for digits, "test images of Coat" otherwise)."""
+    (:func:`evidence_region`), and the ``CHANNELS_NAMED`` channels of ``layer`` (by default the
+    reference's conv4; :func:`explained_layer` for any network) that differ most from correctly
+    read a's (``channels``, from :func:`channel_differences`). An empty cell gets a sentence
+    saying so. Classes are called by their ``classes`` names ("test 4s" for digits, "test images of Coat" otherwise)."""
     a, b, n = classes[maps.a], classes[maps.b], maps.cell_count
     some = some_of(maps.a, classes)
     one = a if classes == DIGIT_NAMES else f"image of {a}"
@@ -352,14 +364,14 @@ def explain_cell(
             f"the {maps.method} evidence for {b} over {a} lies mostly in {region} of the image"
             f" ({share:.0%} of its positive mass)"
         )
-    named = channels.get(EXPLAINED_LAYER, [])[:CHANNELS_NAMED]
+    named = channels.get(layer, [])[:CHANNELS_NAMED]
     if not named:
-        which = f"there are no correctly read {some} to compare {EXPLAINED_LAYER}'s channels with"
+        which = f"there are no correctly read {some} to compare {layer}'s channels with"
     else:
         parts = [
             f"{c.channel} ({'higher' if c.difference > 0 else 'lower'}: {c.cell_mean:.2f} against {c.correct_mean:.2f})"
             for c in named
         ]
         noun, verb = ("channel", "differs") if len(parts) == 1 else ("channels", "differ")
-        which = f"{EXPLAINED_LAYER} {noun} {' and '.join(parts)} {verb} most from correctly read {some}"
+        which = f"{layer} {noun} {' and '.join(parts)} {verb} most from correctly read {some}"
     return f"{who}: {where}, and {which}."

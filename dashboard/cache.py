@@ -741,6 +741,7 @@ def _why_cell(root: str, key: str, epoch: int, a: int, b: int, indexed: bool) ->
         )
     index = _available("units", root, key, epoch) if indexed else None
     channels = confusion.channel_differences(index, cell, correct) if indexed else {}
+    layer = confusion.explained_layer(units.unit_layers(_network_at(root, key, epoch)))
     return {
         "cell": cell,
         "correct": correct,
@@ -748,7 +749,8 @@ def _why_cell(root: str, key: str, epoch: int, a: int, b: int, indexed: bool) ->
         "channels": channels,
         "shown": shown,
         "nearest": nearest,
-        "sentence": confusion.explain_cell(maps, channels, data.classes),
+        "layer": layer,
+        "sentence": confusion.explain_cell(maps, channels, data.classes, layer),
     }
 
 

@@ -480,16 +480,3 @@ def report_button(build, label: str, file_name: str, help: str) -> None:
         help=help,
         key=f"report_{file_name}",
     )
-
-
-def reference_only(view: View, what: str) -> bool:
-    """Say, in one sentence, that ``what`` is not drawn for a host's network, and return True
-    when the model shown is one (the page then leaves it out)."""
-    if not view.host:
-        return False
-    st.info(
-        f"Not drawn for **{view.trained.info.architecture}** yet: {what} reads only the reference network's own "
-        "layers (conv1 to fc1). Pick the reference model in the sidebar to see it.",
-        icon=":material/construction:",
-    )
-    return True

@@ -18,6 +18,7 @@ from core.confusion import (
     correct_digits,
     evidence_region,
     explain_cell,
+    explained_layer,
     nearest_training_digits,
 )
 from core.data import load_mnist, to_tensor
@@ -436,3 +437,16 @@ def test_top_confusions_against_brute_force():
         for k in (1, 3, size * size):
             assert confusion.top_confusions(matrix, k) == expected[:k]
     assert confusion.top_confusions(np.diag([5, 7]), 3) == []  # no mistakes, no confusions
+
+
+def test_the_explained_layer_is_the_last_with_positions():
+    from core.units import UnitLayer
+
+    conv = UnitLayer("conv", "conv", 4, (8, 8), True)
+    dense = UnitLayer("fc", "linear", 20, None, True)
+    assert explained_layer({"a": conv, "b": conv, "fc": dense}) == "b"
+    assert explained_layer({"fc": dense, "fc2": dense}) == "fc2"  # an MLP: its last hidden layer
+    channels = {"b": [ChannelDifference(3, 2.0, 1.25, 0.75)]}
+    heatmap = np.zeros((28, 28), dtype=np.float32)
+    heatmap[:9] = 1.0
+    assert "b channel 3 (higher: 2.00 against 1.25)" in explain_cell(_maps(4, heatmap), channels, layer="b")

@@ -234,6 +234,40 @@ def test_every_page_opens_on_a_host_network(spec, host_servers, server_env, tmp_
     assert sum(steps["parameters"]) == sum(p.numel() for p in import_class(str(NETS / spec))[0]().parameters())
 
 
+def test_a_whole_cell_is_explained_on_a_host_network(host_servers, server_env, tmp_path, monkeypatch):
+    """The Errors page's explanation of a whole cell reads the host's own layers: the sentence
+    names its last layer with positions, and its channel buttons open that layer's cards."""
+    from streamlit.testing.v1 import AppTest
+
+    from core import confusion
+    from core.checkpoints import ModelRef
+    from dashboard import cache
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path / "cache"))
+    spec = "resnet.py:SmallResNet"
+    server_env(MNIST_CNN_NETS=f"{NETS / spec}={host_servers[spec]}", MNIST_CNN_TRAINING="off")
+    at = AppTest.from_file(HOME, default_timeout=180)
+    at.run()
+    key = next(info.key for info in cache.cached_models() if info.network is not None)
+    matrix = cache.evaluation(ModelRef(key)).confusion.copy()
+    right = matrix.diagonal().copy()
+    np.fill_diagonal(matrix, -1)
+    matrix[right == 0] = -1  # a class with digits read right, to compare the channels with
+    a, b = divmod(int(matrix.argmax()), len(matrix))
+    at.session_state["view_cell"] = (a, b)  # as a click on the cell chooses it (dashboard.state)
+    at.switch_page("app_pages/errors.py")
+    at.session_state["errors_why_open"] = True
+    at.run()
+    finish_background("units:", timeout_s=170)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    layer = confusion.explained_layer(cache.unit_layers(ModelRef(key)))
+    assert layer == "block2.shortcut.0"
+    assert f"{layer} channels " in texts(at), texts(at)
+    assert any(button.key.startswith(f"errors_why_{layer}_") for button in at.button)
+    assert "the features the last linear layer reads" in texts(at)
+
+
 def test_the_data_tools_read_the_layer_before_the_scores(tmp_path, data):
     """The data map's features and TracIn's bank on a host's network are the last linear
     layer's input and output, as a forward hook on a private copy sees them."""

@@ -775,6 +775,13 @@ def test_probe_through_training_needs_several_epochs(reference_model, tmp_path, 
     at.select_slider(key=f"probe_epoch_{trained.info.key}").set_value(1)
     at.run()
     assert at.query_params["model"] == f"{trained.info.key}@1"  # every page now shows epoch 1
+    # The last point's strongest conv4 channel opens its unit card.
+    from core.activations import layer_outputs, strongest_channels
+
+    last = layer_outputs(trained.model, x)["conv4"][0]
+    at.button(key="probe_epoch_card").click()
+    at.run()
+    assert at.query_params["layer"] == "conv4" and at.query_params["unit"] == str(strongest_channels(last, 1)[0])
 
 
 def test_probe_through_training_saved_inside_an_epoch(tmp_path, monkeypatch):

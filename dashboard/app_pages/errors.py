@@ -120,8 +120,6 @@ def render(view: View) -> None:
 def _why(view: View, a: int, b: int) -> None:
     """The cell as a group: where the evidence for b over a lies, which channels differ from
     the a's read right, and the training digits nearest to the cell's digits."""
-    if panels.reference_only(view, "the explanation of a whole cell"):
-        return
     if cache.result("units", view.ref) is None:  # the channel comparison reads it
         panels.wait_for("units", view)
         return
@@ -148,10 +146,11 @@ def _why(view: View, a: int, b: int) -> None:
     )
     st.markdown(f"**Channels whose mean activation differs most** between the {some} read as {b} and those read right:")
     layers = list(found["channels"])
-    default = "conv4" if "conv4" in layers else layers[-1]  # the last layer with positions, as the sentence
+    default = found["layer"]  # the last layer with positions, as the sentence
     layer = st.segmented_control("Layer", layers, default=default, key="errors_why_layer") or default
-    columns = st.columns(len(found["channels"][layer]))
-    for column, diff in zip(columns, found["channels"][layer], strict=True):
+    if not found["channels"][layer]:
+        st.caption(f"No {some} is read right, so there is nothing to compare the channels with.")
+    for column, diff in zip(st.columns(max(1, len(found["channels"][layer]))), found["channels"][layer], strict=False):
         label = f"{layer} · {diff.channel}: {diff.cell_mean:.2f} vs {diff.correct_mean:.2f}"
         if column.button(label, key=f"errors_why_{layer}_{diff.channel}", icon=":material/grain:"):
             state.select_unit(Unit(layer, diff.channel))
@@ -159,9 +158,10 @@ def _why(view: View, a: int, b: int) -> None:
     st.caption("Each: its mean activation on the cell's digits vs on the ones read right. Click for its card.")
     nearest = found["nearest"]
     shown = found["shown"]
+    features = "the features the last linear layer reads" if view.host else "fc1 (the features the last layer reads)"
     st.markdown(
-        f"**The training digits nearest to each of the cell's first {len(shown)} digits** in fc1 (the features "
-        f"the last layer reads): per row, the {nearest.a_indices.shape[1]} nearest {some}, then the nearest {others}."
+        f"**The training digits nearest to each of the cell's first {len(shown)} digits** in {features}: per row, "
+        f"the {nearest.a_indices.shape[1]} nearest {some}, then the nearest {others}."
     )
     flat = np.concatenate([nearest.a_indices, nearest.b_indices], axis=1).reshape(-1)
     panels.digit_grid(

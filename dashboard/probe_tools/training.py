@@ -1,5 +1,6 @@
 """Through training: the digit's answer and evidence at each saved point of the model, its
-strongest conv4 channel at each, two points side by side, and another model beside this one."""
+strongest channel of the last layer with positions at each (and that channel's unit card), two
+points side by side, and another model beside this one."""
 
 import numpy as np
 import streamlit as st
@@ -9,7 +10,7 @@ from core.activations import strongest_channels
 from core.attributions import AttributionRequest
 from core.checkpoints import ModelRef
 from dashboard import cache, figures, probe_figures, state
-from dashboard.view import DRAWN, View
+from dashboard.view import DRAWN, Unit, View
 
 REQUEST = AttributionRequest.of("Integrated Gradients", {}, target="predicted", upsample=True)
 
@@ -62,6 +63,11 @@ def render(view: View, base: np.ndarray, title: str) -> None:
         key="probe_epoch_features",
         config=figures.CHART_CONFIG,
     )
+    if layer in view.unit_layers:  # the channel the last point reads strongest, on its card
+        unit = Unit(layer, channels[-1])
+        if st.button(f"Open the unit card of {unit.title(view.unit_layers)}", key="probe_epoch_card"):
+            state.select_unit(unit)
+            st.switch_page("app_pages/units.py")
     st.plotly_chart(
         probe_figures.sweep_probabilities(
             np.array([config.point_epoch(p) for p in points]),
