@@ -367,6 +367,7 @@ def ablation_accuracy(
     batch_size: int = INDEX_BATCH,
     before: np.ndarray | None = None,
     active: np.ndarray | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each class's accuracy, float64 (K,) for the network's K classes (NaN for a class absent
     from ``labels``), with the unit intact and with it set to zero where the layer list reads
@@ -378,7 +379,7 @@ def ablation_accuracy(
     (N,) (a cached evaluation), spares the full pass; ``active``, bool (N,) the digits on which
     the unit is above zero anywhere (the activation index), spares the others: zeroing a unit
     that is already zero changes nothing, so ``active`` is refused for a layer that can go below
-    zero (it does not end in a ReLU)."""
+    zero (it does not end in a ReLU). ``progress(fraction, text)`` after each batch."""
     found = _check_unit(network, layer, unit)
     if active is not None and before is None:
         raise ValueError("active digits are a shortcut for a caller that passes the predictions (before) too")
@@ -394,6 +395,11 @@ def ablation_accuracy(
             if before is None:
                 computed_before.append(network.logits(batch).argmax(dim=1).cpu())
             after.append(network.ablated_logits(batch, layer, unit).argmax(dim=1).cpu())
+            if progress is not None:
+                done = min(i + batch_size, len(chosen))
+                progress(
+                    done / len(chosen), f"Zeroing {layer} {found.unit_word} {unit}: {done:,} of {len(chosen):,} digits"
+                )
     before = torch.cat(computed_before).numpy() if before is None else np.asarray(before)  # (N,) all digits
     changed = before.copy()
     if after:

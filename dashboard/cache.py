@@ -647,23 +647,39 @@ def incoming_weights(ref: ModelRef, layer: str, unit: int) -> units.IncomingWeig
     return units.incoming_weights(network(ref), layer, unit)
 
 
-def unit_ablation(ref: ModelRef, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each class's test accuracy with the unit intact and zeroed, float (K,) twice (needs the
-    unit index: for a layer ending in a ReLU only the digits the unit fires on are rerun)."""
-    return _unit_ablation(*_point(ref), layer, unit)
+def ablation_task(ref: ModelRef, layer: str, unit: int) -> str:
+    """The background pool's key for zeroing one unit of these weights, e.g. "ablation:KEY@3:conv3:7"."""
+    _, key, epoch = _point(ref)
+    return f"ablation:{key}@{epoch}:{layer}:{unit}"
 
 
-@st.cache_data(max_entries=256, show_spinner="Zeroing the unit and rerunning the test digits…")
-def _unit_ablation(root: str, key: str, epoch: int, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray]:
+def unit_ablation(ref: ModelRef, layer: str, unit: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each class's test accuracy with the unit intact and zeroed, float (K,) twice, once the
+    background pool has computed it (:func:`start_unit_ablation`); None until then. Held in the
+    pool's memory for every session, not kept on disk."""
+    status = heavy_work().status(ablation_task(ref, layer, unit))
+    return status.result if status is not None and status.state == "done" else None
+
+
+def start_unit_ablation(ref: ModelRef, layer: str, unit: int) -> None:
+    """Zero the unit and rerun the test digits in the shared pool (with progress; needs the unit
+    index: for a layer ending in a ReLU only the digits the unit fires on are rerun)."""
+    root, key, epoch = _point(ref)
+    heavy_work().submit(
+        ablation_task(ref, layer, unit), lambda progress: _unit_ablation(root, key, epoch, layer, unit, progress)
+    )
+
+
+def _unit_ablation(root: str, key: str, epoch: int, layer: str, unit: int, progress) -> tuple[np.ndarray, np.ndarray]:
     net = _network_at(root, key, epoch)
     split = dataset(_weights(root, key, epoch).info.data_source).test
     before = _evaluation(root, key, epoch, UNIT_SPLIT).preds
     nonnegative = units.unit_layers(net)[layer].nonnegative
     active = _available("units", root, key, epoch).maximum[layer][:, unit] > 0 if nonnegative else None
-    with heavy_gate():
-        return units.ablation_accuracy(
-            net, to_tensor(split.images), split.labels, layer, unit, before=before, active=active
-        )
+    images = to_tensor(split.images)
+    return units.ablation_accuracy(
+        net, images, split.labels, layer, unit, before=before, active=active, progress=progress
+    )
 
 
 def feature_visualisation(ref: ModelRef, layer: str) -> units.FeatureVisualisation:

@@ -323,9 +323,12 @@ def test_scorecard_page_computes_in_the_background_then_shows_the_table(tmp_path
 
 
 def open_units(**query: str):
-    """The Units page once the test split's unit index exists (computed in the background)."""
+    """The Units page once the test split's unit index exists and the unit is zeroed (both
+    computed in the background)."""
     at = open_app("app_pages/units.py", **query)
     finish_background("units:")
+    at.run()
+    finish_background("ablation:")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -144,16 +144,7 @@ def _card(view: View, unit: Unit, index) -> None:
         )
     left, right = st.columns([3, 2])
     with left:
-        before, after = cache.unit_ablation(view.ref, layer, u)
-        worst = int(np.nanargmin(after - before))
-        st.markdown(
-            f"**Without it:** set to zero where the network reads it, test accuracy goes from "
-            f"{np.nanmean(before):.2%} to {np.nanmean(after):.2%} (mean over classes); class "
-            f"{view.data.classes[worst]} changes most ({(after[worst] - before[worst]) * 100:+.2f} points)."
-        )
-        st.plotly_chart(
-            unit_figures.ablation(before, after, view.data.classes), key="units_ablation", config=figures.CHART_CONFIG
-        )
+        _ablation(view, unit)
     with right:
         visual = cache.feature_visualisation(view.ref, layer)
         st.markdown("**An image made to excite it**")
@@ -163,6 +154,31 @@ def _card(view: View, unit: Unit, index) -> None:
             config=figures.CHART_CONFIG,
         )
         st.caption(f"{visual.how}. Its value on this image: {visual.activation[u]:.2f} (before its activation).")
+
+
+def _ablation(view: View, unit: Unit) -> None:
+    """What the network loses without the unit; zeroing it runs in the shared pool (started once
+    for every session, its progress shown until it ends)."""
+    found = cache.unit_ablation(view.ref, unit.layer, unit.unit)
+    if found is not None:
+        before, after = found
+        worst = int(np.nanargmin(after - before))
+        st.markdown(
+            f"**Without it:** set to zero where the network reads it, test accuracy goes from "
+            f"{np.nanmean(before):.2%} to {np.nanmean(after):.2%} (mean over classes); class "
+            f"{view.data.classes[worst]} changes most ({(after[worst] - before[worst]) * 100:+.2f} points)."
+        )
+        chart = unit_figures.ablation(before, after, view.data.classes)
+        st.plotly_chart(chart, key="units_ablation", config=figures.CHART_CONFIG)
+        return
+    task = cache.ablation_task(view.ref, unit.layer, unit.unit)
+    status = cache.heavy_work().status(task)
+    if status is not None and status.state == "failed":
+        st.error(f"Zeroing the unit failed: {status.error}", icon=":material/error:")
+        if not st.button("Try again", key="units_ablation_retry"):
+            return
+    cache.start_unit_ablation(view.ref, unit.layer, unit.unit)
+    panels.work_status(task, "What the network loses without it: zeroing the unit and rerunning the test digits")
 
 
 def _weights_title(weights, found: UnitLayer) -> str:
