@@ -627,6 +627,14 @@ def test_a_host_opens_its_own_network_from_the_command_line(browser, tmp_path):
         page.screenshot(path=str(SHOTS / "host_network_attributions.png"), full_page=True)
         badges = page.locator(".js-plotly-plot").count()
         assert badges >= 1 and "Saliency" in page.inner_text('[data-testid="stMain"]')
+        # Its own units: fc1's card, its index and its ablation computed in the background.
+        page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Units").click()
+        _wait_for_text(page, "How one value is computed", timeout_ms=240_000)
+        _wait_for_text(page, "Without it:", timeout_ms=240_000)
+        wait_for_app(page)
+        body = page.inner_text('[data-testid="stMain"]')
+        assert "conv1 · channel 0" in body and "That is " in body, body[:1500]
+        page.screenshot(path=str(SHOTS / "host_network_units.png"), full_page=True)
         assert_clean(page, errors)
         page.close()
     finally:

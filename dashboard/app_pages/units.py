@@ -183,6 +183,8 @@ def _ablation(view: View, unit: Unit) -> None:
 
 def _weights_title(weights, found: UnitLayer) -> str:
     n, h, w = weights.maps.shape
+    if found.grid is not None and n == 1:
+        return f"its {h}×{w} kernel on what it reads ({weights.source})"
     if found.grid is not None:
         return f"its {h}×{w} kernel on each of the {n} input channels it reads ({weights.source})"
     return f"incoming weights: one {h}×{w} map per channel of {weights.source} (flattened)"
