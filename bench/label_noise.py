@@ -6,7 +6,8 @@ A copy of the training labels has a known share changed to another class at rand
 Printed per seed: how many digits cleanlab flags, and precision and recall at the flip count
 (the share of the top K of the ranking that were flipped, K = the number flipped; the
 ranking is cleanlab's flagged digits, then the rest by self-confidence). Also the time to
-build the TracIn banks (both splits, every epoch) and one TracIn query: budgets 60 s and 300 ms.
+build the TracIn banks (both splits, every saved point) and their size on disk, and one TracIn
+query: budgets 60 s and 300 ms.
 
 The flipped models stay in the cache: open one in the dashboard (model list, "1% labels
 flipped") and the Suspicious labels page marks the digits flipped on purpose.
@@ -72,8 +73,10 @@ def main() -> None:
         query = median_ms(
             lambda t=training, i=test_inputs, z=test_logits, c=target: influence.tracin_scores(t, i, z, c), 20
         )
+        size = sum(run.path.stat().st_size for run in influence.bank_runs(trained.info, data))
         print(
-            f"  TracIn banks (every epoch, both splits, cold or cached): {bank_seconds:.1f} s "
+            f"  TracIn banks ({trained.info.epochs_done} saved points, both splits, cold or cached; "
+            f"{size / 1e6:.1f} MB on disk): {bank_seconds:.1f} s "
             f"({bank_seconds / BANKS_BUDGET_S:.2f} of the {BANKS_BUDGET_S:.0f} s budget); one query "
             f"{query:.1f} ms ({query / QUERY_BUDGET_MS:.3f} of {QUERY_BUDGET_MS:.0f} ms)"
         )

@@ -257,7 +257,8 @@ def load_or_compute_banks(
                 if progress is not None:
                     progress(
                         (before + count) / total,
-                        f"Epoch {epoch} of {info.epochs_done}: {count:,} of {sizes[split]:,} {split} digits",
+                        f"Saved point {epoch} of {info.epochs_done} ({info.config.point_name(epoch)}): "
+                        f"{count:,} of {sizes[split]:,} {split} digits",
                     )
 
             banks[split].append(

@@ -544,7 +544,7 @@ INDEXES: dict[str, Index] = {
     "banks": Index(
         _banks_of,
         lambda info, epoch: influence.bank_runs(info, dataset(info.data_source)),
-        "Running every training and test digit through each saved epoch (once per model, about 15 s)",
+        "Running every training and test digit through each saved point of the model (once per model)",
         "Reading the digits through the saved epochs failed",
         per_point=False,
     ),

@@ -105,7 +105,11 @@ def _step_epochs(view: View) -> None:
         format_func=lambda point: f"{config.point_epoch(point):.4g}",
         key="sidebar_epoch",
         on_change=on_change,
-        help="Every page shows the network as it was at this point of training: see the features form as it learns.",
+        help=(
+            "Every page shows the network as it was at this point of training: see the features form as it learns. "
+            "A recipe saving its weights more than once an epoch (the default saves twice) has a point at each "
+            "half or finer step."
+        ),
     )
     if view.epoch < epochs:
         accuracy = trained.history[view.epoch - 1]["test_accuracy"]

@@ -362,10 +362,20 @@ def test_fields_added_later_keep_old_keys():
     """A field added to TrainConfig is left out of the key at its default: links and caches from
     before it existed still name the same models (keys computed before flip_labels existed)."""
     fingerprint = "f" * 64
-    assert checkpoints.model_key(RECIPES["default"], fingerprint) == "3282c7abb4e43986"
+    once = RECIPES["default"].replace(saves_per_epoch=1)  # the default recipe before issue 29
+    assert checkpoints.model_key(once, fingerprint) == "3282c7abb4e43986"
     assert checkpoints.model_key(RECIPES["reference"], fingerprint) == "67cd42301b39495b"
-    assert checkpoints.model_key(RECIPES["default"].replace(flip_labels=0.01), fingerprint) != "3282c7abb4e43986"
-    assert checkpoints.model_key(RECIPES["default"].replace(saves_per_epoch=2), fingerprint) != "3282c7abb4e43986"
+    assert checkpoints.model_key(once.replace(flip_labels=0.01), fingerprint) != "3282c7abb4e43986"
+
+
+def test_the_default_recipe_saves_twice_an_epoch_under_a_key_of_its_own():
+    """Issue 29: six saved points from epoch 0.5 to 3; its key is new (the old default's folder,
+    where it exists, keeps opening under its own key)."""
+    fingerprint = "f" * 64
+    default = RECIPES["default"]
+    assert default.saves_per_epoch == 2 and default.points == 6
+    assert [default.point_name(p) for p in (1, 2, 6)] == ["epoch 0.5", "epoch 1", "epoch 3"]
+    assert checkpoints.model_key(default, fingerprint) not in ("3282c7abb4e43986", "")
 
 
 def _evaluation_name(epoch: int, split: str, fingerprint: str) -> str:

@@ -1,5 +1,5 @@
 """Behind an answer: the training digits that most raised and most lowered the selected
-digit's answer, by TracIn over the saved epochs (``core.influence``)."""
+digit's answer, by TracIn over the saved points (``core.influence``)."""
 
 import numpy as np
 import streamlit as st
@@ -10,14 +10,15 @@ from dashboard.state import page_view
 from dashboard.view import DRAWN, View
 
 METHOD = (
-    "**How this is measured.** TracIn (Pruthi et al. 2020) follows training: for each saved epoch it takes the "
+    "**How this is measured.** TracIn (Pruthi et al. 2020) follows training: at each saved point it takes the "
     "gradient of the loss on this digit at the class the network answers, and the gradient of the loss on each "
     "training digit at its label, and multiplies them. A positive product means a step on that training digit "
     "lowered this digit's loss: it pushed the network towards its answer. The products are summed over the "
-    "epochs, each weighted by the epoch's mean learning rate. Only the last layer (fc2's weights) is compared, as "
-    "Captum's TracInCPFast does, and each epoch's numbers are kept beside its checkpoint, so a digit takes "
+    "saved points, each weighted by the mean learning rate since the point before. Only the last layer (fc2's "
+    "weights) is compared, as Captum's TracInCPFast does, and each point's numbers are kept beside its checkpoint, so "
+    "a digit takes "
     "milliseconds. TracIn is derived for plain gradient descent; this network trained with Adam, so the weights "
-    "per epoch are a heuristic: read the digits, not the exact scores."
+    "per point are a heuristic: read the digits, not the exact scores."
 )
 
 

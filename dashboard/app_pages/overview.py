@@ -63,12 +63,13 @@ def render(view: View) -> None:
     c3.metric("Parameters", f"{sum(p.numel() for p in trained.model.parameters()):,}")
     epochs = info.config.epochs
     plural = "" if epochs == 1 else "s"
-    # Short enough for a quarter of the page ("epoch 1 of 3, 4.1 s" was cut to "epoch 1 of …").
+    # Short enough for a quarter of the page ("epoch 1 of 3, 4.1 s" was cut to "epoch 1 of …", and
+    # "0.5 of 3 epochs" to "0.5 of 3 ep…": the label says epochs).
     if info.provisional:
         point = info.config.point_epoch(info.epochs_done)
         c4.metric(
-            "Training",
-            f"{point:.4g} of {epochs} epoch{plural}",
+            "Training, epochs",
+            f"{point:.4g} of {epochs}",
             help=f"Still training: these weights were saved after {info.train_seconds:.1f} s.",
         )
     elif info.network is not None:

@@ -22,8 +22,8 @@ def render(view: View, base: np.ndarray, title: str) -> None:
     if info.epochs_done < 2:
         st.info(
             "This model saved its weights once, so there is nothing to travel through. Train one from the sidebar "
-            "with more epochs, or with its weights saved more often (Saves per epoch; the default recipe saves three "
-            "epochs).",
+            "with more epochs, or with its weights saved more often (Saves per epoch; the default recipe saves six "
+            "points, twice an epoch).",
             icon=":material/timeline:",
         )
         _other_model(view, base, label)
