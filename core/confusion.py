@@ -328,11 +328,12 @@ def _region_name(row: int | None, column: int | None) -> str:
     return f"the {_ROWS[row]}-{_COLUMNS[column]} corner"
 
 
-def explained_layer(layers: Mapping[str, UnitLayer]) -> str:
+def explained_layer(layers: Mapping[str, UnitLayer]) -> str | None:
     """The layer whose channels a cell's sentence names: the network's last unit layer with
-    positions (the reference's conv4: its most class-specific channels), else its last one."""
+    positions (the reference's conv4: its most class-specific channels), else its last one;
+    None for a network without unit layers."""
     if not layers:
-        raise ValueError("the network has no layer with units to compare")
+        return None
     return ([name for name, found in layers.items() if found.grid is not None] or list(layers))[-1]
 
 
@@ -340,7 +341,8 @@ def explain_cell(
     maps: ContrastMaps,
     channels: dict[str, list[ChannelDifference]],
     classes: tuple[str, ...] = DIGIT_NAMES,
-    layer: str = EXPLAINED_LAYER,
+    layer: str | None = EXPLAINED_LAYER,
+    unit_word: str = "channel",
 ) -> str:
     """One plain sentence on why digits of class ``maps.a`` are read as ``maps.b``: the region
     where the cell's mean b-minus-a map (``maps.cell``) puts its positive mass
@@ -364,14 +366,16 @@ def explain_cell(
             f"the {maps.method} evidence for {b} over {a} lies mostly in {region} of the image"
             f" ({share:.0%} of its positive mass)"
         )
+    if layer is None:  # a network without conv or hidden linear layers: the map alone
+        return f"{who}: {where}."
     named = channels.get(layer, [])[:CHANNELS_NAMED]
     if not named:
-        which = f"there are no correctly read {some} to compare {layer}'s channels with"
+        which = f"there are no correctly read {some} to compare {layer}'s {unit_word}s with"
     else:
         parts = [
             f"{c.channel} ({'higher' if c.difference > 0 else 'lower'}: {c.cell_mean:.2f} against {c.correct_mean:.2f})"
             for c in named
         ]
-        noun, verb = ("channel", "differs") if len(parts) == 1 else ("channels", "differ")
+        noun, verb = (unit_word, "differs") if len(parts) == 1 else (f"{unit_word}s", "differ")
         which = f"{layer} {noun} {' and '.join(parts)} {verb} most from correctly read {some}"
     return f"{who}: {where}, and {which}."

@@ -191,8 +191,8 @@ def _grow(field: Field, kernel: Pair, stride: Pair, padding: Pair, dilation: Pai
 
 def _window(field: Field, module: nn.Module, node: fx.Node, names: dict[str, str]) -> Field | str:
     padding, dilation = module.padding, getattr(module, "dilation", 1)
-    if getattr(module, "ceil_mode", False):  # a partial last window
-        return _stop(node, names)
+    if getattr(module, "ceil_mode", False) or getattr(module, "padding_mode", "zeros") == "circular":
+        return _stop(node, names)  # a partial last window; circular padding reads the far edge
     if isinstance(padding, str):  # "valid": none; "same" (stride 1): d(k - 1) in all, the smaller half first
         kernel, dilated = _pair(module.kernel_size), _pair(dilation)
         padding = (

@@ -42,7 +42,7 @@ from zennit.rules import Epsilon, Flat, Norm, Pass, ZPlus
 from zennit.types import Activation
 
 from core.data import IMAGE_SIZE
-from core.network import ACTIVATION, ADD, DROPOUT, NORM, OUTPUT, POOL, Network
+from core.network import ACTIVATION, ADD, CONV, DROPOUT, LINEAR, NORM, OUTPUT, POOL, Network
 from core.relevance import ChannelRelevance
 from core.units import unit_layers
 
@@ -100,14 +100,19 @@ def relevance_copy(network: Network) -> tuple[_Relevant, dict[str, str], NameMap
         nodes[end].replace_all_uses_with(tapped, delete_user_cb=lambda user, tapped=tapped: user is not tapped)
         taps[layer] = f"graph.{tap}"
     seen_modules: set[str] = set()
-    for node in list(graph.graph.nodes):
-        kind = kinds.get(node.name)
+    for node in list(graph.graph.nodes):  # first, before any fold changes a module: one per call site
         if node.op == "call_module" and node.target in seen_modules:  # a module at a second call site
             name = fresh("site")
             graph.add_submodule(name, copy.deepcopy(modules[node.target]))
             node.target = name
         if node.op == "call_module":
             seen_modules.add(node.target)
+        if kinds.get(node.name) in (CONV, LINEAR) and node.op != "call_module":
+            raise RelevanceOff(
+                f"{node.name} is a convolution or linear layer written as a function: no rule reaches it"
+            )
+    for node in list(graph.graph.nodes):
+        kind = kinds.get(node.name)
         if kind == NORM:
             _fold(graph, node, network)
         elif kind == ACTIVATION and node.op != "call_module":

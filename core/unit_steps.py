@@ -45,6 +45,7 @@ class ConvStep:
     left: int
     stride: tuple[int, int]
     dilation: tuple[int, int]
+    padding: str | None  # the padding mode where the window runs past the input's edge, else None
     patch: np.ndarray
     kernel: np.ndarray
     products: np.ndarray
@@ -166,8 +167,9 @@ def one_value(network: Network, image: torch.Tensor, layer: str, unit: int, row:
             step = _elementwise(node, modules, kinds.get(node.name), value, unit)
             steps.append(step)
             value = step.value
-        if pool is not None:
-            steps.append(_pool(pool, modules, recorded, chain[-1].name, unit, row, col))
+        pooled = _pool(pool, modules, recorded, chain[-1].name, unit, row, col) if pool is not None else None
+        if pooled is not None:
+            steps.append(pooled)
     except _CannotError as why:
         return OneValue(layer, unit, row, col, tuple(steps), None, str(why))
     return OneValue(layer, unit, row, col, tuple(steps), float(steps[-1].value) if steps else None)
@@ -190,6 +192,9 @@ def _conv(node, modules, recorded, unit, row, col, source) -> ConvStep:
     width = module.in_channels // module.groups
     channels = tuple(range(group * width, (group + 1) * width))
     top, left = row * sh, col * sw  # in the padded grid
+    height, width = inputs.shape[1], inputs.shape[2]
+    reach = (top - pad[2], left - pad[0], top - pad[2] + dh * (kh - 1), left - pad[0] + dw * (kw - 1))
+    padded_window = reach[0] < 0 or reach[1] < 0 or reach[2] >= height or reach[3] >= width
     patch = padded[list(channels), top : top + dh * (kh - 1) + 1 : dh, left : left + dw * (kw - 1) + 1 : dw]
     kernel = module.weight[unit].detach().float().cpu()  # (C_in / groups, kh, kw)
     bias = float(module.bias[unit].detach()) if module.bias is not None else 0.0
@@ -202,6 +207,7 @@ def _conv(node, modules, recorded, unit, row, col, source) -> ConvStep:
         left=left - pad[0],
         stride=(sh, sw),
         dilation=(dh, dw),
+        padding=module.padding_mode if padded_window else None,
         patch=patch.numpy(),
         kernel=kernel.numpy(),
         products=products.numpy(),
@@ -239,6 +245,9 @@ def _elementwise(node: fx.Node, modules, kind: str | None, value: float, unit: i
         x = torch.tensor([value], dtype=torch.float32)
         if node.op == "call_module":
             module = modules[node.target]
+            if isinstance(module, nn.PReLU):  # one slope per channel, or one for all
+                slope = float(module.weight[unit if module.weight.numel() > 1 else 0].detach())
+                return ActivationStep(node.name, "PReLU", value, value if value >= 0 else slope * value)
             what, out = type(module).__name__, module(x)
         elif node.op == "call_function":
             if any(isinstance(a, fx.Node) for a in node.args[1:]) or any(
@@ -293,7 +302,16 @@ def _pool_settings(node: fx.Node, modules) -> tuple[str, dict]:
     raise _CannotError(f"{node.name}: this pooling is not taken apart here")
 
 
-def _pool(node, modules, recorded, source, unit, row, col) -> PoolStep:
+def _cell(position: int, kernel: int, stride: int, padding: int, dilation: int, cells: int) -> int | None:
+    """The first of the pool's ``cells`` along one axis whose window reads ``position``, or None."""
+    for cell in range(cells):
+        offset = position - (cell * stride - padding)
+        if 0 <= offset <= dilation * (kernel - 1) and offset % dilation == 0:
+            return cell
+    return None
+
+
+def _pool(node, modules, recorded, source, unit, row, col) -> PoolStep | None:
     kind, settings = _pool_settings(node, modules)
     values = recorded[source][unit]  # (H, W)
     out = recorded[node.name][unit]  # (h, w)
@@ -305,8 +323,11 @@ def _pool(node, modules, recorded, source, unit, row, col) -> PoolStep:
     if settings.get("ceil_mode") or settings.get("divisor_override"):
         raise _CannotError(f"{node.name}: a pool with ceil_mode or a divisor override is not taken apart here")
     cell = tuple(
-        min((p + pad) // s, n - 1) for p, pad, s, n in zip((row, col), padding, stride, out.shape, strict=True)
+        _cell(p, k, s, pad, d, n)
+        for p, k, s, pad, d, n in zip((row, col), kernel, stride, padding, dilation, out.shape, strict=True)
     )
+    if None in cell:
+        return None  # no window of the pool reads this position: the pool drops it
     tops = [c * s - pad for c, s, pad in zip(cell, stride, padding, strict=True)]
     filler = float("-inf") if kind == "max" else 0.0
     padded = F.pad(values[None, None], (padding[1], padding[1], padding[0], padding[0]), value=filler)[0, 0]

@@ -77,8 +77,10 @@ def unit_layers(network: Network) -> dict[str, UnitLayer]:
             continue  # a 1-D or 3-D convolution, a linear layer over a grid: no card shape for it
         drops = {entry.node for entry in network.layers if entry.kind == DROPOUT}
         last = [node for node in network.block(name) if node.name not in drops][-1]  # dropout: off when read
-        relu = last.op == "call_module" and type(network.graph.get_submodule(last.target)).__name__ in _RELU
-        relu = relu or getattr(last.target, "__name__", str(last.target)) in _RELU
+        if last.op == "call_module":
+            relu = type(network.graph.get_submodule(last.target)).__name__ in _RELU
+        else:  # a function or a method: F.relu, torch.relu, x.relu()
+            relu = getattr(last.target, "__name__", str(last.target)) in _RELU
         grid = (shape[1], shape[2]) if len(shape) == 3 else None
         found[name] = UnitLayer(name, start.kind, shape[0], grid, relu)
     return found
@@ -103,6 +105,7 @@ def _device(network: Network) -> torch.device:
 
 
 INPUT = "input"  # the source of a first layer: the pixels as the network receives them
+NORMALISED_INPUT = "normalised input"  # the pixels after the network's own first arithmetic steps
 
 
 def source_of(network: Network, node: fx.Node) -> tuple[str, tuple[int, ...]]:
@@ -122,7 +125,7 @@ def source_of(network: Network, node: fx.Node) -> tuple[str, tuple[int, ...]]:
         ancestors.append(ancestors[-1].all_input_nodes[0])
     normalising = all(n.name in layers and layers[n.name].kind == ARITHMETIC for n in ancestors[:-1])
     if ancestors[-1].op == "placeholder" and normalising:
-        return INPUT, shape
+        return (NORMALISED_INPUT if len(ancestors) > 1 else INPUT), shape
     return (layers[node.name].name if node.name in layers else node.name), shape
 
 
@@ -152,7 +155,7 @@ def incoming_weights(network: Network, layer: str, unit: int) -> IncomingWeights
     weight = getattr(module, "weight", None)
     if not isinstance(weight, torch.Tensor):
         raise ValueError(f"{layer}'s weights are not a module's: they are not drawn")
-    row = weight[unit].detach().float().cpu()
+    row = weight[unit].detach().float().cpu().clone()  # never a view of the shared weights
     source, shape = source_of(network, start.all_input_nodes[0])
     if row.dim() == 3:  # a conv: (C_in / groups, kh, kw)
         maps = row
@@ -170,7 +173,9 @@ def kernels(network: Network, layer: str) -> np.ndarray | None:
     start = network.block(layer)[0]
     module = network.graph.get_submodule(start.target) if start.op == "call_module" else None
     weight = getattr(module, "weight", None)
-    return weight.detach().float().cpu().numpy() if isinstance(weight, torch.Tensor) and weight.dim() == 4 else None
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
+        return None
+    return weight.detach().float().cpu().numpy().copy()  # never a view of the shared weights
 
 
 def pooled_layers(network: Network) -> dict[str, str]:

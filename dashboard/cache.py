@@ -748,16 +748,21 @@ def _why_cell(root: str, key: str, epoch: int, a: int, b: int, indexed: bool) ->
             trained.model, to_tensor(data.test.images[cell]), to_tensor(data.test.images[correct]), a, b
         )
         shown = cell[:CELL_DIGITS_SHOWN]
-        nearest = confusion.nearest_training_digits(
-            projection.fc1_features(trained.model, to_tensor(data.test.images[shown])),
-            _train_features(root, key, epoch),
-            data.train.labels,
-            a,
-            b,
-        )
-    index = _available("units", root, key, epoch) if indexed else None
-    channels = confusion.channel_differences(index, cell, correct) if indexed else {}
-    layer = confusion.explained_layer(units.unit_layers(_network_at(root, key, epoch)))
+        try:
+            nearest = confusion.nearest_training_digits(
+                projection.fc1_features(trained.model, to_tensor(data.test.images[shown])),
+                _train_features(root, key, epoch),
+                data.train.labels,
+                a,
+                b,
+            )
+        except NetworkError as err:  # no last linear layer giving the scores: no features to compare
+            nearest = str(err)
+    layers = units.unit_layers(_network_at(root, key, epoch))
+    index = _available("units", root, key, epoch) if indexed and layers else None
+    channels = confusion.channel_differences(index, cell, correct) if index is not None else {}
+    layer = confusion.explained_layer(layers)
+    word = layers[layer].unit_word if layer is not None else "channel"
     return {
         "cell": cell,
         "correct": correct,
@@ -766,7 +771,7 @@ def _why_cell(root: str, key: str, epoch: int, a: int, b: int, indexed: bool) ->
         "shown": shown,
         "nearest": nearest,
         "layer": layer,
-        "sentence": confusion.explain_cell(maps, channels, data.classes, layer),
+        "sentence": confusion.explain_cell(maps, channels, data.classes, layer, word),
     }
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from core.model import MNIST_MEAN, MNIST_STD
 from core.relevance_graph import RelevanceOff
 from core.unit_steps import ActivationStep, ConvStep, LinearStep, NormStep, OneValue, PoolStep
-from core.units import INPUT
+from core.units import INPUT, NORMALISED_INPUT
 from dashboard import cache, figures, panels, state, unit_figures
 from dashboard.view import Unit, View
 
@@ -69,6 +70,9 @@ def _position_inputs(unit: Unit, grid: tuple[int, int], at: tuple[int, int]) -> 
 
 
 def _source(name: str, view: View) -> str:
+    if name == NORMALISED_INPUT:  # the network's own first steps normalise the pixels (the reference's do)
+        how = f"(x − {MNIST_MEAN}) / {MNIST_STD}" if not view.host else "by the network's own first steps"
+        return f"**the input** (the normalised pixels {how})"
     if name != INPUT:
         return f"**{name}**"
     network = cache.network(view.ref)
@@ -86,8 +90,9 @@ def _step(step, view: View, found: OneValue) -> None:
             extras.append(f"stride {step.stride[0]}×{step.stride[1]}")
         if step.dilation != (1, 1):
             extras.append(f"dilation {step.dilation[0]}×{step.dilation[1]}")
-        if step.top < 0 or step.left < 0:
-            extras.append("zeros where the window runs past the edge (padding)")
+        if step.padding is not None:
+            filled = "zeros" if step.padding == "zeros" else f"{step.padding} padding"
+            extras.append(f"{filled} where the window runs past the edge")
         channels = (
             f"each of the {c} channels"
             if step.in_channels[0] == 0
@@ -183,6 +188,8 @@ def channel_links(view: View, pixels: bytes) -> None:
     st.caption("Which channels of a layer carry the evidence for the predicted class, ranked, each with its card:")
     predicted = int(np.argmax(cache.probabilities(view.ref, pixels)))
     layers = view.unit_layers
+    if not layers:
+        return  # a network without conv or hidden linear layers has no channels to rank
     for column, layer in zip(st.columns(len(layers)), layers, strict=True):
         if column.button(f"{layer} {layers[layer].unit_word}s", key=f"at_units_{layer}"):
             try:

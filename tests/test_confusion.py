@@ -450,3 +450,9 @@ def test_the_explained_layer_is_the_last_with_positions():
     heatmap = np.zeros((28, 28), dtype=np.float32)
     heatmap[:9] = 1.0
     assert "b channel 3 (higher: 2.00 against 1.25)" in explain_cell(_maps(4, heatmap), channels, layer="b")
+    assert "fc2 unit 3 (higher" in explain_cell(
+        _maps(4, heatmap), {"fc2": channels["b"]}, layer="fc2", unit_word="unit"
+    )
+    assert explained_layer({}) is None  # a network without unit layers: the sentence names the map alone
+    alone = explain_cell(_maps(4, heatmap), {}, layer=None)
+    assert alone.endswith("of the image (100% of its positive mass).") and "channel" not in alone

@@ -141,3 +141,19 @@ def test_a_reshape_or_a_mean_that_keeps_a_grid_is_not_taken_for_the_whole_image(
     assert geometry.why_not("conv").startswith("receptive field not computed past view")
     residual = Network(_net("resnet.py:SmallResNet").eval(), 10, to_tensor(load_mnist().test.images[:8]))
     assert Geometry(residual).field("pool").box(0, 0) == (0, 0, 28, 28)  # a global pooling does see everything
+
+
+def test_circular_padding_ends_the_walk():
+    """Circular padding reads the far edge of the image: no box can say that."""
+
+    class Circular(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular")
+            self.fc = nn.Linear(2 * 28 * 28, 10)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+    geometry = Geometry(Network(Circular().eval(), 10, torch.rand(2, 1, 28, 28)))
+    assert "receptive field not computed past conv" in geometry.why_not("conv")

@@ -268,6 +268,35 @@ def test_a_whole_cell_is_explained_on_a_host_network(host_servers, server_env, t
     assert "the features the last linear layer reads" in texts(at)
 
 
+def test_a_network_without_units_says_so_on_every_view(tmp_path, data, server_env, monkeypatch):
+    """Logistic regression (one linear layer: the logits) has no unit layer: the Units page says
+    so, a whole cell is explained by its map alone, and Compare layers has no channel buttons."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path / "cache"))
+    _, weights = _weights(tmp_path, "logistic.py:Logistic")
+    server_env(MNIST_CNN_NETS=f"{NETS / 'logistic.py:Logistic'}={weights}", MNIST_CNN_TRAINING="off")
+    at = AppTest.from_file(HOME, default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/units.py")
+    at.run()
+    assert "no conv layer and no hidden linear layer" in texts(at)
+    at.switch_page("app_pages/errors.py")
+    at.session_state["errors_why_open"] = True
+    at.run()
+    finish_background("units:", timeout_s=170)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    sentence = next(m.value for m in at.markdown if "Integrated Gradients evidence for" in m.value)
+    assert sentence.endswith("positive mass).") or sentence.endswith("half of it.") or "no pixel" in sentence
+    assert "channel" not in sentence and "training digits nearest" in texts(at)
+    at.session_state["at_tab"] = "Compare layers"
+    at.switch_page("app_pages/attributions.py")
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    assert not any(button.key.startswith("at_units_") for button in at.button)
+
+
 def test_the_data_tools_read_the_layer_before_the_scores(tmp_path, data):
     """The data map's features and TracIn's bank on a host's network are the last linear
     layer's input and output, as a forward hook on a private copy sees them."""

@@ -106,3 +106,18 @@ def test_the_shared_network_is_untouched(digits):
     assert all(p.grad is None for p in module.parameters())
     with pytest.raises(ValueError, match="no unit cards"):
         channel_relevance(network, digits[:1], "pool", 3)
+
+
+def test_a_layer_written_as_a_function_turns_the_view_off(digits):
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(4, 1, 3, 3))
+            self.fc = nn.Linear(4 * 26 * 26, 10)
+
+        def forward(self, x):
+            return self.fc(torch.relu(torch.nn.functional.conv2d(x, self.weight)).flatten(1))
+
+    network = network_of(Functional().eval(), 10, digits, "functional")
+    with pytest.raises(RelevanceOff, match="written as a function"):
+        channel_relevance(network, digits[:1], "conv2d", 0)

@@ -49,13 +49,14 @@ class Odd(nn.Module):
         self.pool = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)  # 7x7
         self.c = nn.Conv2d(6, 8, (3, 2), padding="same")  # 7x7
         self.fc = nn.Linear(8 * 7 * 7, 12)
+        self.slope = nn.PReLU(12)  # one slope per unit
         self.out = nn.Linear(12, 10)
 
     def forward(self, x):
         x = F.gelu(self.a(x))
         x = self.pool(torch.sigmoid(self.bn(self.b(x))))
         x = F.max_pool2d(F.relu(self.c(x)), 3, stride=1, padding=1)
-        return self.out(torch.tanh(self.fc(x.flatten(1))))
+        return self.out(self.slope(self.fc(x.flatten(1))))
 
 
 def _randomised_norms(module: nn.Module) -> nn.Module:
@@ -183,6 +184,48 @@ def test_the_odd_network_s_steps_say_what_they_follow(digits):
     c = one_value(network, digits[:1], "c", 0, 3, 3)
     assert c.steps[0].kernel.shape == (6, 3, 2) and c.steps[-1].kind == "max"
     assert pooled_layers(network) == {"pool": "b", "max_pool2d": "c"}
+    with torch.no_grad():
+        network.module.slope.weight.copy_(torch.linspace(-1.0, 1.0, 12))  # a slope of each unit's own
+    fc = one_value(network, digits[:1], "fc", 9)
+    assert fc.steps[-1].what == "PReLU" and fc.value == pytest.approx(float(network.outputs(digits[:1])["fc"][0, 9]))
+
+
+def test_a_position_the_pool_drops_has_no_pool_step():
+    """A 2x2 pool of an 11x11 grid keeps 5x5 cells: row and column 10 are read by no window."""
+
+    class Odd11(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, stride=2, padding=0)  # 13x13
+            self.conv2 = nn.Conv2d(2, 2, 3)  # 11x11
+            self.fc = nn.Linear(2 * 5 * 5, 10)
+
+        def forward(self, x):
+            return self.fc(F.max_pool2d(F.relu(self.conv2(F.relu(self.conv(x)))), 2).flatten(1))
+
+    network = network_of(Odd11().eval(), 10, torch.rand(2, 1, 28, 28), "odd11")
+    image = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    dropped = one_value(network, image, "conv2", 1, 10, 10)
+    assert [type(s).__name__ for s in dropped.steps] == ["ConvStep", "ActivationStep"] and dropped.stopped is None
+    kept = one_value(network, image, "conv2", 1, 9, 3)
+    pool = kept.steps[-1]
+    assert isinstance(pool, PoolStep) and (pool.row, pool.col) == (4, 1) and (pool.top, pool.left) == (8, 2)
+    assert pool.value == pytest.approx(float(network.nodes(image, ["max_pool2d"])["max_pool2d"][0, 1, 4, 1]))
+
+
+def test_a_module_named_relu_is_read_by_its_type():
+    class Leaky(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+            self.relu = nn.LeakyReLU(0.1)  # named relu, passes values below 0 on
+            self.fc = nn.Linear(2 * 26 * 26, 10)
+
+        def forward(self, x):
+            return self.fc(self.relu(self.conv(x)).flatten(1))
+
+    network = network_of(Leaky().eval(), 10, torch.rand(2, 1, 28, 28), "leaky")
+    assert not unit_layers(network)["conv"].nonnegative
 
 
 def _zeroed_copy(network: Network, layer: str, unit: int) -> nn.Module:

@@ -14,6 +14,7 @@ from core.network import Network, network_of
 from core.runs import Point
 from core.unit_steps import ConvStep, LinearStep, PoolStep, one_value
 from core.units import (
+    NORMALISED_INPUT,
     ActivationIndex,
     ablation_accuracy,
     activation_index,
@@ -267,7 +268,7 @@ def test_conv_step_by_hand():
     expected_patch = np.full((1, 3, 3), black, dtype=np.float32)
     expected_patch[0, 1, 2] = white
     np.testing.assert_allclose(step.patch, expected_patch, rtol=1e-6)
-    assert isinstance(step, ConvStep) and step.source == "input" and (step.top, step.left) == (5, 7)
+    assert isinstance(step, ConvStep) and step.source == NORMALISED_INPUT and (step.top, step.left) == (5, 7)
     assert step.kernel.shape == (1, 3, 3) and step.bias == pytest.approx(-0.5)
     assert step.channel_sums.tolist() == pytest.approx([2 * white])
     assert step.value == pytest.approx(2 * white - 0.5, rel=1e-6)
@@ -319,7 +320,7 @@ def test_conv_step_adds_up_to_the_taps(reference_model, ref_net, mnist_test, lay
             np.testing.assert_allclose(step.products, step.patch * step.kernel, rtol=1e-6)
             np.testing.assert_allclose(step.channel_sums, step.products.sum(axis=(1, 2)), rtol=1e-5, atol=1e-6)
             assert step.kernel.shape == step.patch.shape == (getattr(model, layer).in_channels, 3, 3)
-    expected_source = {"conv1": "input", "conv2": "conv1", "conv3": "pool1", "conv4": "conv3"}[layer]
+    expected_source = {"conv1": NORMALISED_INPUT, "conv2": "conv1", "conv3": "pool1", "conv4": "conv3"}[layer]
     assert step.source == expected_source
     if layer == "conv3":  # its window is pool1's output, not conv2's
         window = taps["pool1"][0, :, row : row + 3, col : col + 3]

@@ -144,6 +144,27 @@ def _why(view: View, a: int, b: int) -> None:
         f"The mean {maps.method} map of the evidence for {b} minus the evidence for {a}: red pixels speak for {b} "
         f"over {a}. The outline is the cell's mean digit."
     )
+    if found["layer"] is not None:
+        _channels(found, some, b)
+    nearest, shown = found["nearest"], found["shown"]
+    if isinstance(nearest, str):  # the network has no last linear layer giving its scores
+        st.caption(f"No nearest training digits: {nearest}.")
+        return
+    features = "the features the last linear layer reads" if view.host else "fc1 (the features the last layer reads)"
+    st.markdown(
+        f"**The training digits nearest to each of the cell's first {len(shown)} digits** in {features}: per row, "
+        f"the {nearest.a_indices.shape[1]} nearest {some}, then the nearest {others}."
+    )
+    flat = np.concatenate([nearest.a_indices, nearest.b_indices], axis=1).reshape(-1)
+    panels.digit_grid(
+        view, "train", flat, key="errors_why_nearest", columns=nearest.a_indices.shape[1] + nearest.b_indices.shape[1]
+    )
+    rows = ", ".join(f"#{i:,}" for i in shown)
+    st.caption(f"Rows follow the cell's digits, most confident mistake first: test {rows}.")
+
+
+def _channels(found: dict, some: str, b: str) -> None:
+    """Each layer's units whose mean activation differs most between the cell and the a's read right."""
     st.markdown(f"**Channels whose mean activation differs most** between the {some} read as {b} and those read right:")
     layers = list(found["channels"])
     default = found["layer"]  # the last layer with positions, as the sentence
@@ -156,19 +177,6 @@ def _why(view: View, a: int, b: int) -> None:
             state.select_unit(Unit(layer, diff.channel))
             st.switch_page("app_pages/units.py")
     st.caption("Each: its mean activation on the cell's digits vs on the ones read right. Click for its card.")
-    nearest = found["nearest"]
-    shown = found["shown"]
-    features = "the features the last linear layer reads" if view.host else "fc1 (the features the last layer reads)"
-    st.markdown(
-        f"**The training digits nearest to each of the cell's first {len(shown)} digits** in {features}: per row, "
-        f"the {nearest.a_indices.shape[1]} nearest {some}, then the nearest {others}."
-    )
-    flat = np.concatenate([nearest.a_indices, nearest.b_indices], axis=1).reshape(-1)
-    panels.digit_grid(
-        view, "train", flat, key="errors_why_nearest", columns=nearest.a_indices.shape[1] + nearest.b_indices.shape[1]
-    )
-    rows = ", ".join(f"#{i:,}" for i in shown)
-    st.caption(f"Rows follow the cell's digits, most confident mistake first: test {rows}.")
 
 
 render(state.page_view())

@@ -114,12 +114,15 @@ def _card(view: View, unit: Unit, index) -> None:
     share = index.firing_share(layer, u)
     fires = round(share * len(index))
     st.subheader(title)
-    if fires == 0:
+    if fires == 0 and found.nonnegative:
         st.warning(
-            f"{title} never rises above 0 on the {len(index):,} test digits"
-            + (" (a dead ReLU)" if found.nonnegative else "")
-            + ": the network gets nothing from it; its weights below are what it would read with.",
+            f"{title} never rises above 0 on the {len(index):,} test digits (a dead ReLU): the network gets nothing "
+            "from it; its weights below are what it would read with.",
             icon=":material/block:",
+        )
+    elif fires == 0:  # its activation passes values below 0 on: not dead, only never positive
+        st.info(
+            f"{title} never rises above 0 on the {len(index):,} test digits: the layer passes its values below 0 on."
         )
     elif share < RARE:
         st.info(f"{title} is rarely active: it is above 0 on only {fires:,} of the {len(index):,} test digits.")
@@ -130,13 +133,22 @@ def _card(view: View, unit: Unit, index) -> None:
         _top_digits(view, unit, index, found, fires)
     left, right = st.columns(2)
     with left:
-        weights = cache.incoming_weights(view.ref, layer, u)
+        try:
+            weights = cache.incoming_weights(view.ref, layer, u)
+        except ValueError as err:  # a layer written as a function: its weights are not a module's
+            st.caption(f"Its weights are not drawn: {err}.")
+            weights = None
         figure = (
-            unit_figures.incoming_weights(weights.maps, _weights_title(weights, found))
-            if weights.maps is not None
-            else unit_figures.weight_bars(weights.strength, weights.source, found.grid is not None)
+            None
+            if weights is None
+            else (
+                unit_figures.incoming_weights(weights.maps, _weights_title(weights, found))
+                if weights.maps is not None
+                else unit_figures.weight_bars(weights.strength, weights.source, found.grid is not None)
+            )
         )
-        st.plotly_chart(figure, key="units_weights", config=figures.CHART_CONFIG)
+        if figure is not None:
+            st.plotly_chart(figure, key="units_weights", config=figures.CHART_CONFIG)
     with right:
         means = index.mean_per_class(layer, u, test.labels, len(view.data.classes))
         st.plotly_chart(

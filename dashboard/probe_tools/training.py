@@ -63,8 +63,9 @@ def render(view: View, base: np.ndarray, title: str) -> None:
         key="probe_epoch_features",
         config=figures.CHART_CONFIG,
     )
-    if layer in view.unit_layers:  # the channel the last point reads strongest, on its card
-        unit = Unit(layer, channels[-1])
+    carded = cache.pooled_layers(view.ref).get(layer, layer)  # a pool's channel c is its layer's channel c
+    if carded in view.unit_layers:  # the channel the last point reads strongest, on its card
+        unit = Unit(carded, channels[-1])
         if st.button(f"Open the unit card of {unit.title(view.unit_layers)}", key="probe_epoch_card"):
             state.select_unit(unit)
             st.switch_page("app_pages/units.py")
