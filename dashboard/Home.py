@@ -64,7 +64,7 @@ def main() -> None:
     except state.NoModelError as err:  # training switched off and nothing usable cached
         st.error(str(err), icon=":material/model_training:")
         st.stop()
-    for warning in warnings:
+    for warning in state.link_notices(warnings, navigation.url_path):
         st.warning(warning, icon=":material/link_off:")
     if view.trained is not None and view.trained.info.provisional:
         panels.provisional_notice(view)

@@ -165,6 +165,25 @@ def resolve(fall_back: bool = True, avoid: str | None = None) -> tuple[View, lis
     return view, warnings + problem
 
 
+_NOTICES = "view_link_notices"  # (the page a link opened, what it could not honour)
+
+
+def link_notices(warnings: list[str], page: str) -> list[str]:
+    """What to say at the top of this run: ``warnings`` of this run, and those of the link that
+    opened the session for as long as the session stays on the page the link opened. A page
+    that reruns itself at once (the Units and Probe pages do, as their widgets settle) no
+    longer wipes the notice before anyone could read it."""
+    kept = st.session_state.get(_NOTICES)
+    if warnings and kept is None:  # the session's first run: the link's own notices
+        st.session_state[_NOTICES] = (page, list(warnings))
+        return warnings
+    if kept is not None and kept[0] != page:  # the user went elsewhere: the link's notices are done
+        st.session_state[_NOTICES] = (None, [])
+        kept = None
+    earlier = [w for w in kept[1] if w not in warnings] if kept is not None else []
+    return earlier + warnings
+
+
 def page_view() -> View:
     """The view Home.py resolved for this run: how a page file receives what it draws."""
     return st.session_state[_VIEW]

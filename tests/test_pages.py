@@ -857,3 +857,43 @@ def test_another_data_set_names_its_classes_on_every_page(named_folder, tmp_path
     assert errors.selectbox(key="errors_true").value == 4  # the URL stays numeric
     drawn = open_app("app_pages/your_digit.py")
     assert f"This model was trained on clothes, whose classes are {', '.join(FASHION)}, not digits" in texts(drawn)
+
+
+BAD_LINKS = {  # every parameter the View reads (dashboard.state.LINK_PARAMETERS), with a value it cannot honour
+    "model": ("\x00\xff", "cannot be read"),
+    "split": ("valid", "only 'test' and 'train' exist"),
+    "index": ("999999", "out of range"),
+    "layer": ("conv9", "no layer 'conv9'"),
+    "unit": ("99", "not 99"),
+    "at": ("1;2", "not a ROW,COL"),
+    "cell": ("10,1", "not TRUE,PREDICTED"),
+    "probe": ("fly", "unknown probe 'fly'"),
+    "bend": ("melt", "unknown bend 'melt'"),
+    "toward": ("12", "class 12 is not 0 to 9"),
+    "labels": ("valid", "split 'valid'"),
+    "given": ("-3", "class -3 is not 0 to 9"),
+    "says": ("x", "label filter cannot be shown"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_LINKS))
+def test_every_bad_link_parameter_is_named_and_stays_named(reference_model, name):
+    """Each parameter a link can carry, given a value the app cannot honour, gets a notice at the
+    top; the notice stays while the session is on that page (the Units and Probe pages rerun at
+    once, which wiped it before anyone could read it), and goes once the user moves on."""
+    from dashboard.state import LINK_PARAMETERS
+
+    assert set(BAD_LINKS) == set(LINK_PARAMETERS)
+    value, said = BAD_LINKS[name]
+    query = {"model": reference_model.info.key, name: value}
+    if name in ("unit", "at"):
+        query["layer"] = "conv2"
+    if name == "toward":
+        query["probe"] = "change"
+    at = open_app(**query)
+    assert any(said in w.value for w in at.warning), (name, [w.value for w in at.warning])
+    at.run()  # the page reruns: the notice is still there
+    assert any(said in w.value for w in at.warning), (name, [w.value for w in at.warning])
+    at.switch_page("app_pages/browse.py")
+    at.run()
+    assert not any(said in w.value for w in at.warning), name
