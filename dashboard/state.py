@@ -174,7 +174,7 @@ def link_notices(warnings: list[str], page: str) -> list[str]:
     that reruns itself at once (the Units and Probe pages do, as their widgets settle) no
     longer wipes the notice before anyone could read it."""
     kept = st.session_state.get(_NOTICES)
-    if warnings and kept is None:  # the session's first run: the link's own notices
+    if kept is None:  # the session's first run: the link's own notices (none, for a good link)
         st.session_state[_NOTICES] = (page, list(warnings))
         return warnings
     if kept is not None and kept[0] != page:  # the user went elsewhere: the link's notices are done
