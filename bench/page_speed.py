@@ -4,6 +4,11 @@ Each page is run headless with AppTest (the same script run the server does, wit
 browser), once to warm the caches, then REPEATS times; the median is reported against the
 issue's budget. Figure builders are timed alone the same way.
 
+Then, in a real browser (Debian's Chromium, sharing the two cores with the server), the time from
+a click on Attributions in the sidebar to its maps drawn and to their five trust badges drawn: for
+digits this server has not explained (cold: the maps and the checks computed) and again for the
+same digits (warm: from the cache), the median of CLICKS digits each.
+
     python bench/page_speed.py            # uses (or trains once) the default model
     python bench/page_speed.py --recipe reference
 """
@@ -11,9 +16,13 @@ issue's budget. Figure builders are timed alone the same way.
 from __future__ import annotations
 
 import argparse
+import statistics
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
+from classroom import CHROMIUM, CHROMIUM_ARGS, start_server
 from streamlit.testing.v1 import AppTest
 from timing import median_ms, report
 
@@ -36,6 +45,9 @@ PAGE_BUDGET_MS = {
     "attributions": 300,
     "your_digit": 300,
 }
+CLICKS = 5  # digits per measurement of the click to Attributions' maps
+# From a click on Attributions to its maps and to their badges, in ms: cold (computed), warm (cached).
+CLICK_BUDGET_MS = {"maps, cold": 3000, "badges, cold": 6000, "maps, warm": 1500, "badges, warm": 2000}
 
 
 def page_runs(key: str, budgets: dict[str, float] = PAGE_BUDGET_MS) -> None:
@@ -102,6 +114,45 @@ def figure_builds(trained) -> None:
     report("across-layers comparison (Grad-CAM + fc1), computed + figures", median_ms(across_layers, REPEATS), 150)
 
 
+def click_to_maps(key: str) -> None:
+    """Median ms from a click on Attributions in the sidebar to the maps drawn (Plotly has laid
+    out the row) and to the five badges, for CLICKS digits not explained yet, then the same again."""
+    from playwright.sync_api import sync_playwright
+
+    digits = [1000 + 997 * i for i in range(CLICKS)]  # test digits no earlier step explained
+    times: dict[str, list[float]] = {name: [] for name in CLICK_BUDGET_MS}
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_server(None, Path(tmp) / "server.log")
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1500, "height": 1100})
+                for warmth in ("cold", "warm"):
+                    for index in digits:
+                        page.goto(f"{url}/browse?model={key}&split=test&index={index}")
+                        page.wait_for_selector('[data-testid="stMain"] h1', timeout=120_000)
+                        page.wait_for_function(IDLE, timeout=120_000)
+                        start = time.perf_counter()
+                        page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Attributions").click()
+                        page.wait_for_function(MAPS_DRAWN, timeout=120_000)
+                        times[f"maps, {warmth}"].append((time.perf_counter() - start) * 1000)
+                        page.wait_for_function(BADGES_DRAWN, timeout=120_000)
+                        times[f"badges, {warmth}"].append((time.perf_counter() - start) * 1000)
+                browser.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    for name, budget in CLICK_BUDGET_MS.items():
+        report(f"click Attributions → {name}", statistics.median(times[name]), budget)
+
+
+IDLE = "() => document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state') === 'notRunning'"
+MAPS_DRAWN = """() => location.pathname.endsWith('/attributions')
+    && [...document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')].some(g => g._fullLayout)"""
+BADGES_DRAWN = """() => location.pathname.endsWith('/attributions')
+    && document.querySelectorAll('[data-testid=stMain] [data-testid=stPopover] button').length >= 5"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default="default")
@@ -110,6 +161,8 @@ def main() -> None:
     print(f"model {trained.info.label} ({trained.info.key}); median of {REPEATS} warm runs\n")
     figure_builds(trained)
     page_runs(trained.info.key)
+    print(f"\nin Chromium, sharing the two cores with the server; median of {CLICKS} digits")
+    click_to_maps(trained.info.key)
 
 
 if __name__ == "__main__":

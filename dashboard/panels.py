@@ -361,12 +361,17 @@ def badge_label(verdict: explanation_checks.Verdict) -> str:
 def trust_badges(view: View, pixels: bytes, label: int | None, requests: list, key: str) -> None:
     """Under a row of maps, one badge per map: a short verdict, the numbers on hover, and a
     click that opens the detail (the cascade of randomised layers and the faithfulness curves)."""
+    verdicts: list = []
+    with st.spinner("Checking each map: randomisation, deletion, a random network's map…", show_time=True):
+        for _, request in requests:
+            try:
+                verdicts.append(cache.verdict(view.ref, pixels, label, request))
+            except NetworkError as err:  # e.g. a layer with weights the randomisation check cannot redraw
+                verdicts.append(err)
     columns = st.columns(len(requests))
-    for i, (column, (title, request)) in enumerate(zip(columns, requests, strict=True)):
-        try:
-            verdict = cache.verdict(view.ref, pixels, label, request)
-        except NetworkError as err:  # e.g. a layer with weights the randomisation check cannot redraw
-            column.caption(f"{title}: not checked. {err}")
+    for i, (column, (title, request), verdict) in enumerate(zip(columns, requests, verdicts, strict=True)):
+        if isinstance(verdict, NetworkError):
+            column.caption(f"{title}: not checked. {verdict}")
             continue
         with column:
             if verdict is None:

@@ -75,7 +75,8 @@ def render(view: View) -> None:
     def draw_row(asked: list[tuple[str, AttributionRequest]], key: str) -> list:
         """Maps side by side with a trust badge under each, skipping those that only produced
         a message; returns the (title, map) pairs drawn."""
-        results = [(title, request, compute(request)) for title, request in asked]
+        with st.spinner(_computing(len(asked)), show_time=True):
+            results = [(title, request, compute(request)) for title, request in asked]
         results = [(title, request, a) for title, request, a in results if a is not None]
         if results:
             st.plotly_chart(
@@ -131,10 +132,11 @@ def render(view: View) -> None:
             )
             map_layers, units_layer = _layers(view)
             maps = []
-            for layer in map_layers:
-                result = compute(ask(method, target, layer, upsample=not raw, cls=chosen))
-                if result is not None:
-                    maps.append((layer, result))
+            with st.spinner(_computing(len(map_layers)), show_time=True):
+                for layer in map_layers:
+                    result = compute(ask(method, target, layer, upsample=not raw, cls=chosen))
+                    if result is not None:
+                        maps.append((layer, result))
             if maps:
                 if raw:
                     fig = figures.layer_maps(
@@ -197,6 +199,12 @@ def render(view: View) -> None:
                     key="at_targets_contrast",
                     config=figures.CHART_CONFIG,
                 )
+
+
+def _computing(count: int) -> str:
+    """The spinner's words while a row of maps is computed (shown only when it takes a while:
+    a digit, method or option this server has not explained before)."""
+    return f"Computing {count} attribution map{'s' if count != 1 else ''} for this digit…"
 
 
 def _layers(view: View) -> tuple[list[str], str | None]:
