@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -39,21 +40,35 @@ class LabelIssues:
     ``quality`` float32 (N,): each digit's self-confidence, the probability the model gives
     its given label (the lower, the more suspicious). ``suggested`` int64 (N,): the class the
     model gives the most probability. ``labels`` int64 (N,): the given labels.
+    ``ranking`` int64 (N,): every digit once, the flagged ones first (in their order), then the
+    rest by self-confidence, lowest first (ties by index).
     """
 
     flagged: np.ndarray
     quality: np.ndarray
     suggested: np.ndarray
     labels: np.ndarray
+    ranking: np.ndarray
 
-    def rows(self, given: int | None = None, suggested: int | None = None) -> np.ndarray:
-        """The flagged digits, most doubted first, filtered by given and by suggested class."""
-        keep = np.ones(len(self.flagged), dtype=bool)
+    def rows(self, given: int | None = None, suggested: int | None = None) -> tuple[np.ndarray, int]:
+        """The whole ranking filtered by given and by suggested class, and how many of its first
+        rows are flagged (they come first; the rest are not)."""
+        keep = np.ones(len(self.ranking), dtype=bool)
         if given is not None:
-            keep &= self.labels[self.flagged] == given
+            keep &= self.labels[self.ranking] == given
         if suggested is not None:
-            keep &= self.suggested[self.flagged] == suggested
-        return self.flagged[keep]
+            keep &= self.suggested[self.ranking] == suggested
+        return self.ranking[keep], int(keep[: len(self.flagged)].sum())
+
+    def rank(self, index: int) -> int:
+        """The 0-based place of digit ``index`` in the whole ranking."""
+        return int(self._places[index])
+
+    @cached_property
+    def _places(self) -> np.ndarray:
+        places = np.empty(len(self.ranking), dtype=np.int64)
+        places[self.ranking] = np.arange(len(self.ranking))
+        return places
 
 
 def find(labels: np.ndarray, probs: np.ndarray) -> LabelIssues:
@@ -74,13 +89,26 @@ def find(labels: np.ndarray, probs: np.ndarray) -> LabelIssues:
         raise ValueError(f"confident learning needs every class among the labels; missing: {missing}")
     with _CLEANLAB:
         flagged = find_label_issues(labels, probs, return_indices_ranked_by="self_confidence", n_jobs=1)
+    flagged = np.asarray(flagged, dtype=np.int64)
     quality = probs[np.arange(len(labels)), labels].astype(np.float32)
+    rest = np.ones(len(labels), dtype=bool)
+    rest[flagged] = False
+    rest = np.flatnonzero(rest)
     return LabelIssues(
-        flagged=np.asarray(flagged, dtype=np.int64),
+        flagged=flagged,
         quality=quality,
         suggested=probs.argmax(axis=1).astype(np.int64),
         labels=labels,
+        ranking=np.concatenate([flagged, rest[np.argsort(quality[rest], kind="stable")]]),
     )
+
+
+def found_within(ranking: np.ndarray, truly_wrong: np.ndarray, depth: int) -> float:
+    """The share of the truly wrong labels among the first ``depth`` rows of a ranking."""
+    truth = np.asarray(truly_wrong)
+    if not len(truth):
+        raise ValueError("no wrong labels to find")
+    return float(np.isin(truth, np.asarray(ranking)[:depth]).mean())
 
 
 def precision_recall(flagged_order: np.ndarray, truly_wrong: np.ndarray) -> tuple[float, float]:

@@ -315,7 +315,7 @@ def mark_searched(search: tuple) -> None:
 
 LINK_PARAMETERS = (  # every query parameter the app writes; others (a user's own) are left alone
     *("model", "split", "index", "layer", "unit", "at", "cell"),
-    *("probe", "bend", "toward", "labels", "given", "says"),
+    *("probe", "bend", "toward", "labels", "given", "says", "page"),
 )
 
 

@@ -137,12 +137,14 @@ def probe_from_query(params: Mapping[str, str]) -> tuple[Probe | None, list[str]
 
 @dataclass(frozen=True)
 class LabelFilter:
-    """The Suspicious labels page's choices: which split it ranks and the classes it keeps (None:
-    any). In the URL as ``labels=train&given=7&says=1``."""
+    """The Suspicious labels page's choices: which split it ranks, the classes it keeps (None:
+    any) and the page of the ranking shown (1-based). In the URL as
+    ``labels=train&given=7&says=1&page=2`` (``page`` left out on the first)."""
 
     split: str = "train"
     given: int | None = None
     says: int | None = None
+    page: int = 1
 
     def __post_init__(self) -> None:
         if self.split not in DATA_SPLITS:
@@ -151,6 +153,8 @@ class LabelFilter:
             value = getattr(self, name)
             if value is not None and not 0 <= value < 10:
                 raise ValueError(f"class {value} is not 0 to 9")
+        if self.page < 1:
+            raise ValueError(f"page {self.page} is not 1 or more")
 
 
 FIRST_FILTER = LabelFilter()
@@ -162,19 +166,22 @@ def label_filter_to_query(chosen: LabelFilter) -> dict[str, str]:
         params["given"] = str(chosen.given)
     if chosen.says is not None:
         params["says"] = str(chosen.says)
+    if chosen.page != 1:
+        params["page"] = str(chosen.page)
     return params
 
 
 def label_filter_from_query(params: Mapping[str, str]) -> tuple[LabelFilter | None, list[str]]:
     """The label filter a link names (None when it names none), and a warning for a bad one."""
-    if not {"labels", "given", "says"} & set(params):
+    if not {"labels", "given", "says", "page"} & set(params):
         return None, []
     try:
         given = None if params.get("given") is None else int(params["given"])
         says = None if params.get("says") is None else int(params["says"])
-        return LabelFilter(params.get("labels", "train"), given, says), []
+        page = int(params.get("page", 1))
+        return LabelFilter(params.get("labels", "train"), given, says, page), []
     except ValueError as err:
-        return None, [f"The link's label filter cannot be shown ({err}); showing every flagged training label."]
+        return None, [f"The link's label filter cannot be shown ({err}); showing the ranking of every training label."]
 
 
 @dataclass(frozen=True)

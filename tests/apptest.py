@@ -27,7 +27,7 @@ PAGES = [
 ]
 
 
-def open_app(page: str | None = None, **query: str) -> AppTest:
+def open_app(page: str | None = None, /, **query: str) -> AppTest:
     at = AppTest.from_file(HOME, default_timeout=120)
     for name, value in query.items():
         at.query_params[name] = value

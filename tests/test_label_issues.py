@@ -36,8 +36,22 @@ def test_the_doubted_labels_are_flagged_worst_first():
     assert found.flagged.tolist() == sorted(wrong, key=lambda i: probs[i, labels[i]])
     np.testing.assert_allclose(found.quality, probs[np.arange(len(labels)), labels], rtol=1e-6)
     assert found.suggested[5] == 7 and found.suggested[40] == 2
-    assert found.rows(given=0).tolist() == [5] and found.rows(suggested=9).tolist() == [100]
-    assert found.rows(given=1, suggested=2).tolist() == [40] and len(found.rows(given=4)) == 0
+    # The whole ranking: the flagged three, then every other digit by the probability of its label.
+    quality = probs[np.arange(len(labels)), labels]
+    rest = sorted(set(range(len(labels))) - set(wrong), key=lambda i: (quality[i], i))
+    assert found.ranking.tolist() == found.flagged.tolist() + rest
+    assert [found.rank(i) for i in found.ranking] == list(range(len(labels)))
+    # Filters cut the whole ranking; the flagged ones among the kept stay first, and are counted.
+    rows, flagged = found.rows(given=0)
+    assert rows.tolist() == [5] + [i for i in rest if labels[i] == 0] and flagged == 1
+    rows, flagged = found.rows(suggested=9)
+    assert rows.tolist() == [100] + [i for i in rest if believed[i] == 9] and flagged == 1
+    rows, flagged = found.rows(given=1, suggested=2)
+    assert rows.tolist() == [40] and flagged == 1
+    rows, flagged = found.rows(given=4)
+    assert rows.tolist() == [i for i in rest if labels[i] == 4] and flagged == 0
+    rows, flagged = found.rows(given=4, suggested=0)
+    assert len(rows) == 0 and flagged == 0
 
 
 def test_bad_input_is_named():
@@ -53,6 +67,10 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="no wrong labels"):
         label_issues.precision_recall(np.arange(3), np.array([], dtype=int))
     assert label_issues.precision_recall(np.array([4, 1, 7, 2]), np.array([1, 2])) == (0.5, 0.5)
+    assert label_issues.found_within(np.array([4, 1, 7, 2]), np.array([1, 2]), 2) == 0.5
+    assert label_issues.found_within(np.array([4, 1, 7, 2]), np.array([1, 2]), 4) == 1.0
+    with pytest.raises(ValueError, match="no wrong labels"):
+        label_issues.found_within(np.arange(3), np.array([], dtype=int), 2)
 
 
 def test_flipped_labels_change_class_and_are_seeded():

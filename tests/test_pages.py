@@ -588,31 +588,64 @@ def test_suspicious_labels_are_confident_learnings_ranking(reference_model):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     train = load_mnist().train
-    expected = label_issues.find(train.labels, evaluate(reference_model.model, train).probs)
-    assert tile_indices(chart_specs(at)[0]) == expected.flagged[:40].tolist()
+    probs = evaluate(reference_model.model, train).probs
+    expected = label_issues.find(train.labels, probs)
+    flagged = expected.flagged.tolist()
+    assert len(flagged) % 40, "the test wants a page that holds flagged and unflagged digits"
+    assert _grids(at) == [flagged[:40]] if len(flagged) > 40 else [flagged]
     assert f"**{len(expected.flagged):,}** of 60,000 labels flagged" in texts(at)
     assert list(reference_model.info.folder.glob("influence_bank_epoch01_train_*.safetensors"))
+    # Past the flagged digits, the rest by the probability of the label, recomputed here one by one,
+    # below a divider on the page where the flagged ones end.
+    quality = {i: probs[i, train.labels[i]] for i in range(len(train))}
+    rest = sorted(set(quality) - set(flagged), key=lambda i: (quality[i], i))
+    ranking = flagged + rest
+    boundary = len(flagged) // 40 + 1
+    at.number_input(key="labels_page").set_value(boundary)
+    at.run()
+    assert at.query_params["page"] == str(boundary)
+    start = (boundary - 1) * 40
+    assert _grids(at) == [flagged[start:], rest[: start + 40 - len(flagged)]]
+    assert "Not flagged: the rest of the ranking" in texts(at)
+    # Paging goes on through the unflagged part, into the URL; a link reopens that page.
+    at.number_input(key="labels_page").set_value(boundary + 2)
+    at.run()
+    assert at.query_params["page"] == str(boundary + 2)
+    after = start + 80
+    assert _grids(at) == [ranking[after : after + 40]]
+    assert f"Ranks {after + 1:,}–{after + 40:,} of 60,000 ({len(flagged)} flagged above)." in texts(at)
+    linked = open_app("app_pages/labels.py", model=reference_model.info.key, labels="train", page=str(boundary + 2))
+    assert _grids(linked)[0] == ranking[after : after + 40]
+    # A link past the end gets the last page and a notice naming both numbers.
+    linked = open_app("app_pages/labels.py", model=reference_model.info.key, labels="train", page="99999")
+    assert "page 99,999 of the ranking; these filters give 1,500 pages" in texts(linked)
+    assert _grids(linked)[0] == ranking[-40:]
+    # Filters cut both parts alike and start again at the first page.
     at.selectbox(key="labels_given").set_value(7)
     at.selectbox(key="labels_suggested").set_value(1)
     at.run()
     assert (at.query_params["labels"], at.query_params["given"], at.query_params["says"]) == ("train", "7", "1")
-    rows = expected.flagged[(expected.labels[expected.flagged] == 7) & (expected.suggested[expected.flagged] == 1)]
-    if len(rows):
-        assert tile_indices(chart_specs(at)[0]) == rows[:40].tolist()
-    else:
-        assert "No flagged label matches" in texts(at)
+    assert "page" not in at.query_params
+    kept = [i for i in ranking if train.labels[i] == 7 and probs[i].argmax() == 1]
+    assert sum(_grids(at), []) == kept[:40]
     at.session_state["labels_split"] = "test"
     at.selectbox(key="labels_given").set_value("any")
     at.selectbox(key="labels_suggested").set_value("any")
     at.run()
     test = load_mnist().test
     on_test = label_issues.find(test.labels, evaluate(reference_model.model, test).probs)
-    assert tile_indices(chart_specs(at)[0]) == on_test.flagged[:40].tolist()
+    assert sum(_grids(at), []) == on_test.ranking[:40].tolist()
     assert "never trained on" in texts(at)
     # A link reopens the same ranking and filters.
     given = int(on_test.labels[on_test.flagged[0]])
     linked = open_app("app_pages/labels.py", model=reference_model.info.key, labels="test", given=str(given))
-    assert tile_indices(chart_specs(linked)[0]) == on_test.rows(given=given)[:40].tolist()
+    shown = sum(_grids(linked), [])
+    assert shown == on_test.rows(given=given)[0][:40].tolist()
+
+
+def _grids(at) -> list[list[int]]:
+    """The indices of each digit grid's tiles on the page, top to bottom."""
+    return [tile_indices(s) for s in chart_specs(at) if any(t.get("name") == "tiles" for t in s["data"])]
 
 
 def test_training_digits_behind_an_answer_are_tracins(reference_model):
@@ -873,6 +906,7 @@ BAD_LINKS = {  # every parameter the View reads (dashboard.state.LINK_PARAMETERS
     "labels": ("valid", "split 'valid'"),
     "given": ("-3", "class -3 is not 0 to 9"),
     "says": ("x", "label filter cannot be shown"),
+    "page": ("0", "page 0 is not 1 or more"),
 }
 
 

@@ -217,10 +217,13 @@ def test_every_label_filter_round_trips_and_bad_ones_are_named():
     for split in ("train", "test"):
         for given in (None, 0, 9):
             for says in (None, 3):
-                chosen = LabelFilter(split, given, says)
-                assert label_filter_from_query(label_filter_to_query(chosen)) == (chosen, [])
+                for page in (1, 2, 1500):
+                    chosen = LabelFilter(split, given, says, page)
+                    assert label_filter_from_query(label_filter_to_query(chosen)) == (chosen, [])
+    assert "page" not in label_filter_to_query(LabelFilter())
     assert label_filter_from_query({}) == (None, [])
     assert label_filter_from_query({"given": "4"}) == (LabelFilter("train", 4), [])
-    for bad in ({"labels": "validation"}, {"given": "four"}, {"says": "10"}):
+    assert label_filter_from_query({"page": "3"}) == (LabelFilter(page=3), [])
+    for bad in ({"labels": "validation"}, {"given": "four"}, {"says": "10"}, {"page": "0"}, {"page": "2.5"}):
         chosen, warnings = label_filter_from_query(bad)
-        assert chosen is None and len(warnings) == 1 and "every flagged training label" in warnings[0], bad
+        assert chosen is None and len(warnings) == 1 and "every training label" in warnings[0], bad

@@ -12,6 +12,7 @@ from dashboard.view import LabelFilter, View
 
 SPLITS = {"train": "Training digits", "test": "Test digits"}
 PAGE = 40  # digits per page of the ranking
+PAGE_KEY = "labels_page"
 ANY = "any"
 
 
@@ -25,6 +26,8 @@ def _flipped_on_purpose(view: View, split: str) -> np.ndarray | None:
 
 
 def _tiles(view: View, found: label_issues.LabelIssues, rows: np.ndarray, purpose: np.ndarray | None) -> tuple:
+    """Each tile's caption (label → what the network says, the probability of the label, * when
+    flipped on purpose), whether it is drawn as a doubt (the network says another class), and its hover."""
     names = view.data.classes
     marks = np.isin(rows, purpose) if purpose is not None else np.zeros(len(rows), dtype=bool)
     captions = [
@@ -36,7 +39,17 @@ def _tiles(view: View, found: label_issues.LabelIssues, rows: np.ndarray, purpos
         f"probability of the label {found.quality[i]:.1%}" + ("<br>flipped on purpose" if m else "")
         for i, m in zip(rows, marks, strict=True)
     ]
-    return captions, np.ones(len(rows), dtype=bool), hover
+    return captions, found.suggested[rows] != found.labels[rows], hover
+
+
+NOT_FLAGGED = (
+    "**Not flagged: the rest of the ranking, by the probability the network gives the label (lowest first).** "
+    "Confident learning flags a digit only when the network's probability for another class passes that class's "
+    "threshold (its average confidence on digits labelled so), and only as many for each pair of classes as it "
+    "estimates are mislabelled. The digits below were left out by one rule or the other, yet the network still "
+    "doubts their label: a wrong label the network half learnt, a digit between two classes, or one the estimated "
+    "count had no room for. Wrong labels are often found here too, so a person may still look."
+)
 
 
 def render(view: View) -> None:
@@ -75,7 +88,7 @@ def render(view: View) -> None:
     suggested = pick(controls[2], "The network says", chosen.says, "labels_suggested")
     state.select_label_filter(LabelFilter(split, given, suggested))  # in the URL
     found = cache.suspicious_labels(view.ref, split)
-    rows = found.rows(given, suggested)
+    rows, flagged = found.rows(given, suggested)
     total = len(found.labels)
     if split == "train":
         where = "the model's own probabilities: it trained on these labels, so one it memorised hides"
@@ -83,7 +96,7 @@ def render(view: View) -> None:
         where = "probabilities of digits the model never trained on"
     st.markdown(
         f"**{len(found.flagged):,}** of {total:,} labels flagged ({len(found.flagged) / total:.1%}), from {where}. "
-        f"After {view.epoch_name}."
+        f"After {view.epoch_name}. Below them the ranking goes on through all the rest."
     )
     purpose = _flipped_on_purpose(view, split)
     if purpose is not None:
@@ -94,16 +107,26 @@ def render(view: View) -> None:
             icon=":material/science:",
         )
     if len(rows) == 0:
-        st.info("No flagged label matches these filters.", icon=":material/filter_alt_off:")
+        st.info("No label matches these filters.", icon=":material/filter_alt_off:")
+        state.select_label_filter(LabelFilter(split, given, suggested))
         return
-    pages = -(-len(rows) // PAGE)
-    start = 0
-    if pages > 1:
-        page = controls[3].number_input(f"Page (of {pages})", 1, pages, 1, key="labels_page")
-        start = (int(page) - 1) * PAGE
+    page = _page(controls[3], chosen, LabelFilter(split, given, suggested), -(-len(rows) // PAGE))
+    state.select_label_filter(LabelFilter(split, given, suggested, page))  # in the URL
+    start = (page - 1) * PAGE
     shown = rows[start : start + PAGE]
-    st.caption(f"Ranks {start + 1}–{start + len(shown)} of {len(rows):,} flagged.")
-    panels.digit_grid(view, split, shown, "labels_grid", tiles=_tiles(view, found, shown, purpose))
+    head, tail = shown[: max(flagged - start, 0)], shown[max(flagged - start, 0) :]
+    if len(head):
+        st.caption(f"Ranks {start + 1:,}–{start + len(head):,} of {flagged:,} flagged.")
+        panels.digit_grid(view, split, head, "labels_grid", tiles=_tiles(view, found, head, purpose))
+    if len(tail):
+        first = start + len(head)
+        st.divider()
+        st.markdown(NOT_FLAGGED if first == flagged else NOT_FLAGGED.split("**")[1])
+        st.caption(
+            f"Ranks {first + 1:,}–{first + len(tail):,} of {len(rows):,}"
+            + (" (none of these filters' digits is flagged)." if not flagged else f" ({flagged:,} flagged above).")
+        )
+        panels.digit_grid(view, split, tail, "labels_grid_rest", tiles=_tiles(view, found, tail, purpose))
     sample = view.sample
     if sample.split == split and sample.index < total:
         i = sample.index
@@ -111,9 +134,32 @@ def render(view: View) -> None:
         st.markdown(
             f"**Selected: {sample.title}**, labelled {names[found.labels[i]]}; the network gives that label "
             f"{found.quality[i]:.1%} and says {names[found.suggested[i]]}."
-            + (" Flagged." if i in set(found.flagged.tolist()) else " Not flagged.")
+            + (
+                f" Flagged: rank {found.rank(i) + 1:,} of {len(found.flagged):,}."
+                if found.rank(i) < len(found.flagged)
+                else f" Not flagged: rank {found.rank(i) + 1:,} of {total:,} in the whole ranking."
+            )
         )
         panels.sample_detail(view, sample, view.image(), map_link=True)
+
+
+def _page(column, chosen: LabelFilter, now: LabelFilter, pages: int) -> int:
+    """The page of the ranking to show (1-based): the link's or the last one shown, back to 1 when
+    the split or a class changed, and the last page, with a notice, for a link past the end."""
+    if pages <= 1:
+        return 1
+    same = (now.split, now.given, now.says) == (chosen.split, chosen.given, chosen.says)
+    wanted = chosen.page if same else 1
+    if wanted > pages:
+        st.warning(
+            f"The link asks for page {wanted:,} of the ranking; these filters give {pages:,} pages. "
+            "Showing the last.",
+            icon=":material/link_off:",
+        )
+        wanted = pages
+    if not same or PAGE_KEY not in st.session_state or st.session_state[PAGE_KEY] > pages:
+        st.session_state[PAGE_KEY] = wanted
+    return int(column.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, step=1, key=PAGE_KEY))
 
 
 render(state.page_view())
