@@ -627,25 +627,30 @@ def test_suspicious_labels_are_confident_learnings_ranking(reference_model):
     assert (at.query_params["labels"], at.query_params["given"], at.query_params["says"]) == ("train", "7", "1")
     assert "page" not in at.query_params
     kept = [i for i in ranking if train.labels[i] == 7 and probs[i].argmax() == 1]
-    assert sum(_grids(at), []) == kept[:40]
+    assert _shown(at) == kept[:40]
     at.session_state["labels_split"] = "test"
     at.selectbox(key="labels_given").set_value("any")
     at.selectbox(key="labels_suggested").set_value("any")
     at.run()
     test = load_mnist().test
     on_test = label_issues.find(test.labels, evaluate(reference_model.model, test).probs)
-    assert sum(_grids(at), []) == on_test.ranking[:40].tolist()
+    assert _shown(at) == on_test.ranking[:40].tolist()
     assert "never trained on" in texts(at)
     # A link reopens the same ranking and filters.
     given = int(on_test.labels[on_test.flagged[0]])
     linked = open_app("app_pages/labels.py", model=reference_model.info.key, labels="test", given=str(given))
-    shown = sum(_grids(linked), [])
+    shown = _shown(linked)
     assert shown == on_test.rows(given=given)[0][:40].tolist()
 
 
 def _grids(at) -> list[list[int]]:
     """The indices of each digit grid's tiles on the page, top to bottom."""
     return [tile_indices(s) for s in chart_specs(at) if any(t.get("name") == "tiles" for t in s["data"])]
+
+
+def _shown(at) -> list[int]:
+    """Every tile of every digit grid on the page, in order."""
+    return [i for grid in _grids(at) for i in grid]
 
 
 def test_training_digits_behind_an_answer_are_tracins(reference_model):

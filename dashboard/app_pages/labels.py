@@ -152,8 +152,7 @@ def _page(column, chosen: LabelFilter, now: LabelFilter, pages: int) -> int:
     wanted = chosen.page if same else 1
     if wanted > pages:
         st.warning(
-            f"The link asks for page {wanted:,} of the ranking; these filters give {pages:,} pages. "
-            "Showing the last.",
+            f"The link asks for page {wanted:,} of the ranking; these filters give {pages:,} pages. Showing the last.",
             icon=":material/link_off:",
         )
         wanted = pages
