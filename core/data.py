@@ -4,7 +4,9 @@
   against their published MD5 checksums the first time they are read.
 - a folder: the four IDX files, gzip or not, under the names the original distribution
   and torchvision use (for example another MNIST-format data set such as Fashion-MNIST),
-  with an optional ``classes.txt`` naming the ten classes, one a line (else they are digits).
+  with an optional ``classes.txt`` naming the ten classes, one a line (else they are digits),
+  and, in lines starting with ``#``, what one image is called and the data set's name
+  (``# noun: item``, ``# noun: mouse, mice``, ``# name: Fashion-MNIST``).
 - ``"hf:NAME"``: a Hugging Face data set through ``datasets.load_dataset`` (needs the
   network unless NAME is a local folder); ``datasets`` is only imported on this path
   because importing it costs about a second.
@@ -54,6 +56,40 @@ class DataError(ValueError):
 
 
 @dataclass(frozen=True)
+class Naming:
+    """What every sentence calls one image of a data set, several, and the data set itself:
+    "digit", "digits", "MNIST"; "item", "items", "Fashion-MNIST"."""
+
+    noun: str
+    plural: str
+    name: str
+
+    @property
+    def a(self) -> str:
+        """The noun with its article: "a digit", "an image"."""
+        return f"{'an' if self.noun[0].lower() in 'aeiou' else 'a'} {self.noun}"
+
+    def count(self, n: int) -> str:
+        """ "1 digit", "10,000 digits"."""
+        return f"{n:,} {self.noun if n == 1 else self.plural}"
+
+    @classmethod
+    def of(cls, classes: tuple[str, ...], name: str, noun: str | None = None, plural: str | None = None) -> Naming:
+        """A data set's naming: the noun given, else "digit" for the digits and "image" otherwise."""
+        noun = noun or ("digit" if classes == DIGIT_NAMES else "image")
+        return cls(noun, plural or plural_of(noun), name)
+
+
+def plural_of(noun: str) -> str:
+    """English's regular plural: item → items, glass → glasses, body → bodies."""
+    if noun.endswith(("s", "x", "z", "ch", "sh")):
+        return f"{noun}es"
+    if noun.endswith("y") and noun[-2:-1].lower() not in "aeiou":
+        return f"{noun[:-1]}ies"
+    return f"{noun}s"
+
+
+@dataclass(frozen=True)
 class Split:
     """One split: ``images`` uint8 (N, 28, 28), ``labels`` int64 (N,)."""
 
@@ -73,6 +109,7 @@ class Mnist:
     classes: tuple[str, ...]
     source: str
     fingerprint: str  # sha256 of all arrays: part of every model's cache key
+    naming: Naming | None = None  # what a classes.txt gave; None: from the classes and the source
 
     @property
     def digits(self) -> bool:
@@ -81,8 +118,13 @@ class Mnist:
         return self.classes == DIGIT_NAMES
 
     @property
+    def words(self) -> Naming:
+        """What sentences call one of its images ("digit", "image", a classes.txt's noun) and it."""
+        return self.naming or Naming.of(self.classes, source_name(self.source))
+
+    @property
     def name(self) -> str:
-        return source_name(self.source)
+        return self.words.name
 
     def split(self, name: str) -> Split:
         if name not in IDX_FILES:
@@ -169,20 +211,40 @@ def _load_folder(folder: str) -> Mnist:
     if not path.is_dir():
         raise DataError(f"{path}: no such folder. Give a folder holding the four MNIST IDX files.")
     data = _read_idx_folder(path, folder, expected_md5=None)
-    return dataclasses.replace(data, classes=read_classes(path / CLASSES_FILE))
+    classes, settings = read_classes(path / CLASSES_FILE)
+    naming = Naming.of(classes, settings.get("name") or path.name, *settings.get("noun", ()))
+    return dataclasses.replace(data, classes=classes, naming=naming)
 
 
-def read_classes(path: Path) -> tuple[str, ...]:
+NAMING_SETTINGS = {"noun": 30, "name": MAX_CLASS_NAME}  # a classes.txt's "# key: value" lines, longest value
+
+
+def read_classes(path: Path) -> tuple[tuple[str, ...], dict]:
     """The class names a folder's ``classes.txt`` gives (one a line, label 0 first; blank lines
-    at the end are ignored), or the digits when there is no such file. Raises DataError naming
-    the file and what is wrong: not ten names, an empty or over-long name, a name twice."""
+    at the end are ignored), or the digits when there is no such file; and its settings, lines
+    starting with ``#``: ``# noun: item`` (or ``# noun: mouse, mice``) gives ``{"noun": ("item",)}``,
+    ``# name: Fashion-MNIST`` gives ``{"name": "Fashion-MNIST"}``; other ``#`` lines are comments.
+    Raises DataError naming the file and what is wrong: not ten names, an empty or over-long
+    name, a name twice, an empty or over-long setting."""
     if not path.is_file():
-        return DIGIT_NAMES
+        return DIGIT_NAMES, {}
     try:
         lines = path.read_text(encoding="utf-8-sig").rstrip().splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot be read as UTF-8 text ({err}).") from err
-    names = tuple(line.strip() for line in lines)
+    settings: dict = {}
+    for line in (line.strip() for line in lines if line.lstrip().startswith("#")):
+        key, colon, value = line[1:].partition(":")
+        key, value = key.strip().lower(), value.strip()
+        if not colon or key not in NAMING_SETTINGS:
+            continue  # a comment
+        longest = NAMING_SETTINGS[key]
+        parts = tuple(part.strip() for part in value.split(",")) if key == "noun" else (value,)
+        if not 1 <= len(parts) <= 2 or not all(0 < len(part) <= longest for part in parts):
+            wanted = "a noun, or a noun and its plural (# noun: mouse, mice)," if key == "noun" else "a name"
+            raise DataError(f"{path}: '# {key}:' needs {wanted} of 1 to {longest} characters, not {value!r}.")
+        settings[key] = parts if key == "noun" else value
+    names = tuple(line.strip() for line in lines if not line.lstrip().startswith("#"))
     if len(names) != NUM_CLASSES:
         raise DataError(f"{path}: {len(names)} lines, expected {NUM_CLASSES} class names, one a line (label 0 first).")
     for number, name in enumerate(names):
@@ -193,7 +255,7 @@ def read_classes(path: Path) -> tuple[str, ...]:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise DataError(f"{path}: {', '.join(map(repr, twice))} names more than one class; each name must be unique.")
-    return names
+    return names, settings
 
 
 def _read_idx_folder(folder: Path, source: str, expected_md5: dict[str, str] | None) -> Mnist:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.checkpoints import CheckpointInfo, ModelRef
-from core.data import Mnist
+from core.data import Mnist, Naming
 from core.jobs import JobStatus
 from core.train import TrainedModel
 from core.units import UnitLayer
@@ -220,6 +220,11 @@ class View:
         trains; ``ref.key`` is always the model's own key.)"""
         assert self.trained is not None and self.ref is not None
         return self.ref.last() if point >= self.trained.info.epochs_done else ModelRef(self.ref.key, point)
+
+    @property
+    def words(self) -> Naming:
+        """What sentences call one of the data set's images ("digit", "image", "item") and it."""
+        return self.data.words
 
     @property
     def epoch_name(self) -> str:

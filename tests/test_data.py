@@ -172,9 +172,46 @@ def test_a_folder_names_its_classes_in_classes_txt(tmp_path):
     assert load_mnist().name == "MNIST" and data.source_name("hf:fashion_mnist") == "fashion_mnist"
 
 
+def test_a_data_set_is_called_by_its_noun_and_its_name(tmp_path):
+    """Every sentence names one image by the data set's noun: "digit" for the digits, "image" for
+    other classes, or what classes.txt says; and the data set by its folder or classes.txt's name."""
+    from tests.conftest import FASHION
+
+    assert load_mnist().words == data.Naming("digit", "digits", "MNIST")
+    write_folder(tmp_path)
+    assert load_mnist(tmp_path).words == data.Naming("digit", "digits", tmp_path.name)
+    clothes = tmp_path / "clothes"
+    clothes.mkdir()
+    write_folder(clothes)
+    (clothes / "classes.txt").write_text("\n".join(FASHION) + "\n")
+    assert load_mnist(clothes).words == data.Naming("image", "images", "clothes")
+    assert load_mnist(clothes).name == "clothes"
+    named = tmp_path / "named"
+    named.mkdir()
+    write_folder(named)
+    text = "# Zalando's articles\n# noun: item\n#name:  Fashion-MNIST \n" + "\n".join(FASHION) + "\n"
+    (named / "classes.txt").write_text(text)
+    loaded = load_mnist(named)
+    assert loaded.classes == FASHION  # the # lines are not classes
+    assert loaded.words == data.Naming("item", "items", "Fashion-MNIST") and loaded.name == "Fashion-MNIST"
+    assert loaded.words.a == "an item" and loaded.words.count(1) == "1 item"
+    assert loaded.words.count(2500) == "2,500 items"
+    irregular = tmp_path / "irregular"
+    irregular.mkdir()
+    write_folder(irregular)
+    (irregular / "classes.txt").write_text("# noun: mouse, mice\n" + "\n".join(FASHION))
+    assert load_mnist(irregular).words == data.Naming("mouse", "mice", "irregular")
+    assert data.Naming.of(data.DIGIT_NAMES, "MNIST").a == "a digit"
+    plurals = {"item": "items", "glass": "glasses", "body": "bodies", "toy": "toys", "sketch": "sketches"}
+    assert {noun: data.plural_of(noun) for noun in plurals} == plurals
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        ("# noun:\n" + "\n".join("abcdefghij"), "'# noun:' needs a noun"),
+        ("# noun: a, b, c\n" + "\n".join("abcdefghij"), "'# noun:' needs a noun"),
+        ("# name: " + "x" * 41 + "\n" + "\n".join("abcdefghij"), "'# name:' needs a name of 1 to 40"),
         ("\n".join("abcdefghi"), "9 lines, expected 10 class names"),
         ("a\n\n" + "\n".join("cdefghij"), "line 2 must name class 1"),
         ("\n".join("abcdefghia"), "'a' names more than one class"),
