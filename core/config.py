@@ -19,6 +19,8 @@ PINNED_ENV = "MNIST_CNN_MODELS"  # comma-separated model keys: the only ones the
 MAX_MODELS_ENV = "MNIST_CNN_MAX_MODELS"  # how many trained models the cache keeps
 DATA_ENV = "MNIST_CNN_DATA"  # the data set the app opens on: a folder of IDX files or hf:NAME
 TYPED_DATA_ENV = "MNIST_CNN_TYPED_DATA"  # "off": the sidebar offers no typed folder or hf:NAME
+DATA_ROOT_ENV = "MNIST_CNN_DATA_ROOT"  # the folder visitors may type data folders inside
+TYPED_HF_ENV = "MNIST_CNN_TYPED_HF"  # "on"/"off": whether visitors may type hf:NAME (default: loopback only)
 NETS_ENV = "MNIST_CNN_NETS"  # the host's own networks: FILE.py:CLASS=WEIGHTS, separated by ";"
 DEFAULT_CACHE = Path.home() / ".cache" / "mnist-cnn-dashboard"
 
@@ -187,6 +189,8 @@ class ServerSettings:
     max_models: int = 20  # cached models kept; the least recently used beyond this are evicted
     data: str = "bundled"  # the data set the app opens on (core.data.load_mnist's source)
     typed_data: bool = True  # False: visitors train only on data the server already has (no typed paths)
+    data_root: str = ""  # a folder: visitors may type data folders inside it, nothing outside
+    typed_hf: bool | None = None  # visitors' hf:NAME: on, off, or None (on when listening on loopback alone)
     nets: tuple[NetSpec, ...] = ()  # the host's own networks; the app opens on the first
 
     def default_config(self) -> TrainConfig:
@@ -209,6 +213,9 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
     data = str(section.get("data", ServerSettings.data))
     data = os.environ.get(DATA_ENV) or data
     typed_data = _switch(TYPED_DATA_ENV, bool(section.get("typed_data", True)))
+    data_root = os.environ.get(DATA_ROOT_ENV) or str(section.get("data_root", ""))
+    typed_hf = section.get("typed_hf")
+    typed_hf = _switch(TYPED_HF_ENV, bool(typed_hf)) if TYPED_HF_ENV in os.environ or typed_hf is not None else None
     training = _switch(TRAINING_ENV, training)
     pinned += [k.strip().lower() for k in os.environ.get(PINNED_ENV, "").split(",") if k.strip()]
     try:
@@ -245,10 +252,15 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
             data = args.pop(0)
         elif arg == "--no-typed-data":
             typed_data = False
+        elif arg == "--data-root" and args:
+            data_root = args.pop(0)
+        elif arg in ("--typed-hf", "--no-typed-hf"):
+            typed_hf = arg == "--typed-hf"
         else:
             raise ValueError(
                 f"unknown argument {arg!r}: use --no-training, --model KEY, --max-models N, --data FOLDER, "
-                "--no-typed-data or --net FILE.py:CLASS --weights FILE [--mean M --std S --output KIND]"
+                "--no-typed-data, --data-root DIR, --typed-hf, --no-typed-hf "
+                "or --net FILE.py:CLASS --weights FILE [--mean M --std S --output KIND]"
             )
     if max_models < 1:
         raise ValueError(f"the cache must keep at least one model, not {max_models}")
@@ -258,6 +270,8 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
         max_models=max_models,
         data=data_source(data),
         typed_data=typed_data,
+        data_root=_data_root(data_root),
+        typed_hf=typed_hf,
         nets=tuple(dict.fromkeys(net.absolute(Path.cwd()) for net in nets)),
     )
 
@@ -275,6 +289,16 @@ def _net_from_env(text: str) -> NetSpec:
     if not equals:
         raise ValueError(f"{NETS_ENV}: {text.strip()!r} must read FILE.py:CLASS=WEIGHTS")
     return NetSpec(net.strip(), weights.strip())
+
+
+def _data_root(text: str) -> str:
+    """The host's data root as an absolute path with its links resolved ("" for none)."""
+    if not text.strip():
+        return ""
+    root = Path(text.strip()).expanduser().resolve()
+    if not root.is_dir():
+        raise ValueError(f"data root {text.strip()!r} is not a folder: give the folder visitors may open data inside")
+    return str(root)
 
 
 def _switch(name: str, value: bool) -> bool:
@@ -309,7 +333,7 @@ def _toml_section(path: Path | None) -> dict:
             section = tomllib.load(f).get(SETTINGS_SECTION, {})
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"{path}: cannot be read ({err})") from err
-    unknown = set(section) - {"training", "models", "max_models", "data", "typed_data", "nets"}
+    unknown = set(section) - {"training", "models", "max_models", "data", "typed_data", "data_root", "typed_hf", "nets"}
     if unknown:
         raise ValueError(f"{path}: [{SETTINGS_SECTION}] has no setting {', '.join(sorted(unknown))}")
     return section

@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import importlib.resources
 import threading
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -164,9 +165,12 @@ def one_of(label: int, classes: tuple[str, ...]) -> str:
     return f"a {classes[label]}" if classes == DIGIT_NAMES else f"labelled {classes[label]}"
 
 
-def some_of(label: int, classes: tuple[str, ...]) -> str:
-    """How a text calls several members of a class: "4s" for digits, "images of Coat" otherwise."""
-    return f"{classes[label]}s" if classes == DIGIT_NAMES else f"images of {classes[label]}"
+def some_of(label: int, classes: tuple[str, ...], words: Naming | None = None) -> str:
+    """How a text calls several members of a class: "4s" for digits, "images of Coat" otherwise
+    ("items of Coat" with ``words`` naming one an item; by default as ``Naming.of(classes)``)."""
+    if classes == DIGIT_NAMES:
+        return f"{classes[label]}s"
+    return f"{(words or Naming.of(classes, '')).plural} of {classes[label]}"
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -174,8 +178,10 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).float().div_(255.0)
 
 
-def load_mnist(source: str | Path = BUNDLED) -> Mnist:
-    """Load MNIST from ``"bundled"``, a folder of IDX files, or ``"hf:NAME"``.
+def load_mnist(source: str | Path = BUNDLED, max_bytes: int | None = None) -> Mnist:
+    """Load MNIST from ``"bundled"``, a folder of IDX files, or ``"hf:NAME"``. ``max_bytes``: a
+    folder a visitor typed, each of its files read in bounded chunks and refused past that size
+    (``TYPED_MAX_BYTES``); the host's own sources are read whole.
 
     Results are memoised per process, so pages and scripts can call this freely. Threads asking
     for the same source at once wait for one load (``lru_cache`` alone would load it once per
@@ -191,7 +197,7 @@ def load_mnist(source: str | Path = BUNDLED) -> Mnist:
             return _load_bundled()
         if source.startswith(HF_PREFIX):
             return _load_hugging_face(source[len(HF_PREFIX) :])
-        return _load_folder(str(Path(source).expanduser().resolve()))
+        return _load_folder(str(Path(source).expanduser().resolve()), max_bytes)
 
 
 _locks_lock = threading.Lock()
@@ -206,11 +212,11 @@ def _load_bundled() -> Mnist:
 
 
 @lru_cache(maxsize=4)
-def _load_folder(folder: str) -> Mnist:
+def _load_folder(folder: str, max_bytes: int | None = None) -> Mnist:
     path = Path(folder)
     if not path.is_dir():
         raise DataError(f"{path}: no such folder. Give a folder holding the four MNIST IDX files.")
-    data = _read_idx_folder(path, folder, expected_md5=None)
+    data = _read_idx_folder(path, folder, None, max_bytes)
     classes, settings = read_classes(path / CLASSES_FILE)
     naming = Naming.of(classes, settings.get("name") or path.name, *settings.get("noun", ()))
     return dataclasses.replace(data, classes=classes, naming=naming)
@@ -258,11 +264,13 @@ def read_classes(path: Path) -> tuple[tuple[str, ...], dict]:
     return names, settings
 
 
-def _read_idx_folder(folder: Path, source: str, expected_md5: dict[str, str] | None) -> Mnist:
+def _read_idx_folder(
+    folder: Path, source: str, expected_md5: dict[str, str] | None, max_bytes: int | None = None
+) -> Mnist:
     splits = {}
     for split, (images_name, labels_name) in IDX_FILES.items():
-        images = _read_idx(_find_idx(folder, images_name), ndim=3, expected_md5=expected_md5)
-        labels = _read_idx(_find_idx(folder, labels_name), ndim=1, expected_md5=expected_md5)
+        images = _read_idx(_find_idx(folder, images_name), 3, expected_md5, max_bytes)
+        labels = _read_idx(_find_idx(folder, labels_name), 1, expected_md5, max_bytes)
         splits[split] = _make_split(images, labels, where=f"{folder}/{images_name}")
     return _make_mnist(splits["train"], splits["test"], DIGIT_NAMES, source)
 
@@ -277,11 +285,46 @@ def _find_idx(folder: Path, name: str) -> Path:
     )
 
 
-def _read_idx(path: Path, ndim: int, expected_md5: dict[str, str] | None) -> np.ndarray:
-    """Parse one IDX file (gzip or not) into a uint8 array, checking everything."""
+def _open_idx(path: Path):
+    """The file's bytes as a stream, decompressed as they are read when it is gzip."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def _read_stream(path: Path, ndim: int, max_bytes: int) -> bytes:
+    """An IDX file's header and data, read in bounded chunks: refused as soon as its header
+    promises more than ``max_bytes`` of data, or its data (a gzip inflating) runs past what the
+    header promised, so at most the header, ``max_bytes`` and one byte are ever pulled."""
+    header_size = 4 + 4 * ndim
+    with _open_idx(path) as stream:
+        header = stream.read(header_size)
+        if len(header) == header_size and header[:3] == bytes([0, 0, IDX_UBYTE]):
+            promised = int(np.prod([int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]))
+            if promised > max_bytes:
+                raise DataError(
+                    f"{path}: its header promises {promised:,} bytes of data, more than the {max_bytes:,} this "
+                    "server reads from a typed folder. Ask the server's host to open it (--data)."
+                )
+            chunks, left = [header], promised + 1  # one byte more: padding is named, not read on
+            while left and (chunk := stream.read(min(left, READ_CHUNK))):
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
+        return header  # too short or not an unsigned-byte IDX: named below
+
+
+READ_CHUNK = 1 << 20  # bytes a bounded read pulls at a time
+TYPED_MAX_BYTES = 1 << 30  # the most data one IDX file of a visitor's typed folder may hold (1 GiB)
+
+
+def _read_idx(path: Path, ndim: int, expected_md5: dict[str, str] | None, max_bytes: int | None = None) -> np.ndarray:
+    """Parse one IDX file (gzip or not) into a uint8 array, checking everything; with
+    ``max_bytes``, read in bounded chunks and refused past that (a visitor's typed folder)."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        if max_bytes is not None:
+            raw = _read_stream(path, ndim, max_bytes)
+        else:
+            raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise DataError(f"{path}: cannot be read or decompressed ({err}).") from err
     if expected_md5 is not None:
         name = path.name.removesuffix(".gz")

@@ -27,6 +27,7 @@ import torch
 from core import (
     checkpoints,
     confusion,
+    data_access,
     explanation_checks,
     influence,
     label_issues,
@@ -41,7 +42,7 @@ from core import (
 from core.attributions import AttributionRequest, explain, explainer, target_class
 from core.checkpoints import CheckpointError, CheckpointInfo, ModelRef
 from core.config import NetSpec, ServerSettings, cache_dir, server_settings, shuffled_labels_config
-from core.data import IMAGE_SIZE, Mnist, load_mnist, to_tensor
+from core.data import IMAGE_SIZE, TYPED_MAX_BYTES, Mnist, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate, load_or_evaluate, predict_logits, softmax
 from core.geometry import Geometry
 from core.host_networks import open_into_cache
@@ -62,6 +63,18 @@ from core.workers import Gate, Workers
 @st.cache_resource(show_spinner="Loading the data…", max_entries=4)  # ~55 MB each: a few data sets at once
 def dataset(source: str = "bundled") -> Mnist:
     return load_mnist(source)
+
+
+def typed_dataset(source: str) -> Mnist:
+    """A data source a visitor typed (already allowed by ``typed_sources``): a folder's files are
+    read in bounded chunks and refused past ``TYPED_MAX_BYTES`` before anything is queued."""
+    return load_mnist(source, max_bytes=TYPED_MAX_BYTES)
+
+
+def typed_sources() -> data_access.TypedSources:
+    """Which sources this server's visitors may type: the host's settings and the address the
+    server listens on (Streamlit's server.address)."""
+    return data_access.typed_sources(settings(), st.get_option("server.address"))
 
 
 def model(ref: ModelRef) -> TrainedModel:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import data_access
 from core.checkpoints import ModelRef
 from core.config import MAX_SAVES_PER_EPOCH, RECIPES, data_source, recipe
 from core.data import BUNDLED, source_name
@@ -178,12 +179,20 @@ def _train_form(view: View) -> None:
         )
         if not st.form_submit_button("Train", type="primary"):
             return
-    if not source.strip():
-        st.error("Type the folder that holds the four IDX files, or hf: and a Hugging Face data set's name.")
+    typed = source is None or isinstance(source, _Typed)
+    if typed and not (source or "").strip():
+        st.error(f"Type {_typed_what(cache.typed_sources())}.")
         return
     try:
-        source = data_source(source)
-        cache.dataset(source)  # every check the command line makes, before anything is queued
+        if typed:  # a visitor's: only what the host allows, read with limits
+            source = data_access.typed_source(source, cache.typed_sources())
+            cache.typed_dataset(source)
+        else:
+            source = data_source(source)
+            cache.dataset(source)  # every check the command line makes, before anything is queued
+    except data_access.DataAccessError as err:  # one sentence, whatever the reason: nothing about the disk
+        st.error(str(err), icon=":material/block:")
+        return
     except ValueError as err:  # core.data.DataError included: names the file and what is wrong
         st.error(f"Cannot train on that data: {err}")
         return
@@ -207,16 +216,32 @@ def _train_form(view: View) -> None:
     st.rerun()
 
 
-_OTHER = "another folder or hf:NAME"
+_OTHER = "a source I type"
 
 
-def _data_choice(view: View) -> str:
+class _Typed(str):
+    """A data source a visitor typed (checked against the host's rules), not one from the list."""
+
+
+def _typed_what(allowed) -> str:
+    """What the visitor may type: "a folder or hf:NAME", "a folder", "hf:NAME"."""
+    return " or ".join(
+        [
+            *(["a folder inside the server's data folder" if allowed.root else "a folder"] if allowed.folders else []),
+            *(["hf:NAME (a Hugging Face data set)"] if allowed.hugging_face else []),
+        ]
+    )
+
+
+def _data_choice(view: View) -> str | None:
     """The data set a new model trains on: the one in use, the server's, MNIST, those of the
-    cached models, or a folder of MNIST-format IDX files (with an optional classes.txt) or a
-    Hugging Face data set typed in."""
+    cached models, or what the host allows visitors to type: a folder of MNIST-format IDX files
+    (with an optional classes.txt), inside the host's data root, or a Hugging Face data set
+    (``core.data_access``). A typed source comes back as ``_Typed``; None when nothing is typed."""
     sources = [view.data.source, cache.settings().data, BUNDLED]
     sources += [info.data_source for info in cache.cached_models()]
-    options = [*dict.fromkeys(sources), *([_OTHER] if cache.settings().typed_data else [])]
+    allowed = cache.typed_sources()
+    options = [*dict.fromkeys(sources), *([_OTHER] if allowed.any else [])]
     chosen = st.selectbox(
         "Data",
         options,
@@ -225,6 +250,14 @@ def _data_choice(view: View) -> str:
         help="A folder holds the four IDX files under torchvision's names (gzip or not) and may hold classes.txt, "
         "the ten class names one a line.",
     )
+    if chosen == _OTHER or not (allowed.folders and allowed.hugging_face):
+        st.caption(allowed.why)  # which typed sources are open, and why the others are not
     if chosen != _OTHER:
         return chosen
-    return st.text_input("Folder or hf:NAME", key="train_data_other", placeholder="/data/fashion-mnist")
+    label = _typed_what(allowed)
+    typed = st.text_input(
+        label[0].upper() + label[1:],
+        key="train_data_other",
+        placeholder="fashion" if allowed.root else ("/data/fashion-mnist" if allowed.folders else "hf:fashion_mnist"),
+    )
+    return _Typed(typed) if typed else None

@@ -3,6 +3,8 @@ new model in the background, and what a server's host switched off or pinned."""
 
 from __future__ import annotations
 
+import pytest
+
 from core import checkpoints
 from core.data import load_mnist
 from core.evaluate import evaluate
@@ -11,6 +13,7 @@ from tests.apptest import PAGES, finish_training, open_app, server_env, texts
 from tests.conftest import tiny_config
 
 __all__ = ["server_env"]  # a fixture: imported for pytest to find
+TYPED = "a source I type"  # the Data list's last option: a folder or hf:NAME typed in
 
 
 def test_sidebar_trains_a_new_model_and_switches_to_it(tmp_path, monkeypatch, reference_model):
@@ -84,13 +87,14 @@ def test_a_new_model_trains_on_a_folder_the_sidebar_names(tmp_path, monkeypatch,
     monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
     first = load_or_train(tiny_config(seed=51), root=tmp_path)
     at = open_app(model=first.info.key)
-    at.selectbox(key="train_data").set_value("another folder or hf:NAME")
+    at.selectbox(key="train_data").set_value(TYPED)
     at.run()
+    assert "any, since this server listens on this machine alone" in texts(at)  # .streamlit: 127.0.0.1
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "train-images-idx3-ubyte").write_bytes(b"\0\0\x08\x03")  # a header cut short
     for typed, message in (
-        ("", "Type the folder that holds the four IDX files"),
+        ("", "Type a folder or hf:NAME"),
         (str(tmp_path / "nowhere"), "does not exist"),
         (str(broken), "train-images-idx3-ubyte: truncated"),
     ):
@@ -133,8 +137,73 @@ def test_a_host_can_hide_typed_data_sources(tmp_path, monkeypatch, server_env, r
     monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
     first = load_or_train(tiny_config(seed=71), root=tmp_path)
     at = open_app(model=first.info.key)
-    assert "another folder or hf:NAME" in at.selectbox(key="train_data").options
+    assert TYPED in at.selectbox(key="train_data").options
     server_env(MNIST_CNN_TYPED_DATA="off")
     at = open_app(model=first.info.key)
-    assert "another folder or hf:NAME" not in at.selectbox(key="train_data").options
+    assert TYPED not in at.selectbox(key="train_data").options
     assert not at.text_input  # nowhere to type a path
+    assert "Typed data sources are off on this server" in texts(at)
+
+
+@pytest.fixture
+def listening_on():
+    """Run the app as a server listening on another address (Streamlit's server.address)."""
+    from streamlit import config
+
+    before = config.get_option("server.address")
+    yield lambda address: config.set_option("server.address", address)
+    config.set_option("server.address", before)
+
+
+def test_a_server_open_to_the_room_offers_no_typed_source_without_a_root(tmp_path, monkeypatch, listening_on):
+    """On 0.0.0.0 with no data root: no typed folder, no hf:NAME, and the sidebar says why."""
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    first = load_or_train(tiny_config(seed=72), root=tmp_path)
+    listening_on("0.0.0.0")
+    at = open_app(model=first.info.key)
+    assert TYPED not in at.selectbox(key="train_data").options and not at.text_input
+    assert "Typed folders are off: this server is reachable from other machines" in texts(at)
+    assert "Hugging Face data sets are off" in texts(at)
+
+
+def test_inside_the_host_s_root_a_visitor_trains_and_every_escape_reads_alike(
+    tmp_path, monkeypatch, server_env, listening_on, named_folder
+):
+    """A room's server with a data root: a folder inside it is trained on; traversal, an
+    absolute path elsewhere, a link out of the root and a missing folder all get one sentence,
+    and nothing is queued; hf:NAME is refused; the host's own data still opens."""
+    import shutil
+
+    from core.data_access import REFUSED
+
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path / "cache"))
+    first = load_or_train(tiny_config(seed=73), root=tmp_path / "cache")
+    root = tmp_path / "root"
+    shutil.copytree(named_folder, root / "clothes")
+    (root / "out").symlink_to(named_folder.parent, target_is_directory=True)
+    server_env(MNIST_CNN_DATA_ROOT=str(root))
+    listening_on("0.0.0.0")
+    at = open_app(model=first.info.key)
+    at.selectbox(key="train_data").set_value(TYPED)
+    at.run()
+    assert "inside the server's data folder" in texts(at)
+    for typed in ("../", str(named_folder), "out/clothes", "nowhere", "clothes/../../root/../.."):
+        at.text_input(key="train_data_other").set_value(typed)
+        next(b for b in at.button if b.label == "Train").click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert [e.value for e in at.error] == [REFUSED], typed
+    at.text_input(key="train_data_other").set_value("hf:fashion_mnist")
+    next(b for b in at.button if b.label == "Train").click()
+    at.run()
+    assert [e.value for e in at.error] == ["This server does not download Hugging Face data sets typed here."]
+    assert "sidebar_job" not in at.session_state and len(checkpoints.list_checkpoints(tmp_path / "cache")) == 1
+    at.text_input(key="train_data_other").set_value("clothes")
+    at.selectbox(key="train_recipe").set_value("reference")
+    at.number_input(key="train_seed").set_value(74)
+    next(b for b in at.button if b.label == "Train").click()
+    at.run()
+    assert not at.error, [e.value for e in at.error]
+    finish_training(tmp_path / "cache")
+    trained = [i for i in checkpoints.list_checkpoints(tmp_path / "cache") if i.config.seed == 74]
+    assert [i.data_source for i in trained] == [str((root / "clothes").resolve())]
