@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from core.attributions import AttributionRequest, explainer
-from core.data import DIGIT_NAMES, IMAGE_SIZE, some_of
+from core.data import DIGIT_NAMES, IMAGE_SIZE, Naming, some_of
 from core.evaluate import Evaluation
 from core.model import CONV_LAYERS
 from core.units import ActivationIndex, UnitLayer
@@ -343,16 +343,19 @@ def explain_cell(
     classes: tuple[str, ...] = DIGIT_NAMES,
     layer: str | None = EXPLAINED_LAYER,
     unit_word: str = "channel",
+    words: Naming | None = None,
 ) -> str:
     """One plain sentence on why digits of class ``maps.a`` are read as ``maps.b``: the region
     where the cell's mean b-minus-a map (``maps.cell``) puts its positive mass
     (:func:`evidence_region`), and the ``CHANNELS_NAMED`` channels of ``layer`` (by default the
     reference's conv4; :func:`explained_layer` for any network) that differ most from correctly
     read a's (``channels``, from :func:`channel_differences`). An empty cell gets a sentence
-    saying so. Classes are called by their ``classes`` names ("test 4s" for digits, "test images of Coat" otherwise)."""
+    saying so. Classes are called by their ``classes`` names ("test 4s" for digits, "test images of Coat"
+    otherwise; ``words`` names one image, by default as ``Naming.of(classes)`` does)."""
+    words = words or Naming.of(classes, "")
     a, b, n = classes[maps.a], classes[maps.b], maps.cell_count
-    some = some_of(maps.a, classes)
-    one = a if classes == DIGIT_NAMES else f"image of {a}"
+    some = some_of(maps.a, classes, words)
+    one = a if classes == DIGIT_NAMES else f"{words.noun} of {a}"
     if n == 0:
         return f"No test {one} is read as {b}, so there is nothing to explain in this cell."
     who = f"1 test {one} is read as {b}" if n == 1 else f"{n} test {some} are read as {b}"

@@ -90,6 +90,9 @@ def plural_of(noun: str) -> str:
     return f"{noun}s"
 
 
+MNIST_WORDS = Naming.of(DIGIT_NAMES, "MNIST")  # what sentences call MNIST's images unless told otherwise
+
+
 @dataclass(frozen=True)
 class Split:
     """One split: ``images`` uint8 (N, 28, 28), ``labels`` int64 (N,)."""
@@ -152,12 +155,17 @@ class MnistDataset(torch.utils.data.Dataset):
 
 
 def source_name(source: str) -> str:
-    """A data source's short name for people: "MNIST", a folder's name, or the Hugging Face name."""
+    """A data source's short name for people: "MNIST", the Hugging Face name, or a folder's: the
+    ``# name:`` its classes.txt gives, else the folder's own name."""
     if source == BUNDLED:
         return "MNIST"
     if source.startswith(HF_PREFIX):
         return source[len(HF_PREFIX) :]
-    return Path(source).name or source
+    try:
+        named = read_classes(Path(source) / CLASSES_FILE)[1].get("name")
+    except DataError:
+        named = None  # said where the data set is opened; a name is no place for it
+    return named or Path(source).name or source
 
 
 def one_of(label: int, classes: tuple[str, ...]) -> str:

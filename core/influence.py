@@ -258,7 +258,7 @@ def load_or_compute_banks(
                     progress(
                         (before + count) / total,
                         f"Saved point {epoch} of {info.epochs_done} ({info.config.point_name(epoch)}): "
-                        f"{count:,} of {sizes[split]:,} {split} digits",
+                        f"{count:,} of {sizes[split]:,} {split} {data.words.plural}",
                     )
 
             banks[split].append(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.data import IMAGE_SIZE
+from core.data import IMAGE_SIZE, MNIST_WORDS, Naming
 
 DIGIT_BOX = 20  # MNIST scaled each digit's longer side to 20 pixels
 MAX_BYTES = 5 * 1024 * 1024  # matches the app's upload limit (.streamlit/config.toml)
@@ -41,14 +41,15 @@ class Preprocessed:
     box: tuple[int, int, int, int]  # the ink's bounding box in ``source``: top, left, bottom, right
 
 
-def preprocess_bytes(data: bytes) -> Preprocessed:
-    """An uploaded image file (PNG, JPEG, GIF, BMP, WebP, TIFF…) → a 28x28 digit."""
+def preprocess_bytes(data: bytes, words: Naming = MNIST_WORDS) -> Preprocessed:
+    """An uploaded image file (PNG, JPEG, GIF, BMP, WebP, TIFF…) → a 28x28 digit; the messages
+    call what it should show as ``words`` does ("one digit", "one item")."""
     if not data:
-        raise ImageError("The file is empty. Upload a PNG or JPEG picture of one digit.")
+        raise ImageError(f"The file is empty. Upload a PNG or JPEG picture of one {words.noun}.")
     if len(data) > MAX_BYTES:
         raise ImageError(
             f"The file is {len(data) / 1e6:.1f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB. "
-            "Crop the picture to the digit or save it smaller."
+            f"Crop the picture to the {words.noun} or save it smaller."
         )
     try:
         with warnings.catch_warnings():
@@ -71,11 +72,12 @@ def preprocess_bytes(data: bytes) -> Preprocessed:
         raise ImageError(f"The image is too large to decode safely ({err}). Resize it and upload it again.") from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(f"The image is damaged or truncated ({err}). Save it again and re-upload it.") from err
-    return _preprocess_image(image)
+    return _preprocess_image(image, words)
 
 
-def preprocess_array(pixels: np.ndarray) -> Preprocessed:
-    """A uint8 array (H, W), (H, W, 3) or (H, W, 4) such as a canvas → a 28x28 digit."""
+def preprocess_array(pixels: np.ndarray, words: Naming = MNIST_WORDS) -> Preprocessed:
+    """A uint8 array (H, W), (H, W, 3) or (H, W, 4) such as a canvas → a 28x28 digit (``words``:
+    as :func:`preprocess_bytes`)."""
     pixels = np.asarray(pixels)
     if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (1, 3, 4)):
         raise ImageError(f"Expected an image array (H, W[, 1|3|4]), got shape {pixels.shape}.")
@@ -83,14 +85,14 @@ def preprocess_array(pixels: np.ndarray) -> Preprocessed:
         pixels = np.clip(pixels, 0, 255).astype(np.uint8)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
-    return _preprocess_image(Image.fromarray(pixels))  # mode L, RGB or RGBA from the shape
+    return _preprocess_image(Image.fromarray(pixels), words)  # mode L, RGB or RGBA from the shape
 
 
-def _preprocess_image(image: Image.Image) -> Preprocessed:
+def _preprocess_image(image: Image.Image, words: Naming = MNIST_WORDS) -> Preprocessed:
     width, height = image.size
     if min(width, height) < MIN_SIDE:
         raise ImageError(
-            f"The image is {width}×{height} pixels: too small to hold a digit. Use at least {MIN_SIDE}×{MIN_SIDE}."
+            f"The image is {width}×{height} pixels: too small to hold {words.a}. Use at least {MIN_SIDE}×{MIN_SIDE}."
         )
     image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS)
     grey = _to_grey(image)  # float (h, w) in [0, 1]
@@ -98,8 +100,8 @@ def _preprocess_image(image: Image.Image) -> Preprocessed:
     ink, inverted = _ink(grey)
     if ink.max() < MIN_CONTRAST:
         raise ImageError(
-            "No digit found: the image is all one shade. Draw or photograph a dark digit on a light background "
-            "(or a light one on dark)."
+            f"No {words.noun} found: the image is all one shade. Draw or photograph a dark {words.noun} on a light "
+            "background (or a light one on dark)."
         )
     ink = ink / ink.max()
     rows = np.flatnonzero((ink >= INK_THRESHOLD).any(axis=1))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.data import DIGIT_NAMES, Naming
 from core.probes import Bend, Counterfactual, Sweep
 
 SETTLED = 0.005  # a class whose probability moved less than half a point did not move
@@ -33,9 +34,12 @@ def edit_sentence(before: np.ndarray, after: np.ndarray, names: tuple[str, ...],
     return f"The network {change} {names[now]} ({after[now]:.1%}); {title} as it was: {names[was]} ({before[was]:.1%})."
 
 
-def counterfactual_sentence(found: Counterfactual, names: tuple[str, ...]) -> str:
-    """What the search for the smallest change reached, from the model re-run on its result."""
+def counterfactual_sentence(found: Counterfactual, names: tuple[str, ...], words: Naming | None = None) -> str:
+    """What the search for the smallest change reached, from the model re-run on its result
+    (``words``: what one image is called; by default as ``Naming.of(names)``)."""
     target, now = found.target, int(found.probs.argmax())
+    noun = (words or Naming.of(names, "")).noun
+    into = f"a {names[target]}" if names == DIGIT_NAMES else f"read as {names[target]}"
     if found.reached:
         return (
             f"Read as {names[target]} with {found.probs[target]:.1%} after {found.steps} steps, changing "
@@ -43,8 +47,8 @@ def counterfactual_sentence(found: Counterfactual, names: tuple[str, ...]) -> st
         )
     return (
         f"Within its budget of {found.steps} steps the search reached only {found.probs[target]:.1%} for "
-        f"{names[target]} (the network now reads {names[now]}): no small change of ink makes this digit a "
-        f"{names[target]} at {found.confidence:.0%}. Try a lower probability or another class."
+        f"{names[target]} (the network now reads {names[now]}): no small change of ink makes this {noun} "
+        f"{into} at {found.confidence:.0%}. Try a lower probability or another class."
     )
 
 

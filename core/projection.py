@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from core import runs
-from core.data import Split, to_tensor
+from core.data import MNIST_WORDS, Naming, Split, to_tensor
 from core.model import head, last_linear
 
 LAYER = "fc1"  # the representation mapped: 20 numbers per digit, after the ReLU
@@ -84,9 +84,14 @@ class Projection:
 
 
 def _features(
-    model: nn.Module, batches: Iterator[torch.Tensor], total: int, progress: Callable[[float, str], None] | None
+    model: nn.Module,
+    batches: Iterator[torch.Tensor],
+    total: int,
+    progress: Callable[[float, str], None] | None,
+    words: Naming = MNIST_WORDS,
 ) -> np.ndarray:
-    """fc1 of ``total`` digits arriving as batches of float32 (B, 1, 28, 28) images: float32 (N, 20)."""
+    """fc1 of ``total`` digits arriving as batches of float32 (B, 1, 28, 28) images: float32 (N, 20)
+    (``words``: what the progress text calls them)."""
     device = next(model.parameters()).device
     features = np.empty((total, last_linear(model).in_features), dtype=np.float32)
     done = 0
@@ -95,7 +100,7 @@ def _features(
             features[done : done + len(batch)] = head(model, batch.to(device))[0].float().cpu().numpy()
             done += len(batch)
             if progress is not None:
-                progress(done / total, f"Mapping fc1: {done:,} of {total:,} digits")
+                progress(done / total, f"Mapping fc1: {done:,} of {total:,} {words.plural}")
     if done != total:
         raise ValueError(f"expected {total} digits, got {done}")
     return features
@@ -106,11 +111,13 @@ def fc1_features(
     images: torch.Tensor,
     batch_size: int = FEATURE_BATCH,
     progress: Callable[[float, str], None] | None = None,
+    words: Naming = MNIST_WORDS,
 ) -> np.ndarray:
     """fc1 after its ReLU, float32 (N, 20), for float32 images (N, 1, 28, 28) in [0, 1]: batched
-    passes of ``model.head`` under inference mode; ``progress(fraction, text)`` after each batch."""
+    passes of ``model.head`` under inference mode; ``progress(fraction, text)`` after each batch,
+    the images called by ``words``."""
     batches = (images[i : i + batch_size] for i in range(0, len(images), batch_size))
-    return _features(model, batches, len(images), progress)
+    return _features(model, batches, len(images), progress, words)
 
 
 # --- Fitting and projecting -----------------------------------------------------------
@@ -219,6 +226,7 @@ def load_or_compute_projection(
     at: runs.Point,
     basis: Projection | None = None,
     progress: Callable[[float, str], None] | None = None,
+    words: Naming = MNIST_WORDS,
 ) -> Projection:
     """The kept map of a split's fc1 beside a checkpoint, or a fresh one (then kept).
 
@@ -226,7 +234,8 @@ def load_or_compute_projection(
     Without ``basis`` its own PCA is fitted; with one (from another epoch, e.g. the last) the
     digits are put through that basis, so every epoch shares its axes. A run labelled with the
     model key, epoch, split, data fingerprint, method and the basis's epoch; a kept map whose
-    basis is not exactly ``basis`` is computed again. ``progress(fraction, text)`` after each batch of a computation.
+    basis is not exactly ``basis`` is computed again. ``progress(fraction, text)`` after each batch of a computation,
+    the images called by ``words``.
     """
     if basis is not None and basis.epoch is None:
         raise ValueError("the basis must be labelled with the epoch it was fitted on (its epoch is None)")
@@ -238,7 +247,7 @@ def load_or_compute_projection(
     def compute() -> Projection:
         # Convert the uint8 digits batch by batch: the train split as float32 at once is 188 MB.
         batches = (to_tensor(split.images[i : i + FEATURE_BATCH]) for i in range(0, len(split), FEATURE_BATCH))
-        features = _features(model, batches, len(split), progress)
+        features = _features(model, batches, len(split), progress, words)
         return fit_pca(features, epoch) if basis is None else _through(features, basis)
 
     def decode(tensors: dict[str, torch.Tensor]) -> Projection | None:

@@ -27,7 +27,7 @@ from core import explanation_checks as checks
 from core.attributions import INPUT_METHODS, LAYER_METHODS, AttributionRequest, explainer
 from core.checkpoints import ModelRef
 from core.config import RECIPES
-from core.data import load_mnist, to_tensor
+from core.data import MNIST_WORDS, Naming, load_mnist, to_tensor
 from core.evaluate import Evaluation, evaluate
 from core.model import MnistCNN
 from core.train import load_cached, shuffled_label_network
@@ -66,7 +66,7 @@ SEED = 0
 Z95 = 1.96  # a normal 95% interval of the mean
 FORMAT = 5  # bump when the columns change, so cached scorecards are recomputed
 
-# Columns: (key, title, which way is better, what it means)
+# Columns: (key, title, which way is better, what it means: {plural} stands for the images, see meaning())
 COLUMNS = (
     (
         "randomisation_excess",
@@ -74,19 +74,24 @@ COLUMNS = (
         "lower",
         "after the top three layers with weights (the reference's fc2, fc1, conv4) are random",
     ),
-    ("passes", "passes randomisation", "higher", "share of digits within 0.3 of the floor"),
+    ("passes", "passes randomisation", "higher", "share of {plural} within 0.3 of the floor"),
     ("data_randomisation", "shuffled-label net: similarity", "lower", "ink |rank| similarity to its map"),
     ("deletion_gain", "deletion: beats random by", "higher", "random orders' mean area minus the map's"),
-    ("deletion_passes", "passes deletion", "higher", "share of digits beating 8 random orders by 2 SD"),
+    ("deletion_passes", "passes deletion", "higher", "share of {plural} beating 8 random orders by 2 SD"),
     ("deletion_vs_random_net", "deletion: beats a random net's map by", "higher", "that map's area minus this one's"),
-    ("shape_flags", "a random net's map deletes as well", "lower", "share of digits within 0.1 of it"),
+    ("shape_flags", "a random net's map deletes as well", "lower", "share of {plural} within 0.1 of it"),
     ("deletion_vs_ink", "deletion: beats brightest-first by", "higher", "ink order's area minus the map's"),
     ("insertion_gain", "insertion: beats random by", "higher", "the map's area minus random order's"),
     ("road_gain", "ROAD: beats random by", "higher", "deletion with removed ink imputed from its neighbours"),
     ("sensitivity", "max-sensitivity", "lower", "relative change under ±2% noise"),
     ("gini", "sparseness (Gini)", "higher", "0 spread evenly, 1 one pixel"),
-    ("uninformative", "blank maps", "lower", "share of digits whose map is constant"),
+    ("uninformative", "blank maps", "lower", "share of {plural} whose map is constant"),
 )
+
+
+def meaning(text: str, words: Naming = MNIST_WORDS) -> str:
+    """A column's meaning (``COLUMNS``' last field) with the images called as ``words`` calls them."""
+    return text.replace("{plural}", words.plural)
 
 
 @dataclass(frozen=True)
@@ -136,22 +141,24 @@ class Scorecard:
             self.rows, key=lambda m: (-self.checks_passed(m), -_value(self.rows[m]["deletion_vs_random_net"]))
         )
 
-    def summary(self) -> str:
-        """A paragraph of plain words that ranks the methods for this model."""
+    def summary(self, words: Naming = MNIST_WORDS) -> str:
+        """A paragraph of plain words that ranks the methods for this model (``words``: what one
+        image is called)."""
+        plural = words.plural
         order = self.ranking()
         fails = [m for m in order if _value(self.rows[m]["passes"]) < 0.5]
         shape = [m for m in order if _value(self.rows[m]["shape_flags"], worst=math.inf) >= 0.5]
         text = [
-            f"Over {self.digits} test digits ({self.mistakes} of them misread), the maps to trust most are "
+            f"Over {self.digits} test {plural} ({self.mistakes} of them misread), the maps to trust most are "
             f"{', '.join(order[:3])} ({self.checks_passed(order[0])} of 4 tests passed by the first); "
             f"the least, {', '.join(order[-2:])} ({self.checks_passed(order[-1])} of 4 by the last)."
         ]
         if fails:
             text.append(
-                f"{_join(fails)} {'fails' if len(fails) == 1 else 'fail'} the randomisation check on most digits: "
+                f"{_join(fails)} {'fails' if len(fails) == 1 else 'fail'} the randomisation check on most {plural}: "
                 f"{'its' if len(fails) == 1 else 'their'} maps stay alike when the "
-                "top layers' weights are replaced by random ones, so they show the digit more than what the network "
-                "learned (Adebayo et al. 2018 found this for Guided Backprop)."
+                f"top layers' weights are replaced by random ones, so they show the {words.noun} more than what the "
+                "network learned (Adebayo et al. 2018 found this for Guided Backprop)."
             )
         else:
             text.append("Every method's map changes when the top layers are randomised, as a faithful map should.")
@@ -163,12 +170,13 @@ class Scorecard:
             if alike:
                 text.append(
                     f"{_join(alike)} draw{'s' if len(alike) == 1 else ''} nearly the same map for a network trained "
-                    "on shuffled labels, which learned nothing about digits."
+                    f"on shuffled labels, which learned nothing about {plural}."
                 )
         if shape:
             text.append(
-                f"For {_join(shape)}, on most digits a map taken from a fully random network deletes the digit "
-                "almost as well as the trained network's map: the ranking they give follows the digit's shape."
+                f"For {_join(shape)}, on most {plural} a map taken from a fully random network deletes the "
+                f"{words.noun} almost as well as the trained network's map: the ranking they give follows the "
+                f"{words.noun}'s shape."
             )
         return " ".join(text)
 
@@ -226,10 +234,12 @@ def compute(
     progress: Callable[[float, str], None] | None = None,
     seed: int = SEED,
     shuffled: MnistCNN | None = None,
+    words: Naming = MNIST_WORDS,
 ) -> dict[str, dict[str, Cell]]:
     """Every method x check over ``images`` (B, 1, 28, 28) for ``targets`` (B,), batched;
     ``methods`` are row names of :func:`rows_at` for the model's :func:`scored_layer` (default:
-    all). ``shuffled``: the same recipe trained on shuffled labels (the data-randomisation column)."""
+    all). ``shuffled``: the same recipe trained on shuffled labels (the data-randomisation column).
+    ``words``: what the progress texts call the images."""
     requests = rows_at(scored_layer(model))
     methods = tuple(requests) if methods is None else methods
     rows = {}
@@ -266,7 +276,7 @@ def compute(
             columns["uninformative"].append(blank.astype(float))
             done += 1
             if progress is not None:
-                progress(done / total, f"{method}: {min(start + BATCH, len(images))} of {len(images)} digits")
+                progress(done / total, f"{method}: {min(start + BATCH, len(images))} of {len(images)} {words.plural}")
         rows[method] = {k: _cell(np.concatenate(v)) for k, v in columns.items()}
     return rows
 
@@ -325,7 +335,7 @@ def load_or_compute(
         indices = sample_indices(evaluation, digits)
         images = to_tensor(data.test.images[indices])
         targets = torch.from_numpy(evaluation.preds[indices])
-        rows = compute(trained.model, images, targets, progress=progress, shuffled=shuffled)
+        rows = compute(trained.model, images, targets, progress=progress, shuffled=shuffled, words=data.words)
         mistakes = int((evaluation.preds[indices] != evaluation.labels[indices]).sum())
         return Scorecard(str(ref), len(indices), mistakes, time.perf_counter() - start, rows, message)
 

@@ -379,8 +379,9 @@ def shuffled_label_network(
             return ShuffledNetwork(None, True, "The shuffled-label network is not trained yet.")
     trained = load_or_train(shuffled, root=root)
     fit = trained.info.fit_accuracy
+    plural = load_mnist(shuffled.data_source).words.plural  # "digits", or what the data set calls its images
     made = (
-        f"{shuffled.train_limit:,} training digits with their labels shuffled at random (seed {shuffled.seed}), "
+        f"{shuffled.train_limit:,} training {plural} with their labels shuffled at random (seed {shuffled.seed}), "
         f"trained {shuffled.epochs} epochs to memorise them"
     )
     if fit is None or fit < MIN_FIT:
@@ -390,14 +391,14 @@ def shuffled_label_network(
             False,
             f"Not scored: the shuffled-label network ({made}) did not memorise its labels ({how}; at least "
             f"{MIN_FIT:.0%} is needed), so comparing with it would test a dead or unfit network, not one that "
-            "learned nothing about digits.",
+            f"learned nothing about {plural}.",
         )
     return ShuffledNetwork(
         trained.model,
         False,
         f"The shuffled-label network: {made}. It reproduces {fit:.0%} of its shuffled labels (chance: 10%) and "
-        f"reads {trained.info.test_accuracy:.0%} of the test digits right: it memorised, and knows nothing about "
-        "digits.",
+        f"reads {trained.info.test_accuracy:.0%} of the test {plural} right: it memorised, and knows nothing about "
+        f"{plural}.",
     )
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import fx
 
 from core import runs
-from core.data import IMAGE_SIZE, Split, to_tensor
+from core.data import IMAGE_SIZE, MNIST_WORDS, Naming, Split, to_tensor
 from core.evaluate import per_class_mean
 from core.geometry import Geometry
 from core.network import ACTIVATION, ARITHMETIC, CONV, DROPOUT, FLATTEN, LINEAR, POOL, Network
@@ -269,8 +269,10 @@ def _index_batches(
     batches: Iterator[torch.Tensor],
     total: int,
     progress: Callable[[float, str], None] | None,
+    words: Naming = MNIST_WORDS,
 ) -> ActivationIndex:
-    """Fill the index from batches of float32 (B, 1, 28, 28) images, ``total`` in all."""
+    """Fill the index from batches of float32 (B, 1, 28, 28) images, ``total`` in all (``words``:
+    what the progress text calls them)."""
     layers = unit_layers(network)
     device = _device(network)
     maximum = {name: torch.empty(total, layer.units) for name, layer in layers.items()}
@@ -293,7 +295,7 @@ def _index_batches(
                     maximum[name][rows] = mean[name][rows] = values
             done += len(batch)
             if progress is not None:
-                progress(done / total, f"Indexing unit activations: {done:,} of {total:,} digits")
+                progress(done / total, f"Indexing unit activations: {done:,} of {total:,} {words.plural}")
     return ActivationIndex(
         maximum={k: v.numpy() for k, v in maximum.items()},
         mean={k: v.numpy() for k, v in mean.items()},
@@ -307,11 +309,12 @@ def activation_index(
     images: torch.Tensor,
     batch_size: int = INDEX_BATCH,
     progress: Callable[[float, str], None] | None = None,
+    words: Naming = MNIST_WORDS,
 ) -> ActivationIndex:
     """Index every unit over float32 images (N, 1, 28, 28) in [0, 1], in batched passes under
-    inference mode; ``progress(fraction, text)`` after each batch."""
+    inference mode; ``progress(fraction, text)`` after each batch, the images called by ``words``."""
     batches = (images[i : i + batch_size] for i in range(0, len(images), batch_size))
-    return _index_batches(network, batches, len(images), progress)
+    return _index_batches(network, batches, len(images), progress, words)
 
 
 def index_run(at: runs.Point) -> runs.Run:
@@ -320,15 +323,20 @@ def index_run(at: runs.Point) -> runs.Run:
 
 
 def load_or_compute_index(
-    network: Network, split: Split, at: runs.Point, progress: Callable[[float, str], None] | None = None
+    network: Network,
+    split: Split,
+    at: runs.Point,
+    progress: Callable[[float, str], None] | None = None,
+    words: Naming = MNIST_WORDS,
 ) -> ActivationIndex:
     """The kept activation index of ``split`` (the one ``at`` names) beside a checkpoint, or a
-    fresh one (then kept): a run labelled with the model key, epoch, split and data fingerprint."""
+    fresh one (then kept): a run labelled with the model key, epoch, split and data fingerprint.
+    ``words``: what the progress text calls the images."""
 
     def compute() -> ActivationIndex:
         # Convert the uint8 digits batch by batch: the train split as float32 at once is 188 MB.
         batches = (to_tensor(split.images[i : i + INDEX_BATCH]) for i in range(0, len(split), INDEX_BATCH))
-        return _index_batches(network, batches, len(split), progress)
+        return _index_batches(network, batches, len(split), progress, words)
 
     return index_run(at).get(compute, _to_tensors, lambda tensors: _from_tensors(tensors, network, len(split)))
 
@@ -373,6 +381,7 @@ def ablation_accuracy(
     before: np.ndarray | None = None,
     active: np.ndarray | None = None,
     progress: Callable[[float, str], None] | None = None,
+    words: Naming = MNIST_WORDS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each class's accuracy, float64 (K,) for the network's K classes (NaN for a class absent
     from ``labels``), with the unit intact and with it set to zero where the layer list reads
@@ -384,7 +393,8 @@ def ablation_accuracy(
     (N,) (a cached evaluation), spares the full pass; ``active``, bool (N,) the digits on which
     the unit is above zero anywhere (the activation index), spares the others: zeroing a unit
     that is already zero changes nothing, so ``active`` is refused for a layer that can go below
-    zero (it does not end in a ReLU). ``progress(fraction, text)`` after each batch."""
+    zero (it does not end in a ReLU). ``progress(fraction, text)`` after each batch, the images
+    called by ``words``."""
     found = _check_unit(network, layer, unit)
     if active is not None and before is None:
         raise ValueError("active digits are a shortcut for a caller that passes the predictions (before) too")
@@ -403,7 +413,8 @@ def ablation_accuracy(
             if progress is not None:
                 done = min(i + batch_size, len(chosen))
                 progress(
-                    done / len(chosen), f"Zeroing {layer} {found.unit_word} {unit}: {done:,} of {len(chosen):,} digits"
+                    done / len(chosen),
+                    f"Zeroing {layer} {found.unit_word} {unit}: {done:,} of {len(chosen):,} {words.plural}",
                 )
     before = torch.cat(computed_before).numpy() if before is None else np.asarray(before)  # (N,) all digits
     changed = before.copy()

@@ -1,8 +1,9 @@
 """The dashboard's entry point: ``streamlit run dashboard/Home.py``.
 
-Page setup and navigation, then the one place a run's view is resolved: which model, the
-data, the selected digit (``dashboard.state.resolve``). Each page file receives that view
-(``state.page_view()``) and draws it. Warnings about the link or the model go at the top.
+Page setup, the one place a run's view is resolved: which model, the data, the selected digit
+(``dashboard.state.resolve``), then the navigation (its titles call the images by the data set's
+noun). Each page file receives that view (``state.page_view()``) and draws it. Warnings about
+the link or the model go at the top.
 
 ``streamlit run`` also imports this file once, not as a page, when the server starts: it then
 only builds the ``st.App`` whose lifespan starts the server's own work (dashboard.server_start:
@@ -24,11 +25,31 @@ def main() -> None:
     # (Set for this thread only, see use_threads; the background trainer sets its own.)
     use_threads(1)
 
+    # The view first, so the navigation can call the data set's images by their noun ("Browse
+    # digits", "Browse items"); what stops the run is said once the navigation is drawn.
+    view, warnings, problem = None, [], None  # problem: (what stops this run, its icon)
+    try:
+        cache.settings()
+    except ValueError as err:  # a wrong argument after `--`, environment variable or settings file
+        cache.log_setting_error(str(err))
+        problem = (
+            f"This server was started with a setting it does not understand: {err}. Its host should correct it and "
+            "restart the server (README: Serving a class).",
+            ":material/settings_alert:",
+        )
+    else:
+        try:
+            view, warnings = state.resolve()
+        except DataError as err:  # e.g. a damaged bundled file: say which, and stop cleanly
+            problem = (f"The data set could not be loaded. {err}", ":material/database:")
+        except state.NoModelError as err:  # training switched off and nothing usable cached
+            problem = (str(err), ":material/model_training:")
+    noun, plural = (view.words.noun, view.words.plural) if view is not None else ("digit", "digits")
     navigation = st.navigation(
         {
             "Model and data": [
                 st.Page("app_pages/overview.py", title="Overview", icon=":material/info:", default=True),
-                st.Page("app_pages/browse.py", title="Browse digits", icon=":material/grid_view:"),
+                st.Page("app_pages/browse.py", title=f"Browse {plural}", icon=":material/grid_view:"),
                 st.Page("app_pages/errors.py", title="Errors", icon=":material/error:"),
                 st.Page("app_pages/data_map.py", title="Data map", icon=":material/scatter_plot:"),
                 st.Page("app_pages/labels.py", title="Suspicious labels", icon=":material/label_off:"),
@@ -41,28 +62,13 @@ def main() -> None:
                 st.Page("app_pages/trust.py", title="Which maps to trust", icon=":material/verified:"),
             ],
             "Try it": [
-                st.Page("app_pages/your_digit.py", title="Your own digit", icon=":material/draw:"),
+                st.Page("app_pages/your_digit.py", title=f"Your own {noun}", icon=":material/draw:"),
                 st.Page("app_pages/probe.py", title="Probe the model", icon=":material/experiment:"),
             ],
         }
     )
-    try:
-        cache.settings()
-    except ValueError as err:  # a wrong argument after `--`, environment variable or settings file
-        cache.log_setting_error(str(err))
-        st.error(
-            f"This server was started with a setting it does not understand: {err}. Its host should correct it and "
-            "restart the server (README: Serving a class).",
-            icon=":material/settings_alert:",
-        )
-        st.stop()
-    try:
-        view, warnings = state.resolve()
-    except DataError as err:  # e.g. a damaged bundled file: say which, and stop cleanly
-        st.error(f"The data set could not be loaded. {err}", icon=":material/database:")
-        st.stop()
-    except state.NoModelError as err:  # training switched off and nothing usable cached
-        st.error(str(err), icon=":material/model_training:")
+    if problem is not None:
+        st.error(problem[0], icon=problem[1])
         st.stop()
     for warning in state.link_notices(warnings, navigation.url_path):
         st.warning(warning, icon=":material/link_off:")

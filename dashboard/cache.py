@@ -482,7 +482,9 @@ def _index_of(root: str, key: str, epoch: int, progress=None) -> units.Activatio
     info = _weights(root, key, epoch).info
     data = dataset(info.data_source)
     at = Point(info.folder, epoch, UNIT_SPLIT, data.fingerprint)
-    return units.load_or_compute_index(_network_at(root, key, epoch), data.test, at, progress=progress)
+    return units.load_or_compute_index(
+        _network_at(root, key, epoch), data.test, at, progress=progress, words=data.words
+    )
 
 
 def _over_test_digits(compute: Callable) -> Callable:
@@ -493,7 +495,7 @@ def _over_test_digits(compute: Callable) -> Callable:
         trained = _weights(root, key, epoch)
         data = dataset(trained.info.data_source)
         at = Point(trained.info.folder, epoch, UNIT_SPLIT, data.fingerprint)
-        return compute(trained.model, data.test, at, progress=progress)
+        return compute(trained.model, data.test, at, progress=progress, words=data.words)
 
     return run
 
@@ -503,12 +505,12 @@ def _data_map_of(root: str, key: str, epoch: int, progress=None) -> projection.P
     last = _model(root, key, None)
     info, data = last.info, dataset(last.info.data_source)
     at = Point(info.folder, info.epochs_done, UNIT_SPLIT, data.fingerprint)
-    basis = projection.load_or_compute_projection(last.model, data.test, at, progress=progress)
+    basis = projection.load_or_compute_projection(last.model, data.test, at, progress=progress, words=data.words)
     if epoch == info.epochs_done:
         return basis
     model = _model(root, key, epoch).model
     at = Point(info.folder, epoch, UNIT_SPLIT, data.fingerprint)
-    return projection.load_or_compute_projection(model, data.test, at, basis=basis, progress=progress)
+    return projection.load_or_compute_projection(model, data.test, at, basis=basis, progress=progress, words=data.words)
 
 
 def _data_map_runs(info: CheckpointInfo, epoch: int) -> list:
@@ -536,8 +538,8 @@ class Index:
 
     compute: Callable  # (root, key, epoch, progress) -> the result
     runs: Callable  # (CheckpointInfo, epoch) -> the core.runs.Run it keeps: all kept means ready
-    title: str  # the progress bar's title
-    failed: str  # what failed, before the error
+    title: str  # the progress bar's title ({plural}: the data set's word for its images)
+    failed: str  # what failed, before the error (the same)
     per_point: bool = True  # False: one run over every saved point of the model (the banks)
 
 
@@ -545,27 +547,27 @@ INDEXES: dict[str, Index] = {
     "units": Index(
         _index_of,
         lambda info, epoch: [units.index_run(Point(info.folder, epoch, UNIT_SPLIT, info.data_fingerprint))],
-        "Indexing every unit over the 10,000 test digits (once per model and epoch)",
+        "Indexing every unit over the test {plural} (once per model and epoch)",
         "Indexing the units failed",
     ),
     "map": Index(
         _data_map_of,
         _data_map_runs,
-        "Placing the 10,000 test digits (once per model and epoch)",
-        "Mapping the digits failed",
+        "Placing the test {plural} (once per model and epoch)",
+        "Mapping the {plural} failed",
     ),
     "banks": Index(
         _banks_of,
         lambda info, epoch: influence.bank_runs(info, dataset(info.data_source)),
-        "Running every training and test digit through each saved point of the model (once per model)",
-        "Reading the digits through the saved epochs failed",
+        "Running every training and test image through each saved point of the model (once per model)",
+        "Reading the {plural} through the saved points failed",
         per_point=False,
     ),
     "flips": Index(
         _over_test_digits(probes.load_or_compute_flip_summary),
         lambda info, epoch: [probes.flip_run(Point(info.folder, epoch, UNIT_SPLIT, info.data_fingerprint), 15, 2)],
-        "Rotating and shifting the 10,000 test digits a little (once per model and epoch)",
-        "Bending the test digits failed",
+        "Rotating and shifting the test {plural} a little (once per model and epoch)",
+        "Bending the test {plural} failed",
     ),
     "scorecard": Index(
         _scorecard_of,
@@ -685,13 +687,14 @@ def start_unit_ablation(ref: ModelRef, layer: str, unit: int) -> None:
 
 def _unit_ablation(root: str, key: str, epoch: int, layer: str, unit: int, progress) -> tuple[np.ndarray, np.ndarray]:
     net = _network_at(root, key, epoch)
-    split = dataset(_weights(root, key, epoch).info.data_source).test
+    data = dataset(_weights(root, key, epoch).info.data_source)
+    split = data.test
     before = _evaluation(root, key, epoch, UNIT_SPLIT).preds
     nonnegative = units.unit_layers(net)[layer].nonnegative
     active = _available("units", root, key, epoch).maximum[layer][:, unit] > 0 if nonnegative else None
     images = to_tensor(split.images)
     return units.ablation_accuracy(
-        net, images, split.labels, layer, unit, before=before, active=active, progress=progress
+        net, images, split.labels, layer, unit, before=before, active=active, progress=progress, words=data.words
     )
 
 
@@ -749,7 +752,7 @@ def why_cell(ref: ModelRef, a: int, b: int) -> dict:
     return _why_cell(*_point(ref), a, b, indexed)
 
 
-@st.cache_data(max_entries=128, show_spinner="Comparing the cell's digits with the ones read right…")
+@st.cache_data(max_entries=128, show_spinner="Comparing the cell with the ones read right…")
 def _why_cell(root: str, key: str, epoch: int, a: int, b: int, indexed: bool) -> dict:
     trained = _weights(root, key, epoch)
     data = dataset(trained.info.data_source)
@@ -784,11 +787,11 @@ def _why_cell(root: str, key: str, epoch: int, a: int, b: int, indexed: bool) ->
         "shown": shown,
         "nearest": nearest,
         "layer": layer,
-        "sentence": confusion.explain_cell(maps, channels, data.classes, layer, word),
+        "sentence": confusion.explain_cell(maps, channels, data.classes, layer, word, words=data.words),
     }
 
 
-@st.cache_resource(show_spinner="Reading fc1 for the 60,000 training digits (once per model, a few seconds)…")
+@st.cache_resource(show_spinner="Reading the last hidden layer for every training image (once per model)…")
 def _train_features(root: str, key: str, epoch: int) -> np.ndarray:
     """float32 (60000, 20): every training digit's fc1, for nearest-neighbour look-ups."""
     trained = _weights(root, key, epoch)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from core.data import DIGIT_NAMES
+from core.data import Naming
 
 INK = "Greys"  # digits drawn dark on light, as on paper; 0 = white
 DIVERGING = "RdBu_r"  # attributions: red for evidence for, blue against, white at zero
@@ -249,15 +249,17 @@ def confusion(
     normalise: bool,
     classes: tuple[str, ...],
     selected: tuple[int, int] | None = None,
+    words: Naming | None = None,
 ) -> go.Figure:
     """The confusion matrix (rows true, columns predicted) as a heatmap with counts; the
-    ``selected`` (true, predicted) cell is outlined.
+    ``selected`` (true, predicted) cell is outlined. The hover text counts images as ``words``
+    calls them (by default as ``Naming.of(classes)``: digits, or images).
 
     An invisible marker sits on every cell so a click selects it; its customdata is
     (true, predicted, count, share of the true class).
     """
     k = len(classes)
-    noun = "digits" if tuple(classes) == DIGIT_NAMES else "images"
+    noun = (words or Naming.of(tuple(classes), "")).plural
     counts = matrix.astype(float)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     values = (rates if normalise else counts).copy()

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core import explanation_checks, scorecard
-from core.data import DIGIT_NAMES, one_of
+from core.data import DIGIT_NAMES, Naming, one_of
 from core.jobs import CANCELLED, DONE, FAILED, QUEUED, WAITING, JobStatus
 from core.network import NetworkError
 from dashboard import cache, figures, state, words
@@ -118,7 +118,7 @@ def sample_detail(
     label = None if sample.split == DRAWN else view.label(sample)
     probs = sample_probs(view, sample, image)
     pred = int(np.argmax(probs))
-    st.markdown("#### " + prediction_text(sample, label, probs, view.data.classes))
+    st.markdown("#### " + prediction_text(sample, label, probs, view.data.classes, view.words))
     left, right = st.columns([2, 3])
     with left:
         st.plotly_chart(
@@ -130,24 +130,27 @@ def sample_detail(
             key=f"detail_probs_{sample.split}",
             config=figures.CHART_CONFIG,
         )
-    digit_links(sample, map_link, behind_link)
+    digit_links(sample, map_link, behind_link, view.words)
 
 
-def digit_links(sample: Sample, map_link: bool = True, behind_link: bool = True) -> None:
-    """Links to the pages about the selected digit."""
+def digit_links(sample: Sample, map_link: bool = True, behind_link: bool = True, words: Naming | None = None) -> None:
+    """Links to the pages about the selected digit (``words``: what the data set calls one; by
+    default a digit)."""
+    title = sample.title_in(words)
+    plural = words.plural if words is not None else "digits"
     on_map = map_link and sample.split == "test"  # the data map places the test digits
     behind = behind_link and sample.split != DRAWN  # TracIn's bank holds the data set's digits
     links = st.columns(3 + on_map + behind)
-    links[0].page_link("app_pages/feature_maps.py", label=f"{sample.title}: its feature maps", icon=":material/layers:")
-    links[1].page_link(
-        "app_pages/attributions.py", label=f"{sample.title}: its attributions", icon=":material/insights:"
-    )
+    links[0].page_link("app_pages/feature_maps.py", label=f"{title}: its feature maps", icon=":material/layers:")
+    links[1].page_link("app_pages/attributions.py", label=f"{title}: its attributions", icon=":material/insights:")
     links[2].page_link("app_pages/probe.py", label="Edit it, bend it", icon=":material/experiment:")
     if on_map:
         links[3].page_link("app_pages/data_map.py", label="On the data map", icon=":material/scatter_plot:")
     if behind:
         links[-1].page_link(
-            "app_pages/influence.py", label="The training digits behind its answer", icon=":material/family_history:"
+            "app_pages/influence.py",
+            label=f"The training {plural} behind its answer",
+            icon=":material/family_history:",
         )
 
 
@@ -186,7 +189,7 @@ def sample_picker(view: View, prefix: str) -> Sample:
         splits,
         key=f"{prefix}_split",
         on_change=on_split,
-        format_func=lambda s: "your digit" if s == DRAWN else s,
+        format_func=lambda s: view.title(Sample(DRAWN, 0)) if s == DRAWN else s,
     )
     if sample.split == DRAWN:
         cols[1].text_input("Index", "—", disabled=True, key=f"{prefix}_index_drawn")
@@ -194,7 +197,7 @@ def sample_picker(view: View, prefix: str) -> Sample:
         cols[1].number_input("Index", 0, len(data.split(sample.split)) - 1, key=f"{prefix}_index", on_change=on_index)
     cols[2].button("Random", key=f"{prefix}_random", on_click=on_random, icon=":material/casino:")
     cols[3].selectbox(
-        f"Or one of the {len(wrong):,} misclassified test digits (most confident first)",
+        f"Or one of the {len(wrong):,} misclassified test {view.words.plural} (most confident first)",
         wrong.tolist(),
         index=None,
         key=f"{prefix}_mistake",
@@ -224,7 +227,9 @@ def picked_digit(view: View, prefix: str) -> tuple[Sample, np.ndarray, dict[str,
     acts = cache.activations(view.ref, image.tobytes())
     text, link = st.columns([3, 1], vertical_alignment="center")
     text.markdown(
-        prediction_text(sample, view.label(sample), cache.probabilities(view.ref, image.tobytes()), view.data.classes)
+        prediction_text(
+            sample, view.label(sample), cache.probabilities(view.ref, image.tobytes()), view.data.classes, view.words
+        )
     )
     page, label, icon = OTHER_PAGE[prefix]
     link.page_link(page, label=label, icon=icon)
@@ -232,14 +237,19 @@ def picked_digit(view: View, prefix: str) -> tuple[Sample, np.ndarray, dict[str,
 
 
 def prediction_text(
-    sample: Sample, label: int | None, probs: np.ndarray, classes: tuple[str, ...] = DIGIT_NAMES
+    sample: Sample,
+    label: int | None,
+    probs: np.ndarray,
+    classes: tuple[str, ...] = DIGIT_NAMES,
+    words: Naming | None = None,
 ) -> str:
-    """'**test #8**: the network reads **5** (99.2%) — correct', as Markdown, naming classes by ``classes``."""
+    """'**test #8**: the network reads **5** (99.2%) — correct', as Markdown, naming classes by ``classes``
+    and the user's own image by ``words`` ("your digit" by default)."""
     pred = int(np.argmax(probs))
     verdict = (
         "" if label is None else (" — correct" if pred == label else f" — **wrong**, it is {one_of(label, classes)}")
     )
-    return f"**{sample.title}**: the network reads **{classes[pred]}** ({probs[pred]:.1%}){verdict}"
+    return f"**{sample.title_in(words)}**: the network reads **{classes[pred]}** ({probs[pred]:.1%}){verdict}"
 
 
 def training_status(key: str, title: str) -> None:
@@ -285,8 +295,8 @@ def provisional_notice(view: View) -> None:
             after = f"{info.config.point_name(shown)} of {info.config.epochs}"
             st.markdown(
                 f":material/hourglass_top: **Provisional weights**: after {after}, "
-                f"{info.test_accuracy:.1%} of the test digits read right. Every page uses them until training ends; "
-                "then the final model replaces them here, without a reload."
+                f"{info.test_accuracy:.1%} of the test {view.words.plural} read right. Every page uses them until "
+                "training ends; then the final model replaces them here, without a reload."
             )
             st.progress(fraction, text=text)
 
@@ -316,7 +326,7 @@ def wait_for(name: str, view: View, ask: tuple[str, str] | None = None) -> None:
     index, task = cache.INDEXES[name], cache.task(name, view.ref)
     status = cache.heavy_work().status(task)
     if status is not None and status.state == "failed":
-        st.error(f"{index.failed}: {status.error}", icon=":material/error:")
+        st.error(f"{index.failed.format(plural=view.words.plural)}: {status.error}", icon=":material/error:")
         if not st.button("Try again", key=f"{name}_retry"):
             return
     elif status is None and ask is not None:
@@ -325,7 +335,7 @@ def wait_for(name: str, view: View, ask: tuple[str, str] | None = None) -> None:
             return
     if status is None or status.state == "failed":
         cache.start(name, view.ref)
-    work_status(task, index.title)
+    work_status(task, index.title.format(plural=view.words.plural))
 
 
 def job_progress(status: JobStatus) -> tuple[float, str]:
@@ -413,7 +423,7 @@ def _data_randomisation_detail(view: View, pixels: bytes, label: int | None, tit
         return
     shuffled_map, sim = cache.data_randomisation(view.ref, pixels, label, request)
     st.caption(
-        f"**Data randomisation:** {network.message} Its map of this digit, right: its ink pixels rank "
+        f"**Data randomisation:** {network.message} Its map of this {view.words.noun}, right: its ink pixels rank "
         f"{sim.spearman_abs_ink:.2f} alike with the model's (|map|, Spearman; lower is better: a faithful map "
         "depends on what the network learned)."
     )
@@ -438,7 +448,7 @@ def _trust_detail(view: View, pixels: bytes, label: int | None, title: str, requ
     st.caption(
         "The map as the layers get random weights, top down (fc2 first). The number is how alike its ink pixels "
         f"still rank (|map|, Spearman; 1 = unchanged); two random networks rank {floor:.2f} alike. A map that "
-        "stays alike after the top layers are random shows the digit, not what the network learned."
+        f"stays alike after the top layers are random shows the {view.words.noun}, not what the network learned."
     )
     image = np.frombuffer(pixels, np.uint8).reshape(28, 28)
     st.plotly_chart(
@@ -457,8 +467,8 @@ def _trust_detail(view: View, pixels: bytes, label: int | None, title: str, requ
     )
     _data_randomisation_detail(view, pixels, label, title, request, detail["original"])
     st.caption(
-        "Deletion removes the digit's ink in each order, insertion adds it to a black image (which the network "
-        "already reads as some class, so it does not start from zero). A faithful map drops the probability "
+        f"Deletion removes the {view.words.noun}'s ink in each order, insertion adds it to a black image (which the "
+        "network already reads as some class, so it does not start from zero). A faithful map drops the probability "
         "sooner than random order, and sooner than a random network's map."
     )
     st.plotly_chart(

@@ -103,7 +103,10 @@ def model_report(
     model, point = _weights(trained, epoch)
     evaluation = _evaluation(model, data, trained.info, point)
     config = dataclasses.asdict(trained.info.config)
-    confusion_note = "The test digits' confusion matrix: rows the true class, columns the answer (diagonal hidden)."
+    confusion_note = (
+        f"The test {words.possessive(data.words.plural)} confusion matrix: rows the true class, columns the answer "
+        "(diagonal hidden)."
+    )
     return page(
         f"Model report: {trained.info.folder.name}",
         [
@@ -115,10 +118,10 @@ def model_report(
                 "Accuracy per class",
                 figure(figures.per_class_accuracy(evaluation.per_class_accuracy(), data.classes)),
                 paragraph(confusion_note, note=True),
-                figure(figures.confusion(evaluation.confusion, False, False, data.classes)),
+                figure(figures.confusion(evaluation.confusion, False, False, data.classes, words=data.words)),
             ),
             _top_confusions(model, data, evaluation, examples),
-            _scorecard(trained.info, point, root),
+            _scorecard(trained.info, point, root, data),
         ],
     )
 
@@ -147,7 +150,7 @@ def _header(info: CheckpointInfo, data: Mnist, evaluation: Evaluation, point: in
         ["model key", info.folder.name],
         ["model", info.label],
         ["recipe", info.config.recipe],
-        ["data set", f"{info.data_source} ({len(data.train):,} train / {len(data.test):,} test digits)"],
+        ["data set", f"{info.data_source} ({len(data.train):,} train / {len(data.test):,} test {data.words.plural})"],
         ["test accuracy", f"{evaluation.accuracy:.2%}"],
         ["mistakes", f"{len(evaluation.misclassified):,} of {len(evaluation.labels):,}"],
         ["weights", shown],
@@ -199,7 +202,8 @@ def _training(history: list[dict], point: int) -> str:
 def _top_confusions(model: MnistCNN, data: Mnist, evaluation: Evaluation, examples: int) -> str:
     """Per top cell: its most confident mistakes, then each one's Integrated Gradients map of the answer."""
     cells = confusion.top_confusions(evaluation.confusion, TOP_CONFUSIONS)
-    names, parts = data.classes, [] if cells else [paragraph("The network misreads no test digit.")]
+    plural = data.words.plural
+    names, parts = data.classes, [] if cells else [paragraph(f"The network misreads no test {data.words.noun}.")]
     for a, b, count in cells:
         indices = evaluation.cell(a, b)[:examples]  # most confident first
         images = data.test.images[indices]
@@ -209,16 +213,16 @@ def _top_confusions(model: MnistCNN, data: Mnist, evaluation: Evaluation, exampl
         hover = [f"test #{i:,}: true {names[a]}, read as {names[b]}" for i in indices]
         captions = [f"{evaluation.confidence[i]:.0%}" for i in indices]
         grid = figures.digit_grid(images, indices, captions, np.ones(n, bool), hover, columns=examples)
-        heading = f"True {names[a]} read as {names[b]}: {count:,} test digits"
+        heading = f"True {names[a]} read as {names[b]}: {count:,} test {plural}"
         parts += [f"<h3>{escape(heading)}</h3>", figure(grid), row(ig, 100 // EXAMPLES)]
     note = (
-        f"The {TOP_CONFUSIONS} most frequent mistakes, their most confident digits first with the network's "
+        f"The {TOP_CONFUSIONS} most frequent mistakes, their most confident {plural} first with the network's "
         "confidence in its answer, and the Integrated Gradients map of that answer (red: for it, blue: against)."
     )
     return section("Top confusions", paragraph(note, note=True), *parts)
 
 
-def _scorecard(info: CheckpointInfo, point: int, root: Path | None) -> str:
+def _scorecard(info: CheckpointInfo, point: int, root: Path | None, data: Mnist) -> str:
     ref = ModelRef(info.folder.name, point)
     card = scorecard.cached(ref, root=root or info.folder.parent.parent)
     if card is None:
@@ -234,8 +238,10 @@ def _scorecard(info: CheckpointInfo, point: int, root: Path | None) -> str:
         ]
         for method in card.ranking()
     ]
-    note = f"Over {card.digits} test digits ({card.mistakes} misread): mean [95% interval]; ★ the best of a column."
-    return section("Trust scorecard", paragraph(note, note=True), table(header, rows), paragraph(card.summary()))
+    plural = data.words.plural
+    note = f"Over {card.digits} test {plural} ({card.mistakes} misread): mean [95% interval]; ★ the best of a column."
+    summary = paragraph(card.summary(data.words))
+    return section("Trust scorecard", paragraph(note, note=True), table(header, rows), summary)
 
 
 # ---- the digit report ------------------------------------------------------------------------
@@ -281,7 +287,7 @@ def digit_report(
     )
     digit = figures.digit(image, title, size=240)
     return page(
-        f"Digit report: {title}",
+        f"{words.capital(data.words.noun)} report: {title}",
         [
             paragraph(made, note=True),
             section(
@@ -409,7 +415,7 @@ def _parse_digit(text: str, data: Mnist) -> tuple[str, int]:
     if not colon or split not in ("train", "test") or not index.isdigit():
         raise ValueError(f"--digit must be SPLIT:INDEX with SPLIT train or test (e.g. test:42), not {text!r}")
     if int(index) >= len(data.split(split)):
-        raise ValueError(f"the {split} split has {len(data.split(split)):,} digits: {index} is past its end")
+        raise ValueError(f"the {split} split has {data.words.count(len(data.split(split)))}: {index} is past its end")
     return split, int(index)
 
 

@@ -279,7 +279,7 @@ def probed_digit(view) -> tuple[np.ndarray, str]:
     loaded = st.session_state.get(_PROBED)
     if loaded is not None and loaded["sample"] == view.sample:
         return loaded["image"], loaded["title"]
-    return view.image(), view.sample.title
+    return view.image(), view.title()
 
 
 def probe_loaded() -> bool:

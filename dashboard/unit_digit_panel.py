@@ -32,7 +32,9 @@ def one_value(view: View, unit: Unit, image: np.ndarray, acts: dict[str, np.ndar
         strongest = divmod(int(np.argmax(values)), values.shape[1])
         row, col = unit.position or strongest
         _position_inputs(unit, values.shape, (row, col))
-        where = "its strongest position on this digit" if (row, col) == strongest else "the chosen position"
+        where = (
+            f"its strongest position on this {view.words.noun}" if (row, col) == strongest else "the chosen position"
+        )
         geometry = cache.geometry(view.ref)
         why_not = geometry.why_not(layer)
         if why_not is None:
@@ -164,8 +166,8 @@ def evidence(view: View, unit: Unit, image: np.ndarray) -> None:
         f"**Which {unit.layer} {name} carry the evidence for {classes[target]}**: the {len(top)} strongest hold "
         f"{carried:.0%} of it (|relevance|). Relevance is the class's score (logit {found.logit:.2f}) split over the "
         f"layer by concept relevance propagation (LRP rules from zennit-crp); the {name} add up to "
-        f"{found.total:.2f}, the rest went to biases{LOST if view.host else ''}. Red: where on the digit the "
-        f"{name[:-1]} found evidence for the class, blue: against. Click one for its unit card."
+        f"{found.total:.2f}, the rest went to biases{LOST if view.host else ''}. Red: where on the "
+        f"{view.words.noun} the {name[:-1]} found evidence for the class, blue: against. Click one for its unit card."
     )
 
     def on_click() -> None:

@@ -33,7 +33,15 @@ class Sample:
 
     @property
     def title(self) -> str:
-        return "your digit" if self.split == DRAWN else f"{self.split} #{self.index:,}"
+        """``"test #8"``, or ``"your digit"`` for the user's own (:meth:`title_in` says another noun)."""
+        return self.title_in()
+
+    def title_in(self, words: Naming | None = None) -> str:
+        """``"test #8"``, or the user's own called by the data set's noun: ``"your digit"`` (the
+        default), ``"your image"``, ``"your item"``."""
+        if self.split != DRAWN:
+            return f"{self.split} #{self.index:,}"
+        return f"your {words.noun if words is not None else 'digit'}"
 
 
 FIRST = Sample("test", 0)
@@ -225,6 +233,11 @@ class View:
     def words(self) -> Naming:
         """What sentences call one of the data set's images ("digit", "image", "item") and it."""
         return self.data.words
+
+    def title(self, sample: Sample | None = None) -> str:
+        """``sample``'s title (default: the selected one's), the user's own called by the data
+        set's noun: ``"test #8"``, ``"your digit"``, ``"your item"``."""
+        return (sample or self.sample).title_in(self.words)
 
     @property
     def epoch_name(self) -> str:

@@ -1,11 +1,23 @@
 """The words core returns, set in type: Markdown for the app's pages, HTML for the offline
-report. One place, so a badge reads the same on a page and in a report."""
+report. One place, so a badge reads the same on a page and in a report; and the small helpers
+that put a data set's noun at the start of a sentence or in a possessive."""
 
 from __future__ import annotations
 
 from html import escape
 
 from core.explanation_checks import Verdict
+
+
+def capital(text: str) -> str:
+    """``text`` with its first letter upper case, the rest as it is: a sentence that starts with a
+    data set's noun ("digit" → "Digit", "item" → "Item")."""
+    return text[:1].upper() + text[1:]
+
+
+def possessive(plural: str) -> str:
+    """A plural's possessive: "digits'", "items'", "mice's"."""
+    return f"{plural}'" if plural.endswith("s") else f"{plural}'s"
 
 
 def _headline(verdict: Verdict) -> str:

@@ -193,6 +193,7 @@ def test_a_data_set_is_called_by_its_noun_and_its_name(tmp_path):
     (named / "classes.txt").write_text(text)
     loaded = load_mnist(named)
     assert loaded.classes == FASHION  # the # lines are not classes
+    assert data.source_name(str(named)) == "Fashion-MNIST"  # the model list's name for it
     assert loaded.words == data.Naming("item", "items", "Fashion-MNIST") and loaded.name == "Fashion-MNIST"
     assert loaded.words.a == "an item" and loaded.words.count(1) == "1 item"
     assert loaded.words.count(2500) == "2,500 items"

@@ -7,6 +7,7 @@ test_state.py; the sidebar (switching, stepping epochs, training) in test_sideba
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -17,7 +18,16 @@ from core.data import load_mnist
 from core.evaluate import evaluate
 from core.runs import Point
 from core.train import load_or_train
-from tests.apptest import PAGES, array, chart_specs, finish_background, open_app, server_env, texts
+from tests.apptest import (
+    PAGES,
+    array,
+    chart_specs,
+    finish_background,
+    open_app,
+    progress_texts,
+    server_env,
+    texts,
+)
 from tests.conftest import tiny_config
 
 __all__ = ["server_env"]  # a fixture: imported for pytest to find
@@ -895,6 +905,116 @@ def test_another_data_set_names_its_classes_on_every_page(named_folder, tmp_path
     assert errors.selectbox(key="errors_true").value == 4  # the URL stays numeric
     drawn = open_app("app_pages/your_digit.py")
     assert f"This model was trained on clothes, whose classes are {', '.join(FASHION)}, not digits" in texts(drawn)
+
+
+DIGIT_WORD = re.compile(r"\bdigits?\b", re.IGNORECASE)
+NOT_DIGITS = re.compile(r"This model was trained on .*?, not digits\.")  # Your own image's notice: meant so
+
+
+def _flat(value) -> list[str]:
+    """Every string in a Plotly value: a string, or (nested) lists of them; typed arrays hold numbers."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in _flat(v)]
+    return []
+
+
+def _chart_words(spec: dict) -> list[str]:
+    """What a Plotly figure shows in words: its title, axis and legend titles, annotations (subplot
+    titles), the legend's trace names, and each trace's text and hover text."""
+
+    def title(t) -> str:
+        return t.get("text", "") if isinstance(t, dict) else t if isinstance(t, str) else ""
+
+    layout = spec.get("layout", {})
+    words = [title(layout.get("title")), title(layout.get("legend", {}).get("title"))]
+    words += [
+        title(v.get("title")) for k, v in layout.items() if k.startswith(("xaxis", "yaxis")) and isinstance(v, dict)
+    ]
+    words += [a.get("text", "") for a in layout.get("annotations", [])]
+    for trace in spec.get("data", []):
+        words += [s for key in ("text", "hovertext", "hovertemplate") for s in _flat(trace.get(key))]
+        words += [title(trace.get("colorbar", {}).get("title"))]
+        if trace.get("showlegend") is not False:
+            words.append(trace.get("name") or "")
+    return words
+
+
+def visible_words(at) -> list[str]:
+    """Every text a page shows that AppTest exposes: titles, headers, Markdown, captions, alerts,
+    progress texts, the labels, help and options of widgets, tabs, expanders and page links, and
+    the words of every Plotly chart."""
+    found = [
+        e.value
+        for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success")
+        for e in getattr(at, kind)
+    ]
+    found += progress_texts(at) + [b.label for b in at.tabs] + [b.label for b in at.expander]
+    found += [link.value for link in at.get("page_link")]
+    widgets = (
+        "button",
+        "download_button",
+        "selectbox",
+        "radio",
+        "number_input",
+        "toggle",
+        "multiselect",
+        "button_group",
+        "slider",
+        "select_slider",
+        "text_input",
+        "metric",
+    )
+    for kind in widgets:
+        for w in at.get(kind):
+            found += [getattr(w.proto, "label", ""), getattr(w.proto, "help", ""), *getattr(w, "options", [])]
+    found += [s for spec in chart_specs(at) for s in _chart_words(spec)]
+    return [NOT_DIGITS.sub("", str(s)) for s in found if s]
+
+
+def test_a_data_sets_noun_replaces_digit_everywhere(tmp_path, monkeypatch, server_env):
+    """A folder whose classes.txt says '# noun: item' and '# name: Fashion-MNIST' (MNIST's pictures
+    under Fashion-MNIST's class names): no page says digit, not while it waits for work in the
+    background nor once that work is done; the pages say items and name the data set."""
+    from tests.conftest import FASHION, write_idx_folder
+
+    data = load_mnist()
+    folder = write_idx_folder(
+        tmp_path / "fashion",
+        data.train.images[:3000],
+        data.train.labels[:3000],
+        data.test.images[:1000],
+        data.test.labels[:1000],
+        FASHION,
+    )
+    classes = folder / "classes.txt"
+    classes.write_text("# noun: item\n# name: Fashion-MNIST\n" + classes.read_text())
+    assert load_mnist(folder).words.plural == "items"
+    monkeypatch.setenv("MNIST_CNN_CACHE", str(tmp_path))
+    server_env(MNIST_CNN_DATA=str(folder))
+    trained = load_or_train(tiny_config(data_source=str(folder)), root=tmp_path)
+
+    def said(page: str | None = None, **query: str) -> list[str]:
+        at = open_app(page, **query)
+        assert at.query_params["model"] == trained.info.key, page
+        words = visible_words(at)
+        assert not [w for w in words if DIGIT_WORD.search(w)], (page, query, [w for w in words if DIGIT_WORD.search(w)])
+        return words
+
+    waiting = ("app_pages/data_map.py", "app_pages/labels.py", "app_pages/influence.py", "app_pages/units.py")
+    for page in PAGES:  # the pages that wait for background work show their waiting message here
+        said(page, index="8")
+    errors = "\n".join(said("app_pages/errors.py", cell="4,9"))
+    assert "of 1,000 test items are misread" in errors
+    assert "Fashion-MNIST" in "\n".join(said())
+    for tool in ("bend", "change", "training"):
+        said("app_pages/probe.py", probe=tool)
+    for prefix in ("units:", "map:", "banks:", "flips:"):
+        finish_background(prefix, timeout_s=120)
+    for page in waiting:  # and once that work is done, what they show with it
+        said(page, index="8")
+    said("app_pages/probe.py", probe="bend")
 
 
 BAD_LINKS = {  # every parameter the View reads (dashboard.state.LINK_PARAMETERS), with a value it cannot honour

@@ -22,9 +22,11 @@ DEFAULT_METHODS = ["Saliency", "Integrated Gradients", "Input × Gradient", "Gui
 
 def render(view: View) -> None:
     st.title("Why: attributions")
+    noun = view.words.noun
     st.caption(
         "An attribution map scores every pixel (or unit) by how much it pushed the network toward the target class: "
-        "red for, blue against, white for no effect. Each map has its own scale; the grey line is the digit's outline."
+        f"red for, blue against, white for no effect. Each map has its own scale; the grey line is the {noun}'s "
+        "outline."
     )
     if view.trained is None:
         panels.training_status(view.job.key, "Attributions appear when the model is trained")
@@ -75,7 +77,7 @@ def render(view: View) -> None:
     def draw_row(asked: list[tuple[str, AttributionRequest]], key: str) -> list:
         """Maps side by side with a trust badge under each, skipping those that only produced
         a message; returns the (title, map) pairs drawn."""
-        with st.spinner(_computing(len(asked)), show_time=True):
+        with st.spinner(_computing(len(asked), noun), show_time=True):
             results = [(title, request, compute(request)) for title, request in asked]
         results = [(title, request, a) for title, request, a in results if a is not None]
         if results:
@@ -102,11 +104,11 @@ def render(view: View) -> None:
             shown = [ask(m, target, cls=chosen) for m, _ in results]  # the maps as drawn: target, options
             panels.report_button(
                 lambda: report.digit_report(
-                    view.trained, view.data, image, sample.title, label, view.ref.epoch, requests=shown or None
+                    view.trained, view.data, image, view.title(sample), label, view.ref.epoch, requests=shown or None
                 ),
-                "Save this digit's report",
+                f"Save this {noun}'s report",
                 f"{sample.title.replace(' ', '').replace('#', '-')}.html",
-                "One HTML file that opens offline: the digit, its prediction and probabilities, every conv "
+                f"One HTML file that opens offline: the {noun}, its prediction and probabilities, every conv "
                 "layer's feature maps, and the maps above with their trust badges.",
             )
             if not chosen_methods:
@@ -132,7 +134,7 @@ def render(view: View) -> None:
             )
             map_layers, units_layer = _layers(view)
             maps = []
-            with st.spinner(_computing(len(map_layers)), show_time=True):
+            with st.spinner(_computing(len(map_layers), noun), show_time=True):
                 for layer in map_layers:
                     result = compute(ask(method, target, layer, upsample=not raw, cls=chosen))
                     if result is not None:
@@ -201,10 +203,11 @@ def render(view: View) -> None:
                 )
 
 
-def _computing(count: int) -> str:
+def _computing(count: int, noun: str = "digit") -> str:
     """The spinner's words while a row of maps is computed (shown only when it takes a while:
-    a digit, method or option this server has not explained before)."""
-    return f"Computing {count} attribution map{'s' if count != 1 else ''} for this digit…"
+    a digit, method or option this server has not explained before); ``noun``: what the data set
+    calls one image."""
+    return f"Computing {count} attribution map{'s' if count != 1 else ''} for this {noun}…"
 
 
 def _layers(view: View) -> tuple[list[str], str | None]:

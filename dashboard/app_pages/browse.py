@@ -13,7 +13,8 @@ ANY = "any"
 
 def render(view: View) -> None:
     data = view.data
-    st.title("Browse digits")
+    noun, plural = view.words.noun, view.words.plural
+    st.title(f"Browse {plural}")
     if view.trained is None:
         panels.training_status(view.job.key, "Predictions appear when the model is trained")
     controls = st.columns([1.2, 1, 1, 1.2, 1.6])
@@ -38,7 +39,7 @@ def render(view: View) -> None:
     grid, detail = st.columns([1.05, 1], gap="large")
     with grid:
         if len(indices) == 0:
-            st.info("No digit matches these filters. Widen them: set a filter back to “any”.")
+            st.info(f"No {noun} matches these filters. Widen them: set a filter back to “any”.")
         else:
             pages = -(-len(indices) // panels.PAGE_SIZE)
             if st.session_state.get("browse_page", 1) > pages:
@@ -50,7 +51,10 @@ def render(view: View) -> None:
                 if view.trained is not None
                 else "captions give the true label"
             )
-            st.caption(f"{len(indices):,} digits match · showing {shown.size} · {reading} · click a digit to select it")
+            st.caption(
+                f"{len(indices):,} {plural} match · showing {shown.size} · {reading} · "
+                f"click {view.words.a} to select it"
+            )
             panels.digit_grid(view, split, shown, key=f"browse_grid_{split}")
     with detail:
         if view.trained is not None:

@@ -8,16 +8,17 @@ from dashboard.view import View
 
 
 def render(view: View) -> None:
-    st.title("Every test digit on one map")
+    noun, plural = view.words.noun, view.words.plural
+    st.title(f"Every test {noun} on one map")
     features = "the 20 numbers fc1 computes for it"
     if view.host:
         last = cache.network(view.ref).shown
         features = f"the numbers its last linear layer ({list(last)[-1]}) reads"
     st.caption(
-        f"Each point is a test digit, placed by {features} (the features the last layer weighs into a decision), "
-        "flattened to two dimensions by PCA: digits the network sees alike sit close. The axes are the last "
+        f"Each point is a test {noun}, placed by {features} (the features the last layer weighs into a decision), "
+        f"flattened to two dimensions by PCA: {plural} the network sees alike sit close. The axes are the last "
         "epoch's, so stepping through epochs in the sidebar shows the classes separate. Crosses are mistakes. "
-        "Click a point to select that digit on every page."
+        f"Click a point to select that {noun} on every page."
     )
     if view.trained is None:
         panels.training_status(view.job.key, "The map appears when the model is trained")
@@ -57,12 +58,12 @@ def render(view: View) -> None:
         epoch = f"{view.epoch_name} of {view.trained.info.config.epochs}"
         mistakes = int((evaluation.labels != evaluation.preds).sum())
         st.caption(
-            f"{len(found.points):,} digits ({mistakes} misread), weights after {epoch}; the two axes hold "
+            f"{len(found.points):,} {plural} ({mistakes} misread), weights after {epoch}; the two axes hold "
             f"{found.explained.sum():.0%} of the spread of those features."
         )
     with right:
         if selected is None:
-            st.info("Your own digit is selected: pick a test digit on the map.")
+            st.info(f"Your own {noun} is selected: pick a test {noun} on the map.")
         else:
             panels.sample_detail(view, view.sample, view.image(), "", map_link=False)
 

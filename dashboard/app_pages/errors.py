@@ -18,11 +18,12 @@ def render(view: View) -> None:
         return
     data = view.data
     names = data.classes
+    noun, plural = view.words.noun, view.words.plural
     evaluation = cache.evaluation(view.ref, "test")
     matrix = evaluation.confusion
     st.markdown(
-        f"**{len(evaluation.misclassified):,}** of {len(evaluation.labels):,} test digits are misread. "
-        "Rows are the true digit, columns what the network answered. Click a square to see its digits."
+        f"**{len(evaluation.misclassified):,}** of {len(evaluation.labels):,} test {plural} are misread. "
+        f"Rows are the true {noun}, columns what the network answered. Click a square to see its {plural}."
     )
 
     if state.selected_cell() is None:  # start on the most frequent confusion
@@ -52,7 +53,7 @@ def render(view: View) -> None:
             "Rates per true class",
             value=False,
             key="errors_normalise",
-            help="Each row divided by the number of digits of that class",
+            help=f"Each row divided by the number of {plural} of that class",
         )
         st.plotly_chart(
             figures.confusion(
@@ -61,6 +62,7 @@ def render(view: View) -> None:
                 normalise,
                 data.classes,
                 selected=(st.session_state["errors_true"], st.session_state["errors_pred"]),
+                words=view.words,
             ),
             key="errors_matrix",
             on_select=on_cell_click,
@@ -99,16 +101,16 @@ def render(view: View) -> None:
             st.info(f"The network never read {one_of(true, names)} as {names[pred]}. Pick another cell.")
         else:
             panels.digit_grid(view, "test", cell[: panels.PAGE_SIZE], key="errors_cell_grid", columns=8, short=True)
-            st.caption("Under each digit: the network's confidence in its answer.")
+            st.caption(f"Under each {noun}: the network's confidence in its answer.")
             if len(cell) > panels.PAGE_SIZE:
                 st.caption(f"The {panels.PAGE_SIZE} most confident of {len(cell):,}.")
         sample = view.sample
         if sample.split == "test" and sample.index in set(cell.tolist()):
             panels.sample_detail(view, sample, view.image(sample))
         else:
-            st.caption("Click a digit to see its probabilities and look inside the network.")
+            st.caption(f"Click {view.words.a} to see its probabilities and look inside the network.")
     if true != pred and len(cell):
-        these = f"these {some_of(true, names)}"
+        these = f"these {some_of(true, names, view.words)}"
         why = st.expander(
             f"Why are {these} read as {names[pred]}? The cell as a whole", key="errors_why_open", on_change="rerun"
         )
@@ -126,7 +128,8 @@ def _why(view: View, a: int, b: int) -> None:
     found = cache.why_cell(view.ref, a, b)
     maps = found["maps"]
     names = view.data.classes
-    some, others = some_of(a, names), some_of(b, names)
+    noun, plural = view.words.noun, view.words.plural
+    some, others = some_of(a, names, view.words), some_of(b, names, view.words)
     a, b = names[a], names[b]  # from here on, the classes' names
     st.markdown(found["sentence"])
     images = view.data.test.images
@@ -142,17 +145,17 @@ def _why(view: View, a: int, b: int) -> None:
     )
     st.caption(
         f"The mean {maps.method} map of the evidence for {b} minus the evidence for {a}: red pixels speak for {b} "
-        f"over {a}. The outline is the cell's mean digit."
+        f"over {a}. The outline is the cell's mean {noun}."
     )
     if found["layer"] is not None:
-        _channels(found, some, b)
+        _channels(found, some, b, plural)
     nearest, shown = found["nearest"], found["shown"]
     if isinstance(nearest, str):  # the network has no last linear layer giving its scores
-        st.caption(f"No nearest training digits: {nearest}.")
+        st.caption(f"No nearest training {plural}: {nearest}.")
         return
     features = "the features the last linear layer reads" if view.host else "fc1 (the features the last layer reads)"
     st.markdown(
-        f"**The training digits nearest to each of the cell's first {len(shown)} digits** in {features}: per row, "
+        f"**The training {plural} nearest to each of the cell's first {len(shown)} {plural}** in {features}: per row, "
         f"the {nearest.a_indices.shape[1]} nearest {some}, then the nearest {others}."
     )
     flat = np.concatenate([nearest.a_indices, nearest.b_indices], axis=1).reshape(-1)
@@ -160,10 +163,10 @@ def _why(view: View, a: int, b: int) -> None:
         view, "train", flat, key="errors_why_nearest", columns=nearest.a_indices.shape[1] + nearest.b_indices.shape[1]
     )
     rows = ", ".join(f"#{i:,}" for i in shown)
-    st.caption(f"Rows follow the cell's digits, most confident mistake first: test {rows}.")
+    st.caption(f"Rows follow the cell's {plural}, most confident mistake first: test {rows}.")
 
 
-def _channels(found: dict, some: str, b: str) -> None:
+def _channels(found: dict, some: str, b: str, plural: str) -> None:
     """Each layer's units whose mean activation differs most between the cell and the a's read right."""
     st.markdown(f"**Channels whose mean activation differs most** between the {some} read as {b} and those read right:")
     layers = list(found["channels"])
@@ -176,7 +179,7 @@ def _channels(found: dict, some: str, b: str) -> None:
         if column.button(label, key=f"errors_why_{layer}_{diff.channel}", icon=":material/grain:"):
             state.select_unit(Unit(layer, diff.channel))
             st.switch_page("app_pages/units.py")
-    st.caption("Each: its mean activation on the cell's digits vs on the ones read right. Click for its card.")
+    st.caption(f"Each: its mean activation on the cell's {plural} vs on the ones read right. Click for its card.")
 
 
 render(state.page_view())

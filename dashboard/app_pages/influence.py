@@ -5,21 +5,25 @@ import numpy as np
 import streamlit as st
 
 from core import influence
+from core.data import Naming
 from dashboard import cache, figures, panels
 from dashboard.state import page_view
 from dashboard.view import DRAWN, View
 
-METHOD = (
-    "**How this is measured.** TracIn (Pruthi et al. 2020) follows training: at each saved point it takes the "
-    "gradient of the loss on this digit at the class the network answers, and the gradient of the loss on each "
-    "training digit at its label, and multiplies them. A positive product means a step on that training digit "
-    "lowered this digit's loss: it pushed the network towards its answer. The products are summed over the "
-    "saved points, each weighted by the mean learning rate since the point before. Only the last layer (fc2's "
-    "weights) is compared, as Captum's TracInCPFast does, and each point's numbers are kept beside its checkpoint, so "
-    "a digit takes "
-    "milliseconds. TracIn is derived for plain gradient descent; this network trained with Adam, so the weights "
-    "per point are a heuristic: read the digits, not the exact scores."
-)
+
+def method(words: Naming) -> str:
+    """How TracIn is measured, in plain words, the images called as ``words`` calls them."""
+    noun, plural = words.noun, words.plural
+    return (
+        "**How this is measured.** TracIn (Pruthi et al. 2020) follows training: at each saved point it takes the "
+        f"gradient of the loss on this {noun} at the class the network answers, and the gradient of the loss on each "
+        f"training {noun} at its label, and multiplies them. A positive product means a step on that training {noun} "
+        f"lowered this {noun}'s loss: it pushed the network towards its answer. The products are summed over the "
+        "saved points, each weighted by the mean learning rate since the point before. Only the last layer (fc2's "
+        "weights) is compared, as Captum's TracInCPFast does, and each point's numbers are kept beside its "
+        f"checkpoint, so {words.a} takes milliseconds. TracIn is derived for plain gradient descent; this network "
+        f"trained with Adam, so the weights per point are a heuristic: read the {plural}, not the exact scores."
+    )
 
 
 def _tiles(view: View, indices: np.ndarray, scores: np.ndarray, labels: np.ndarray, target: int) -> tuple:
@@ -36,7 +40,7 @@ def _tiles(view: View, indices: np.ndarray, scores: np.ndarray, labels: np.ndarr
 def _row(view: View, title: str, indices: np.ndarray, scores: np.ndarray, target: int, key: str) -> None:
     st.markdown(title)
     if len(indices) == 0:
-        st.caption("None: no training digit has a score of this sign.")
+        st.caption(f"None: no training {view.words.noun} has a score of this sign.")
         return
     labels = cache.given_labels(view.ref, "train")
     panels.digit_grid(view, "train", indices, key, columns=8, tiles=_tiles(view, indices, scores, labels, target))
@@ -45,23 +49,24 @@ def _row(view: View, title: str, indices: np.ndarray, scores: np.ndarray, target
 
 
 def render(view: View) -> None:
-    st.title("The training digits behind an answer")
+    noun, plural = view.words.noun, view.words.plural
+    st.title(f"The training {plural} behind an answer")
     st.caption(
-        "Which training digits taught the network to answer this way? The ones whose training steps most raised the "
-        "probability of its answer for the selected digit, and the ones that most lowered it. Click a training "
-        "digit to select it."
+        f"Which training {plural} taught the network to answer this way? The ones whose training steps most raised "
+        f"the probability of its answer for the selected {noun}, and the ones that most lowered it. Click a training "
+        f"{noun} to select it."
     )
     if view.trained is None:
-        panels.training_status(view.job.key, "The training digits appear when the model is trained")
+        panels.training_status(view.job.key, f"The training {plural} appear when the model is trained")
         return
     sample = view.sample
     if sample.split == DRAWN:
         st.info(
-            "TracIn looks your digit up in what each saved epoch computed for the data set's digits, and your own "
-            "digit is not among them: pick a test or training digit.",
+            f"TracIn looks your {noun} up in what each saved epoch computed for the data set's {plural}, and your own "
+            f"{noun} is not among them: pick a test or training {noun}.",
             icon=":material/draw:",
         )
-        st.page_link("app_pages/browse.py", label="Browse the digits", icon=":material/grid_view:")
+        st.page_link("app_pages/browse.py", label=f"Browse the {plural}", icon=":material/grid_view:")
         return
     banks = cache.result("banks", view.ref)
     if banks is None:
@@ -69,8 +74,8 @@ def render(view: View) -> None:
         return
     if sample.index >= len(banks[sample.split][0]):
         st.info(
-            f"This model trained on its first {len(banks['train'][0]):,} training digits only; training digit "
-            f"#{sample.index:,} is not among them. Pick another digit.",
+            f"This model trained on its first {len(banks['train'][0]):,} training {plural} only; training {noun} "
+            f"#{sample.index:,} is not among them. Pick another {noun}.",
             icon=":material/info:",
         )
         return
@@ -78,7 +83,7 @@ def render(view: View) -> None:
     left, right = st.columns([1.2, 3])
     with left:
         st.plotly_chart(
-            figures.digit(view.image(), sample.title, size=180), key="behind_digit", config=figures.CHART_CONFIG
+            figures.digit(view.image(), view.title(sample), size=180), key="behind_digit", config=figures.CHART_CONFIG
         )
         answer = view.data.classes[found.target]
         label = view.data.classes[view.label(sample)]
@@ -108,10 +113,10 @@ def render(view: View) -> None:
             found.target,
             "behind_down",
         )
-        st.caption("Red captions: a training digit labelled with another class than the answer.")
-    panels.digit_links(sample, behind_link=False)
+        st.caption(f"Red captions: a training {noun} labelled with another class than the answer.")
+    panels.digit_links(sample, behind_link=False, words=view.words)
     with st.expander("How this is measured"):
-        st.markdown(METHOD)
+        st.markdown(method(view.words))
         weights = influence.point_weights(view.trained.info, len(banks["train"][0]))[: view.epoch]
         if view.trained.info.network is not None:
             st.caption("Trained elsewhere: one saved point, weighing 1 (its learning rate is not known here).")

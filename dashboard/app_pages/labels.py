@@ -6,11 +6,13 @@ import streamlit as st
 import torch
 
 from core import label_issues
+from core.data import Naming
 from core.train import flipped
 from dashboard import cache, panels, state
 from dashboard.view import LabelFilter, View
+from dashboard.words import capital
 
-SPLITS = {"train": "Training digits", "test": "Test digits"}
+SPLITS = ("train", "test")  # the splits ranked, as the URL names them
 PAGE = 40  # digits per page of the ranking
 PAGE_KEY = "labels_page"
 ANY = "any"
@@ -42,24 +44,28 @@ def _tiles(view: View, found: label_issues.LabelIssues, rows: np.ndarray, purpos
     return captions, found.suggested[rows] != found.labels[rows], hover
 
 
-NOT_FLAGGED = (
-    "**Not flagged: the rest of the ranking, by the probability the network gives the label (lowest first).** "
-    "Confident learning flags a digit only when the network's probability for another class passes that class's "
-    "threshold (its average confidence on digits labelled so), and only as many for each pair of classes as it "
-    "estimates are mislabelled. The digits below were left out by one rule or the other, yet the network still "
-    "doubts their label: a wrong label the network half learnt, a digit between two classes, or one the estimated "
-    "count had no room for. Wrong labels are often found here too, so a person may still look."
-)
+def not_flagged(words: Naming) -> str:
+    """The heading and paragraph above the part of the ranking confident learning left out."""
+    return (
+        "**Not flagged: the rest of the ranking, by the probability the network gives the label (lowest first).** "
+        f"Confident learning flags {words.a} only when the network's probability for another class passes that "
+        f"class's threshold (its average confidence on {words.plural} labelled so), and only as many for each pair "
+        f"of classes as it estimates are mislabelled. The {words.plural} below were left out by one rule or the "
+        "other, yet the network still doubts their label: a wrong label the network half learnt, "
+        f"{words.a} between two classes, or one the estimated count had no room for. Wrong labels are often found "
+        "here too, so a person may still look."
+    )
 
 
 def render(view: View) -> None:
     st.title("Suspicious labels")
+    noun, plural = view.words.noun, view.words.plural
     st.caption(
-        f"The digits whose given label the network most doubts, found by {label_issues.REFERENCE}. It estimates, "
-        "for each pair of classes, how many digits labelled one are really the other, from the network's "
+        f"The {plural} whose given label the network most doubts, found by {label_issues.REFERENCE}. It estimates, "
+        f"for each pair of classes, how many {plural} labelled one are really the other, from the network's "
         "probabilities and a confidence threshold per class, flags that many, and ranks them by the probability the "
         "network gives the label (lowest first). Each tile reads *label → what the network says*, then the "
-        "probability the network gives the label; click one to select that digit on every page."
+        f"probability the network gives the label; click one to select that {noun} on every page."
     )
     if view.trained is None:
         panels.training_status(view.job.key, "The ranking appears when the model is trained")
@@ -70,9 +76,10 @@ def render(view: View) -> None:
     names = view.data.classes
     chosen = view.label_filter  # from the link, or this session's last choice
     controls = st.columns([2, 1.2, 1.2, 2])
+    splits = {"train": f"Training {plural}", "test": f"Test {plural}"}
     split = (
         controls[0].segmented_control(
-            "Digits", list(SPLITS), format_func=SPLITS.get, default=chosen.split, key="labels_split"
+            capital(plural), list(SPLITS), format_func=splits.get, default=chosen.split, key="labels_split"
         )
         or chosen.split
     )
@@ -93,7 +100,7 @@ def render(view: View) -> None:
     if split == "train":
         where = "the model's own probabilities: it trained on these labels, so one it memorised hides"
     else:
-        where = "probabilities of digits the model never trained on"
+        where = f"probabilities of {plural} the model never trained on"
     st.markdown(
         f"**{len(found.flagged):,}** of {total:,} labels flagged ({len(found.flagged) / total:.1%}), from {where}. "
         f"After {view.epoch_name}. Below them the ranking goes on through all the rest."
@@ -121,10 +128,11 @@ def render(view: View) -> None:
     if len(tail):
         first = start + len(head)
         st.divider()
-        st.markdown(NOT_FLAGGED if first == flagged else NOT_FLAGGED.split("**")[1])
+        text = not_flagged(view.words)
+        st.markdown(text if first == flagged else text.split("**")[1])
         st.caption(
             f"Ranks {first + 1:,}–{first + len(tail):,} of {len(rows):,}"
-            + (" (none of these filters' digits is flagged)." if not flagged else f" ({flagged:,} flagged above).")
+            + (f" (none of these filters' {plural} is flagged)." if not flagged else f" ({flagged:,} flagged above).")
         )
         panels.digit_grid(view, split, tail, "labels_grid_rest", tiles=_tiles(view, found, tail, purpose))
     sample = view.sample
@@ -132,7 +140,7 @@ def render(view: View) -> None:
         i = sample.index
         st.divider()
         st.markdown(
-            f"**Selected: {sample.title}**, labelled {names[found.labels[i]]}; the network gives that label "
+            f"**Selected: {view.title(sample)}**, labelled {names[found.labels[i]]}; the network gives that label "
             f"{found.quality[i]:.1%} and says {names[found.suggested[i]]}."
             + (
                 f" Flagged: rank {found.rank(i) + 1:,} of {len(found.flagged):,}."

@@ -14,12 +14,13 @@ from dashboard.view import View
 
 def render(view: View) -> None:
     st.title("What this network is")
+    noun, plural = view.words.noun, view.words.plural
     if view.host and view.trained.info.network is not None:
         record = view.trained.info.network
         st.markdown(
             f"**{record.name}**, a network the host of this server opened from `{Path(record.net).name}` with the "
             f"weights `{Path(record.weights).name}`, reads a 28×28 image and outputs {len(view.data.classes)} "
-            "scores, one per class. Its layers below are found from its graph. Open **Browse digits** to see its "
+            f"scores, one per class. Its layers below are found from its graph. Open **Browse {plural}** to see its "
             "predictions, **Errors** to see where it fails."
         )
     elif view.host:
@@ -30,16 +31,17 @@ def render(view: View) -> None:
             f"outputs {len(view.data.classes)} scores, one per class. Its layers below are found from its graph."
         )
     else:
+        read, per = (f"handwritten {noun}", noun) if view.data.digits else (noun, "class")
         st.markdown(
-            "A small convolutional network reads a 28×28 handwritten digit and outputs ten scores, one per digit. "
+            f"A small convolutional network reads a 28×28 {read} and outputs ten scores, one per {per}. "
             "Four 3×3 convolutions find strokes and then shapes, two max-pools shrink the picture, and two "
-            "fully connected layers turn what was found into a decision. Open **Browse digits** to see its "
+            f"fully connected layers turn what was found into a decision. Open **Browse {plural}** to see its "
             "predictions, **Errors** to see where it fails."
         )
     if not view.data.digits:
         st.info(
-            f"This network reads **{view.data.name}**, whose ten classes are {', '.join(view.data.classes)}: where "
-            "a page says *digit*, read *image*; every class is called by its name.",
+            f"This network reads **{view.data.name}**, whose ten classes are {', '.join(view.data.classes)}: every "
+            "page calls a class by its name.",
             icon=":material/category:",
         )
     if view.trained is None:
@@ -48,7 +50,7 @@ def render(view: View) -> None:
         _architecture(rows)
         data = view.data
         st.subheader("The data")
-        st.markdown(f"{len(data.train):,} training and {len(data.test):,} test digits ({data.source}).")
+        st.markdown(f"{len(data.train):,} training and {len(data.test):,} test {plural} ({data.source}).")
         counts = {name: np.bincount(data.split(name).labels, minlength=10) for name in ("train", "test")}
         st.plotly_chart(
             figures.class_balance(counts, data.classes), key="overview_balance", config=figures.CHART_CONFIG
@@ -58,7 +60,11 @@ def render(view: View) -> None:
     trained, info, data = view.trained, view.trained.info, view.data
     evaluation = cache.evaluation(view.ref, "test")
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Test accuracy", f"{evaluation.accuracy:.2%}", help="On the 10,000 test images the model never saw")
+    c1.metric(
+        "Test accuracy",
+        f"{evaluation.accuracy:.2%}",
+        help=f"On the {len(evaluation.labels):,} test images the model never saw",
+    )
     c2.metric("Mistakes", f"{len(evaluation.misclassified):,} of {len(evaluation.labels):,}")
     c3.metric("Parameters", f"{sum(p.numel() for p in trained.model.parameters()):,}")
     epochs = info.config.epochs
@@ -84,7 +90,7 @@ def render(view: View) -> None:
         "Save a report of this model",
         f"model-{view.ref.key}-{view.epoch_name.replace(' ', '')}.html",
         "One HTML file that opens offline: the architecture, recipe, training curves, accuracy per class, the "
-        "confusion matrix, the top confusions with their digits and maps, and the trust scorecard if computed.",
+        f"confusion matrix, the top confusions with their {plural} and maps, and the trust scorecard if computed.",
     )
 
     if info.network is not None:  # opened by the host: no recipe, no curves

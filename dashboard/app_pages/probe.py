@@ -19,8 +19,9 @@ TOOLS = {  # as the URL names them (dashboard.view.PROBE_TOOLS): (title, module)
 
 def render(view: View) -> None:
     st.title("Probe the model")
+    noun = view.words.noun
     st.caption(
-        "Change the selected digit and watch the network answer: edit its ink, bend it along a range, let a search "
+        f"Change the selected {noun} and watch the network answer: edit its ink, bend it along a range, let a search "
         "find the smallest change that makes the network read another class, or follow it through training."
     )
     if view.trained is None:
@@ -35,12 +36,14 @@ def render(view: View) -> None:
     )
     state.select_probe(Probe(tool, probe.kind, probe.target))  # in the URL from the first visit
     base, title = state.probed_digit(view)
+    if title == view.sample.title:  # the selected sample itself: called by the data set's noun when drawn
+        title = view.title()
     if base.max() < edit.NO_INK:
-        st.info("This digit has no ink: pick or draw a digit first.", icon=":material/draw:")
+        st.info(f"This {noun} has no ink: pick or draw {view.words.a} first.", icon=":material/draw:")
         return
     TOOLS[tool][1].render(view, base, title)
     if view.sample.split == DRAWN:
-        st.caption("Your own digit is probed as drawn.")
+        st.caption(f"Your own {noun} is probed as drawn.")
 
 
 render(state.page_view())

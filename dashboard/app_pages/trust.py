@@ -12,9 +12,10 @@ from dashboard.view import View
 
 def render(view: View) -> None:
     st.title("Which maps to trust")
+    noun, plural = view.words.noun, view.words.plural
     st.caption(
         "Attribution methods disagree. Each row is a method, each column a check, averaged over "
-        f"{scorecard.DIGITS} test digits (every misread one, then the others stratified by class): the mean and "
+        f"{scorecard.DIGITS} test {plural} (every misread one, then the others stratified by class): the mean and "
         "its 95% interval; ★ marks the best in each column. The Attributions page gives the same checks per map."
     )
     if view.trained is None:
@@ -34,13 +35,13 @@ def render(view: View) -> None:
             view,
             ask=(
                 f"No scorecard for these weights yet. Computing it takes about two minutes on two CPU cores "
-                f"({scorecard.DIGITS} digits × {len(scorecard.COLUMNS)} checks × every method); it runs in the "
+                f"({scorecard.DIGITS} {plural} × {len(scorecard.COLUMNS)} checks × every method); it runs in the "
                 "background, is shared with everyone on this server and is kept on disk beside the model.",
                 "Compute the scorecard",
             ),
         )
         return
-    st.markdown(card.summary())
+    st.markdown(card.summary(view.words))
     rows = []
     for method in card.ranking():
         row = {"method": method, "tests passed": f"{card.checks_passed(method)} of 4"}  # see Scorecard.checks_passed
@@ -53,7 +54,9 @@ def render(view: View) -> None:
         rows,
         hide_index=True,
         column_config={
-            title: st.column_config.TextColumn(title, help=f"{meaning}; {better} is better")
+            title: st.column_config.TextColumn(
+                title, help=f"{scorecard.meaning(meaning, view.words)}; {better} is better"
+            )
             for _, title, better, meaning in scorecard.COLUMNS
         },
     )
@@ -61,9 +64,9 @@ def render(view: View) -> None:
     st.caption(
         f"Randomisation: how alike the map's ink pixels still rank after {top} random weights, "
         "minus how alike two random networks' maps rank (lower is better). Deletion: the class probability as the "
-        "digit's ink is removed in the map's order, compared with 8 random orders, brightest pixels first and a "
+        f"{noun}'s ink is removed in the map's order, compared with 8 random orders, brightest pixels first and a "
         "random network's map (higher margins are better); 'passes deletion' and 'a random net's map deletes as "
-        "well' are the shares of digits whose badge says so. ROAD (Rong et al. 2022) removes the ink the same way "
+        f"well' are the shares of {plural} whose badge says so. ROAD (Rong et al. 2022) removes the ink the same way "
         "but fills each removed pixel from its neighbours, so the shape of the hole cannot tell the class. "
         "Insertion adds the ink to a black image, which the network already reads as some class. "
         "Max-sensitivity: how much the map changes under ±2% pixel noise. "

@@ -17,10 +17,11 @@ RARE = 0.01  # a unit above zero on fewer than this share of the test digits is 
 
 def render(view: View) -> None:
     st.title("Units: what each channel learned")
+    noun, plural = view.words.noun, view.words.plural
     st.caption(
         "A unit is one channel of a conv layer (the same detector slid over the whole image) or one output of a "
-        "hidden linear layer, read after its activation. Its card shows the test digits that excite it most (the "
-        "part of the digit it sees boxed), the weights it reads with, how it responds per class, what the network "
+        f"hidden linear layer, read after its activation. Its card shows the test {plural} that excite it most (the "
+        f"part of the {noun} it sees boxed), the weights it reads with, how it responds per class, what the network "
         "loses without it, and an image made to excite it."
     )
     if view.trained is None:
@@ -40,7 +41,7 @@ def render(view: View) -> None:
     _every_unit(view, unit, index)
     _card(view, unit, index)
     st.divider()
-    st.subheader(f"One digit in {unit.layer}")
+    st.subheader(f"One {noun} in {unit.layer}")
     _, image, acts = panels.picked_digit(view, "units")
     evidence(view, unit, image)
     one_value(view, unit, image, acts)
@@ -76,14 +77,15 @@ def _every_unit(view: View, unit: Unit, index) -> None:
         return
     summary = index.layer_summary(unit.layer, view.data.test.labels, len(view.data.classes))
     classes = view.data.classes
+    share = f"above 0 on (share of test {view.words.plural})"
     table = pd.DataFrame(
         {
             word: np.arange(found.units),
-            "above 0 on (share of test digits)": summary["share"],
+            share: summary["share"],
             "mean value": summary["mean"],
             "strongest on class": [classes[c] if c >= 0 else "none" for c in summary["favourite"]],
         }
-    ).sort_values("above 0 on (share of test digits)", ascending=False, kind="stable")
+    ).sort_values(share, ascending=False, kind="stable")
 
     def on_pick() -> None:
         rows = st.session_state["units_table"].selection.rows
@@ -99,11 +101,7 @@ def _every_unit(view: View, unit: Unit, index) -> None:
             height=min(420, 38 + 35 * found.units),
             on_select=on_pick,
             selection_mode="single-row",
-            column_config={
-                "above 0 on (share of test digits)": st.column_config.ProgressColumn(
-                    format="percent", min_value=0.0, max_value=1.0
-                )
-            },
+            column_config={share: st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0)},
         )
 
 
@@ -113,21 +111,22 @@ def _card(view: View, unit: Unit, index) -> None:
     title = unit.title(view.unit_layers)
     share = index.firing_share(layer, u)
     fires = round(share * len(index))
+    plural = view.words.plural
     st.subheader(title)
     if fires == 0 and found.nonnegative:
         st.warning(
-            f"{title} never rises above 0 on the {len(index):,} test digits (a dead ReLU): the network gets nothing "
+            f"{title} never rises above 0 on the {len(index):,} test {plural} (a dead ReLU): the network gets nothing "
             "from it; its weights below are what it would read with.",
             icon=":material/block:",
         )
     elif fires == 0:  # its activation passes values below 0 on: not dead, only never positive
         st.info(
-            f"{title} never rises above 0 on the {len(index):,} test digits: the layer passes its values below 0 on."
+            f"{title} never rises above 0 on the {len(index):,} test {plural}: the layer passes its values below 0 on."
         )
     elif share < RARE:
-        st.info(f"{title} is rarely active: it is above 0 on only {fires:,} of the {len(index):,} test digits.")
+        st.info(f"{title} is rarely active: it is above 0 on only {fires:,} of the {len(index):,} test {plural}.")
     else:
-        st.caption(f"It is above 0 somewhere on {share:.0%} of the {len(index):,} test digits.")
+        st.caption(f"It is above 0 somewhere on {share:.0%} of the {len(index):,} test {plural}.")
     test = view.data.test
     if fires:
         _top_digits(view, unit, index, found, fires)
@@ -152,7 +151,9 @@ def _card(view: View, unit: Unit, index) -> None:
     with right:
         means = index.mean_per_class(layer, u, test.labels, len(view.data.classes))
         st.plotly_chart(
-            unit_figures.class_means(means, view.data.classes), key="units_classes", config=figures.CHART_CONFIG
+            unit_figures.class_means(means, view.data.classes, view.words),
+            key="units_classes",
+            config=figures.CHART_CONFIG,
         )
     left, right = st.columns([3, 2])
     with left:
@@ -190,7 +191,10 @@ def _ablation(view: View, unit: Unit) -> None:
         if not st.button("Try again", key="units_ablation_retry"):
             return
     cache.start_unit_ablation(view.ref, unit.layer, unit.unit)
-    panels.work_status(task, "What the network loses without it: zeroing the unit and rerunning the test digits")
+    panels.work_status(
+        task,
+        f"What the network loses without it: zeroing the unit and rerunning the test {view.words.plural}",
+    )
 
 
 def _weights_title(weights, found: UnitLayer) -> str:
@@ -211,7 +215,7 @@ def _top_digits(view: View, unit: Unit, index, found: UnitLayer, fires: int) -> 
     boxed = found.grid is not None and why_not is None
     boxes = [geometry.field(layer).box(*index.peak(layer, u, int(i))) if boxed else None for i in top]
     st.markdown(
-        f"**The {len(top)} test digits that excite it most**"
+        f"**The {len(top)} test {view.words.plural} that excite it most**"
         + (", with the part of the image its strongest position sees boxed" if boxed else "")
         + ". Click one to select it on every page."
         + (f" (No box: {why_not}.)" if why_not else "")
@@ -230,7 +234,7 @@ def _top_digits(view: View, unit: Unit, index, found: UnitLayer, fires: int) -> 
         config=figures.CHART_CONFIG,
     )
     if view.sample.split == "test" and view.sample.index in set(top.tolist()):
-        panels.digit_links(view.sample)
+        panels.digit_links(view.sample, words=view.words)
 
 
 render(state.page_view())

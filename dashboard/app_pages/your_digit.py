@@ -10,12 +10,6 @@ CANVAS_SIDE = 280  # 10 screen pixels per MNIST pixel
 STROKE = 22  # MNIST strokes are about 2 px wide in the 20 px box: ~2.2 px once scaled to 28
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 
-st.title("Your own digit")
-st.caption(
-    "Draw a digit or upload a photo of one. It is prepared the way MNIST was: grey levels, light ink on dark, "
-    "cropped to the ink, scaled to 20 pixels and centred by its centre of mass in a 28×28 frame."
-)
-
 
 def show_result(view: View, result: Preprocessed) -> None:
     """Make the digit the selected sample and show how the network reads it (once it is trained)."""
@@ -28,6 +22,12 @@ def show_result(view: View, result: Preprocessed) -> None:
 
 
 def render(view: View) -> None:
+    noun, a = view.words.noun, view.words.a
+    st.title(f"Your own {noun}")
+    st.caption(
+        f"Draw {a} or upload a photo of one. It is prepared the way MNIST was: grey levels, light ink "
+        "on dark, cropped to the ink, scaled to 20 pixels and centred by its centre of mass in a 28×28 frame."
+    )
     if not view.data.digits:
         st.warning(
             f"This model was trained on {view.data.name}, whose classes are {', '.join(view.data.classes)}, not "
@@ -51,7 +51,7 @@ def render(view: View) -> None:
                 return
             pad, result_column = st.columns([1, 1.4], gap="large")
             with pad:
-                st.caption("Draw one digit, large, with the mouse or a finger.")
+                st.caption(f"Draw one {noun}, large, with the mouse or a finger.")
                 canvas = st_canvas(
                     stroke_width=STROKE,
                     stroke_color="#000000",
@@ -69,10 +69,10 @@ def render(view: View) -> None:
             with result_column:
                 pixels = canvas.image_data
                 if pixels is None or pixels[:, :, :3].min() > 200:  # nothing dark drawn yet
-                    st.info("Draw a digit on the white square: the prediction appears here as you draw.")
+                    st.info(f"Draw {a} on the white square: the prediction appears here as you draw.")
                     return
                 try:
-                    show_result(view, preprocess_array(pixels))
+                    show_result(view, preprocess_array(pixels, view.words))
                 except ImageError as err:
                     st.warning(str(err))
 
@@ -80,15 +80,15 @@ def render(view: View) -> None:
 
     with upload:
         file = st.file_uploader(
-            "A photo or scan of one handwritten digit",
+            f"A photo or scan of one {'handwritten ' if view.data.digits else ''}{noun}",
             type=UPLOAD_TYPES,
             key="upload_file",
-            help="Dark ink on light paper or light on dark both work. Crop close to the digit for the best result.",
+            help=f"Dark ink on light paper or light on dark both work. Crop close to the {noun} for the best result.",
         )
         if file is not None:
             data = file.getvalue()
             try:
-                result = preprocess_bytes(data)
+                result = preprocess_bytes(data, view.words)
             except ImageError as err:
                 st.error(f"{file.name}: {err}", icon=":material/broken_image:")
             else:

@@ -42,7 +42,7 @@ def render(view: View, base: np.ndarray, title: str) -> None:
         st.caption(
             f"{len(sweep.values)} versions of {title}, run through the network in one batch. Below: how alike each "
             "layer's feature maps stay to the original's (Pearson correlation); early layers follow the pixels, "
-            "later ones should hold on to the digit."
+            f"later ones should hold on to the {view.words.noun}."
         )
     with right:
         at = st.select_slider(
@@ -81,7 +81,7 @@ def _flip_summary(view: View) -> None:
         config=figures.CHART_CONFIG,
     )
     st.caption(
-        f"The share of each class's test digits whose answer changes when turned by up to ±{angle}° (in steps of "
-        f"{probes.FLIP_STEP}°) or moved up to ±{pixels} px along either axis: {found.rotation_flips.mean():.1%} and "
-        f"{found.shift_flips.mean():.1%} of all {len(found.rotation_flips):,}."
+        f"The share of each class's test {view.words.plural} whose answer changes when turned by up to ±{angle}° "
+        f"(in steps of {probes.FLIP_STEP}°) or moved up to ±{pixels} px along either axis: "
+        f"{found.rotation_flips.mean():.1%} and {found.shift_flips.mean():.1%} of all {len(found.rotation_flips):,}."
     )

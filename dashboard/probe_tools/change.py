@@ -39,7 +39,7 @@ def render(view: View, base: np.ndarray, title: str) -> None:
     found = cache.counterfactual(view.ref, base.tobytes(), int(target), float(confidence), bar.progress)
     bar.empty()
     edited = np.round(found.edited * 255).astype(np.uint8)
-    sentence = probe_words.counterfactual_sentence(found, names)
+    sentence = probe_words.counterfactual_sentence(found, names, view.words)
     if found.reached:
         st.success(sentence, icon=":material/check:")
     else:
@@ -60,7 +60,7 @@ def render(view: View, base: np.ndarray, title: str) -> None:
         try:
             nearest = cache.nearest_training_digit(view.ref, edited.tobytes(), int(target))
         except NetworkError as err:
-            st.caption(f"No nearest training digit: {err}.")
+            st.caption(f"No nearest training {view.words.noun}: {err}.")
         else:
             st.markdown(f"**The nearest real {names[target]}** in the features the last layer reads:")
             panels.digit_grid(view, "train", np.array([nearest]), "probe_nearest", columns=1)

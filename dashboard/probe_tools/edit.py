@@ -30,7 +30,8 @@ def render(view: View, base: np.ndarray, title: str) -> None:
     pen = tools[0].segmented_control("Pen", ["Add ink", "Erase"], default="Add ink", key="probe_pen") or "Add ink"
     width = tools[1].slider("Stroke", 8, 40, 22, step=2, key="probe_stroke")
     method = tools[2].selectbox("Map", METHODS, key="probe_method")
-    if tools[3].button("Start again from the digit", icon=":material/restart_alt:", key="probe_reset"):
+    noun = view.words.noun
+    if tools[3].button(f"Start again from the {noun}", icon=":material/restart_alt:", key="probe_reset"):
         state.probe_the_digit()
         st.rerun()
     pad, result = st.columns([1, 1.5], gap="large")
@@ -57,7 +58,7 @@ def render(view: View, base: np.ndarray, title: str) -> None:
             st.warning(str(err))
             return
         if edited.max() < NO_INK:
-            st.info("The digit has no ink left: draw some, or start again from the digit.", icon=":material/draw:")
+            st.info(f"The {noun} has no ink left: draw some, or start again from the {noun}.", icon=":material/draw:")
             return
         _compare(view, base, edited, title, method)
 
@@ -88,6 +89,6 @@ def _compare(view: View, base: np.ndarray, edited: np.ndarray, title: str, metho
         config=figures.CHART_CONFIG,
     )
     panels.trust_badges(view, pixels, None, [(method, request)], "probe_edit_trust")
-    if st.button("Use the edited digit on every page", icon=":material/done:", key="probe_use"):
+    if st.button(f"Use the edited {view.words.noun} on every page", icon=":material/done:", key="probe_use"):
         state.select_drawn(edited)
         st.switch_page("app_pages/feature_maps.py")

@@ -116,7 +116,9 @@ def _other_model(view: View, base: np.ndarray, label: int | None) -> None:
     }
     st.markdown("**Another model side by side**")
     if not others:
-        st.caption("No other model trained on these digits is cached: train one from the sidebar to compare.")
+        st.caption(
+            f"No other model trained on these {view.words.plural} is cached: train one from the sidebar to compare."
+        )
         return
     key = st.selectbox("Compare with", list(others), format_func=lambda k: others[k].label, key="probe_other")
     names = view.data.classes
