@@ -215,7 +215,13 @@ def server_settings(argv: list[str], config_file: Path | None = None) -> ServerS
     typed_data = _switch(TYPED_DATA_ENV, bool(section.get("typed_data", True)))
     data_root = os.environ.get(DATA_ROOT_ENV) or str(section.get("data_root", ""))
     typed_hf = section.get("typed_hf")
-    typed_hf = _switch(TYPED_HF_ENV, bool(typed_hf)) if TYPED_HF_ENV in os.environ or typed_hf is not None else None
+    if typed_hf is not None and not isinstance(typed_hf, bool):
+        raise ValueError(f"typed_hf must be true or false, not {typed_hf!r}")
+    if TYPED_HF_ENV in os.environ:  # a switch that opens downloads: anything but a clear word is refused
+        word = os.environ[TYPED_HF_ENV].strip().lower()
+        if word not in ON_WORDS + OFF_WORDS:
+            raise ValueError(f"{TYPED_HF_ENV} must be on or off, not {os.environ[TYPED_HF_ENV]!r}")
+        typed_hf = word in ON_WORDS
     training = _switch(TRAINING_ENV, training)
     pinned += [k.strip().lower() for k in os.environ.get(PINNED_ENV, "").split(",") if k.strip()]
     try:
@@ -299,6 +305,9 @@ def _data_root(text: str) -> str:
     if not root.is_dir():
         raise ValueError(f"data root {text.strip()!r} is not a folder: give the folder visitors may open data inside")
     return str(root)
+
+
+ON_WORDS, OFF_WORDS = ("on", "1", "true", "yes"), ("off", "0", "false", "no")
 
 
 def _switch(name: str, value: bool) -> bool:

@@ -20,6 +20,7 @@ import dataclasses
 import gzip
 import hashlib
 import importlib.resources
+import math
 import threading
 import zlib
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ BUNDLED_MD5 = {
 IDX_UBYTE = 0x08  # the IDX type code for unsigned bytes, the only one MNIST uses
 CLASSES_FILE = "classes.txt"  # in a folder: one class name a line, label 0 first
 MAX_CLASS_NAME = 40  # characters; longer names would not fit an axis
+MAX_CLASSES_BYTES = 64 * 1024  # the most of a classes.txt ever read
 
 
 class DataError(ValueError):
@@ -68,7 +70,8 @@ class Naming:
     @property
     def a(self) -> str:
         """The noun with its article: "a digit", "an image"."""
-        return f"{'an' if self.noun[0].lower() in 'aeiou' else 'a'} {self.noun}"
+        vowel = self.noun[0].lower() in "aeiou" and not self.noun.lower().startswith(("uni", "use", "usu", "eu", "one"))
+        return f"{'an' if vowel else 'a'} {self.noun}"
 
     def count(self, n: int) -> str:
         """ "1 digit", "10,000 digits"."""
@@ -205,11 +208,18 @@ def load_mnist(source: str | Path = BUNDLED, max_bytes: int | None = None) -> Mn
             return _load_bundled()
         if source.startswith(HF_PREFIX):
             return _load_hugging_face(source[len(HF_PREFIX) :])
-        return _load_folder(str(Path(source).expanduser().resolve()), max_bytes)
+        folder = str(Path(source).expanduser().resolve())
+        if folder not in _folders:  # the first read checks the limit; the same files need no second
+            _folders[folder] = _load_folder(folder, max_bytes)
+            while len(_folders) > MAX_FOLDERS:
+                _folders.pop(next(iter(_folders)))
+        return _folders[folder]
 
 
 _locks_lock = threading.Lock()
 _source_locks: dict[str, threading.Lock] = {}  # one per source string asked for: a few
+_folders: dict[str, Mnist] = {}  # folders read, oldest first (each under its source's lock)
+MAX_FOLDERS = 4  # folders kept in memory at once (~55 MB each for MNIST's size)
 
 
 @lru_cache(maxsize=1)
@@ -219,7 +229,6 @@ def _load_bundled() -> Mnist:
         return _read_idx_folder(Path(folder), BUNDLED, expected_md5=BUNDLED_MD5)
 
 
-@lru_cache(maxsize=4)
 def _load_folder(folder: str, max_bytes: int | None = None) -> Mnist:
     path = Path(folder)
     if not path.is_dir():
@@ -243,7 +252,11 @@ def read_classes(path: Path) -> tuple[tuple[str, ...], dict]:
     if not path.is_file():
         return DIGIT_NAMES, {}
     try:
-        lines = path.read_text(encoding="utf-8-sig").rstrip().splitlines()
+        with path.open("rb") as f:
+            raw = f.read(MAX_CLASSES_BYTES + 1)
+        if len(raw) > MAX_CLASSES_BYTES:
+            raise DataError(f"{path}: more than {MAX_CLASSES_BYTES:,} bytes; ten class names need far less.")
+        lines = raw.decode("utf-8-sig").rstrip().splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot be read as UTF-8 text ({err}).") from err
     settings: dict = {}
@@ -306,14 +319,14 @@ def _read_stream(path: Path, ndim: int, max_bytes: int) -> bytes:
     with _open_idx(path) as stream:
         header = stream.read(header_size)
         if len(header) == header_size and header[:3] == bytes([0, 0, IDX_UBYTE]):
-            promised = int(np.prod([int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]))
+            promised = math.prod(int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
             if promised > max_bytes:
                 raise DataError(
                     f"{path}: its header promises {promised:,} bytes of data, more than the {max_bytes:,} this "
                     "server reads from a typed folder. Ask the server's host to open it (--data)."
                 )
             chunks, left = [header], promised + 1  # one byte more: padding is named, not read on
-            while left and (chunk := stream.read(min(left, READ_CHUNK))):
+            while left > 0 and (chunk := stream.read(min(left, READ_CHUNK))):
                 chunks.append(chunk)
                 left -= len(chunk)
             return b"".join(chunks)
@@ -351,7 +364,7 @@ def _read_idx(path: Path, ndim: int, expected_md5: dict[str, str] | None, max_by
             f"(an unsigned-byte IDX file with {ndim} dimension{'s' if ndim > 1 else ''})."
         )
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)  # Python's integers: numpy's int64 product wraps past 2**63
     if len(raw) - header_size != expected:
         raise DataError(
             f"{path}: truncated or padded, header says {shape} ({expected} bytes of data) "

@@ -18,11 +18,12 @@ The host's own sources (``--data``, ``--net``, the cached models' data) are trus
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import ServerSettings, data_source
-from core.data import HF_PREFIX
+from core.data import CLASSES_FILE, HF_PREFIX, IDX_FILES
 
 # One sentence for every refused folder: outside the root, a link out of it, missing, not a
 # folder. Never "missing" against "not allowed", which would tell a visitor what exists.
@@ -49,7 +50,9 @@ class TypedSources:
 
 def is_loopback(address: str | None) -> bool:
     """Whether a server listening on ``address`` (Streamlit's server.address) is reachable from
-    this machine alone: 127.x, ::1 or localhost. Unset or 0.0.0.0 listens on every address."""
+    this machine alone: 127.x, ::1 or localhost. Unset or 0.0.0.0 listens on every address. (A
+    proxy on this machine forwards others to a loopback server: the dashboard passes no address
+    for a request that came through one, see ``dashboard.cache.typed_sources``.)"""
     if not address:
         return False
     if address.strip().lower() == "localhost":
@@ -58,6 +61,15 @@ def is_loopback(address: str | None) -> bool:
         return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
     except ValueError:
         return False  # a host name: another machine may resolve it to this one
+
+
+FORWARDED = ("forwarded", "x-forwarded-for", "x-real-ip", "x-forwarded-host")  # a proxy's marks on a request
+
+
+def forwarded(headers) -> bool:
+    """Whether a request came through a proxy (nginx, JupyterHub's): a loopback server behind
+    one serves other machines, so its visitors count as remote. ``headers``: a mapping."""
+    return any(value for name, value in (headers or {}).items() if name.lower() in FORWARDED)
 
 
 def typed_sources(settings: ServerSettings, address: str | None) -> TypedSources:
@@ -94,12 +106,33 @@ def typed_source(text: str, allowed: TypedSources) -> str:
     if text.startswith(HF_PREFIX):
         if not allowed.hugging_face:
             raise DataAccessError("This server does not download Hugging Face data sets typed here.")
-        return data_source(text)
+        return hub_source(text[len(HF_PREFIX) :])
     if not allowed.folders:
         raise DataAccessError("This server does not open folders typed here.")
     if allowed.root is None:
         return data_source(text)
     return str(inside(allowed.root, text))
+
+
+# A Hugging Face Hub id: NAME or OWNER/NAME. datasets.load_dataset also opens a local folder or
+# file by that name, so a typed name that could be a path is refused like one.
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
+NOT_A_HUB_ID = "Only a Hugging Face data set's name can be typed here, like hf:fashion_mnist or hf:ylecun/mnist."
+
+
+def hub_source(name: str) -> str:
+    """``hf:NAME`` for a Hub id that names nothing on this machine; else DataAccessError, the same
+    sentence whether or not such a path exists here."""
+    if not HUB_ID.fullmatch(name) or ".." in name or _exists(name):
+        raise DataAccessError(NOT_A_HUB_ID)
+    return f"{HF_PREFIX}{name}"
+
+
+def _exists(name: str) -> bool:
+    try:
+        return Path(name).exists()
+    except OSError:
+        return True
 
 
 def inside(root: Path, typed: str) -> Path:
@@ -112,4 +145,13 @@ def inside(root: Path, typed: str) -> Path:
         raise DataAccessError(REFUSED) from None
     if not folder.is_relative_to(real_root) or not folder.is_dir():
         raise DataAccessError(REFUSED)
+    for name in _DATA_FILES:  # a file in it may be a link out of the root too
+        try:
+            if (folder / name).exists() and not (folder / name).resolve(strict=True).is_relative_to(real_root):
+                raise DataAccessError(REFUSED)
+        except (OSError, RuntimeError):
+            raise DataAccessError(REFUSED) from None
     return folder
+
+
+_DATA_FILES = [CLASSES_FILE] + [f"{name}{gz}" for pair in IDX_FILES.values() for name in pair for gz in ("", ".gz")]

@@ -72,9 +72,11 @@ def typed_dataset(source: str) -> Mnist:
 
 
 def typed_sources() -> data_access.TypedSources:
-    """Which sources this server's visitors may type: the host's settings and the address the
-    server listens on (Streamlit's server.address)."""
-    return data_access.typed_sources(settings(), st.get_option("server.address"))
+    """Which sources this session's visitor may type: the host's settings and the address the
+    server listens on (Streamlit's server.address); a request a proxy forwarded (a loopback
+    server behind nginx, JupyterHub) counts as coming from another machine."""
+    proxied = data_access.forwarded(st.context.headers)
+    return data_access.typed_sources(settings(), None if proxied else st.get_option("server.address"))
 
 
 def model(ref: ModelRef) -> TrainedModel:
@@ -538,7 +540,7 @@ class Index:
 
     compute: Callable  # (root, key, epoch, progress) -> the result
     runs: Callable  # (CheckpointInfo, epoch) -> the core.runs.Run it keeps: all kept means ready
-    title: str  # the progress bar's title ({plural}: the data set's word for its images)
+    title: str  # the progress bar's title ({noun}, {plural}: the data set's words for its images)
     failed: str  # what failed, before the error (the same)
     per_point: bool = True  # False: one run over every saved point of the model (the banks)
 
@@ -559,7 +561,7 @@ INDEXES: dict[str, Index] = {
     "banks": Index(
         _banks_of,
         lambda info, epoch: influence.bank_runs(info, dataset(info.data_source)),
-        "Running every training and test image through each saved point of the model (once per model)",
+        "Running every training and test {noun} through each saved point of the model (once per model)",
         "Reading the {plural} through the saved points failed",
         per_point=False,
     ),
@@ -749,10 +751,12 @@ def why_cell(ref: ModelRef, a: int, b: int) -> dict:
     channels that differ (needs the unit index: {} until it exists), the nearest training
     digits of the first cell digits, and the sentence."""
     indexed = result("units", ref) is not None
-    return _why_cell(*_point(ref), a, b, indexed)
+    plural = dataset(model(ref).info.data_source).words.plural
+    with st.spinner(f"Comparing the cell's {plural} with the ones read right…"):
+        return _why_cell(*_point(ref), a, b, indexed)
 
 
-@st.cache_data(max_entries=128, show_spinner="Comparing the cell with the ones read right…")
+@st.cache_data(max_entries=128, show_spinner=False)  # why_cell says what it computes
 def _why_cell(root: str, key: str, epoch: int, a: int, b: int, indexed: bool) -> dict:
     trained = _weights(root, key, epoch)
     data = dataset(trained.info.data_source)
@@ -791,7 +795,7 @@ def _why_cell(root: str, key: str, epoch: int, a: int, b: int, indexed: bool) ->
     }
 
 
-@st.cache_resource(show_spinner="Reading the last hidden layer for every training image (once per model)…")
+@st.cache_resource(show_spinner=False)  # within why_cell's spinner
 def _train_features(root: str, key: str, epoch: int) -> np.ndarray:
     """float32 (60000, 20): every training digit's fc1, for nearest-neighbour look-ups."""
     trained = _weights(root, key, epoch)

@@ -326,7 +326,10 @@ def wait_for(name: str, view: View, ask: tuple[str, str] | None = None) -> None:
     index, task = cache.INDEXES[name], cache.task(name, view.ref)
     status = cache.heavy_work().status(task)
     if status is not None and status.state == "failed":
-        st.error(f"{index.failed.format(plural=view.words.plural)}: {status.error}", icon=":material/error:")
+        st.error(
+            f"{index.failed.format(noun=view.words.noun, plural=view.words.plural)}: {status.error}",
+            icon=":material/error:",
+        )
         if not st.button("Try again", key=f"{name}_retry"):
             return
     elif status is None and ask is not None:
@@ -335,7 +338,7 @@ def wait_for(name: str, view: View, ask: tuple[str, str] | None = None) -> None:
             return
     if status is None or status.state == "failed":
         cache.start(name, view.ref)
-    work_status(task, index.title.format(plural=view.words.plural))
+    work_status(task, index.title.format(noun=view.words.noun, plural=view.words.plural))
 
 
 def job_progress(status: JobStatus) -> tuple[float, str]:

@@ -186,10 +186,10 @@ def _train_form(view: View) -> None:
     try:
         if typed:  # a visitor's: only what the host allows, read with limits
             source = data_access.typed_source(source, cache.typed_sources())
-            cache.typed_dataset(source)
+            data = cache.typed_dataset(source)
         else:
             source = data_source(source)
-            cache.dataset(source)  # every check the command line makes, before anything is queued
+            data = cache.dataset(source)  # every check the command line makes, before anything is queued
     except data_access.DataAccessError as err:  # one sentence, whatever the reason: nothing about the disk
         st.error(str(err), icon=":material/block:")
         return
@@ -207,7 +207,7 @@ def _train_form(view: View) -> None:
             data_source=source,
             arch=arch or None,
         )
-        images = config.train_limit or len(cache.dataset(source).train)
+        images = config.train_limit or len(data.train)
         config.save_batches(math.ceil(images / config.batch_size))  # an epoch has enough batches to save
     except ValueError as err:
         st.error(f"Cannot train that: {err}")

@@ -203,6 +203,12 @@ def test_a_data_set_is_called_by_its_noun_and_its_name(tmp_path):
     (irregular / "classes.txt").write_text("# noun: mouse, mice\n" + "\n".join(FASHION))
     assert load_mnist(irregular).words == data.Naming("mouse", "mice", "irregular")
     assert data.Naming.of(data.DIGIT_NAMES, "MNIST").a == "a digit"
+    assert [data.Naming.of(FASHION, "x", noun).a for noun in ("image", "unit", "user", "ox")] == [
+        "an image",
+        "a unit",
+        "a user",
+        "an ox",
+    ]
     plurals = {"item": "items", "glass": "glasses", "body": "bodies", "toy": "toys", "sketch": "sketches"}
     assert {noun: data.plural_of(noun) for noun in plurals} == plurals
 
@@ -241,7 +247,7 @@ def test_threads_asking_for_one_data_set_at_once_load_it_once(monkeypatch, named
         return real(*args, **kwargs)
 
     monkeypatch.setattr(data, "_read_idx_folder", slow_read)
-    data._load_folder.cache_clear()
+    data._folders.clear()
     results, start = [], threading.Barrier(4)
 
     def ask():
@@ -255,5 +261,5 @@ def test_threads_asking_for_one_data_set_at_once_load_it_once(monkeypatch, named
         for thread in threads:
             thread.join(30)
     finally:
-        data._load_folder.cache_clear()
+        data._folders.clear()
     assert len(reads) == 1 and len(results) == 4 and all(r is results[0] for r in results)

@@ -178,7 +178,9 @@ def test_within_the_limit_a_typed_folder_reads_as_the_host_s_and_the_host_s_is_u
     limited = data.load_mnist(folder, max_bytes=50 * 784)
     np.testing.assert_array_equal(limited.train.images, arrays["train-images-idx3-ubyte"])
     np.testing.assert_array_equal(limited.test.labels, arrays["t10k-labels-idx1-ubyte"])
-    assert limited.fingerprint == data.load_mnist(folder).fingerprint
+    read = sum(pulled)
+    assert data.load_mnist(folder) is limited and sum(pulled) == read  # the host's read: the same, not read again
+    data._folders.clear()
     with pytest.raises(data.DataError, match="promises 39,200 bytes"):  # the same folder, a smaller limit
         data.load_mnist(folder, max_bytes=49 * 784)
     other = tmp_path / "other"
@@ -187,3 +189,69 @@ def test_within_the_limit_a_typed_folder_reads_as_the_host_s_and_the_host_s_is_u
     (other / "train-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((50, 28, 28), dtype=np.uint8)) + b"\0")
     with pytest.raises(data.DataError, match="truncated or padded"):  # every check still made
         data.load_mnist(other, max_bytes=data.TYPED_MAX_BYTES)
+
+
+def test_a_typed_hugging_face_name_is_a_hub_id_never_a_path(tmp_path, monkeypatch):
+    """datasets.load_dataset opens a local folder by that name: a typed name that is or could be
+    a path is refused with the same sentence as a malformed one."""
+    from core.data_access import NOT_A_HUB_ID, forwarded, hub_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exams").mkdir()
+    assert hub_source("fashion_mnist") == "hf:fashion_mnist"
+    assert hub_source("zalando-datasets/fashion_mnist") == "hf:zalando-datasets/fashion_mnist"
+    for name in ("exams", "/etc", "../x", "a/b/c", "", "~", "a/..", ".hidden", "x" * 200, "c:\\windows"):
+        with pytest.raises(DataAccessError) as err:
+            hub_source(name)
+        assert str(err.value) == NOT_A_HUB_ID, name
+    # A proxy's marks: a loopback server behind one serves other machines.
+    assert forwarded({"X-Forwarded-For": "10.0.0.7"}) and forwarded({"forwarded": "for=10.0.0.7"})
+    assert not forwarded({"Host": "localhost:8501"}) and not forwarded({}) and not forwarded(None)
+
+
+def test_a_file_inside_an_allowed_folder_that_links_out_is_refused(root, tmp_path):
+    (root / "mixed").mkdir()
+    write_folder(root / "mixed")
+    os.remove(root / "mixed" / "t10k-images-idx3-ubyte")
+    (root / "mixed" / "t10k-images-idx3-ubyte").symlink_to(tmp_path / "private" / "t10k-images-idx3-ubyte")
+    with pytest.raises(DataAccessError, match=REFUSED):
+        inside(root, "mixed")
+    (root / "fashion" / "classes.txt").symlink_to(tmp_path / "private" / "train-labels-idx1-ubyte")
+    with pytest.raises(DataAccessError, match=REFUSED):
+        inside(root, "fashion")
+
+
+def test_sizes_past_numpy_s_integers_and_a_huge_classes_txt_are_refused(tmp_path, pulled):
+    folder = tmp_path / "wrap"
+    folder.mkdir()
+    write_folder(folder)
+    # Dimensions whose product is 2**64 - 2: numpy's int64 product wraps to -2.
+    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (218934409, 859764727, 98))
+    (folder / "train-images-idx3-ubyte").write_bytes(header + bytes(1000))
+    with pytest.raises(data.DataError, match="promises 18,446,744,073,709,551,614 bytes"):
+        data.load_mnist(folder, max_bytes=data.TYPED_MAX_BYTES)
+    assert sum(pulled) == 16
+    with pytest.raises(data.DataError, match="truncated or padded"):  # read whole by the host: named, not a crash
+        data.load_mnist(folder)
+    big = tmp_path / "big"
+    big.mkdir()
+    write_folder(big)
+    (big / "classes.txt").write_text("\n".join("abcdefghij") + "\n#" + "x" * 70_000)
+    with pytest.raises(data.DataError, match="more than 65,536 bytes"):
+        data.load_mnist(big)
+
+
+def test_a_switch_that_opens_downloads_takes_only_clear_words(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_CNN_TYPED_HF", "of")
+    with pytest.raises(ValueError, match="MNIST_CNN_TYPED_HF must be on or off, not 'of'"):
+        server_settings([])
+    monkeypatch.setenv("MNIST_CNN_TYPED_HF", "")
+    with pytest.raises(ValueError, match="must be on or off"):
+        server_settings([])
+    monkeypatch.setenv("MNIST_CNN_TYPED_HF", " OFF ")
+    assert server_settings([]).typed_hf is False
+    monkeypatch.delenv("MNIST_CNN_TYPED_HF")
+    config = tmp_path / "config.toml"
+    config.write_text('[mnist_dashboard]\ntyped_hf = "false"\n')
+    with pytest.raises(ValueError, match="typed_hf must be true or false, not 'false'"):
+        server_settings([], config)

@@ -271,7 +271,7 @@ def test_a_link_to_a_model_whose_data_folder_is_gone_falls_back_to_the_default(
     from core import data
     from dashboard import cache
 
-    data._load_folder.cache_clear()  # as after a restart: the folder is read again, and is gone
+    data._folders.clear()  # as after a restart: the folder is read again, and is gone
     cache.dataset.clear()
     at = open_app(model=trained.info.key)
     assert f"The model {trained.info.key} was trained on data this server cannot read now" in texts(at)
@@ -293,7 +293,7 @@ def test_the_only_model_with_its_data_gone_is_not_picked_again(tmp_path, monkeyp
     moved = shutil.copytree(named_folder, tmp_path / "moved")
     trained = load_or_train(tiny_config(data_source=str(moved)), root=tmp_path / "cache")
     shutil.rmtree(moved)
-    data._load_folder.cache_clear()
+    data._folders.clear()
     cache.dataset.clear()
     server_env(MNIST_CNN_TRAINING="off")
     at = AppTest.from_file(HOME, default_timeout=60)

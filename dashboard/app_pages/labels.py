@@ -93,7 +93,6 @@ def render(view: View) -> None:
 
     given = pick(controls[1], "Labelled", chosen.given, "labels_given")
     suggested = pick(controls[2], "The network says", chosen.says, "labels_suggested")
-    state.select_label_filter(LabelFilter(split, given, suggested))  # in the URL
     found = cache.suspicious_labels(view.ref, split)
     rows, flagged = found.rows(given, suggested)
     total = len(found.labels)
@@ -158,12 +157,12 @@ def _page(column, chosen: LabelFilter, now: LabelFilter, pages: int) -> int:
         return 1
     same = (now.split, now.given, now.says) == (chosen.split, chosen.given, chosen.says)
     wanted = chosen.page if same else 1
-    if wanted > pages:
+    if wanted > pages and PAGE_KEY not in st.session_state:  # a link's page past the end (else: an epoch's fewer)
         st.warning(
             f"The link asks for page {wanted:,} of the ranking; these filters give {pages:,} pages. Showing the last.",
             icon=":material/link_off:",
         )
-        wanted = pages
+    wanted = min(wanted, pages)
     if not same or PAGE_KEY not in st.session_state or st.session_state[PAGE_KEY] > pages:
         st.session_state[PAGE_KEY] = wanted
     return int(column.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, step=1, key=PAGE_KEY))
