@@ -90,6 +90,14 @@ def typed_sources(settings: ServerSettings, address: str | None) -> TypedSources
             "folder (--data-root)."
         )
     hugging_face = alone if settings.typed_hf is None else settings.typed_hf
+    if not folders and not hugging_face and settings.typed_hf is None:  # both off for one reason: said once
+        return TypedSources(
+            False,
+            None,
+            False,
+            "Typed folders and Hugging Face data sets are off: this server is reachable from other machines. Its "
+            "host can open folders inside one data folder (--data-root) and Hugging Face downloads (--typed-hf).",
+        )
     if hugging_face:
         said += " Hugging Face data sets (hf:NAME) may be downloaded."
     elif settings.typed_hf is False:

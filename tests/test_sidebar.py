@@ -162,8 +162,7 @@ def test_a_server_open_to_the_room_offers_no_typed_source_without_a_root(tmp_pat
     listening_on("0.0.0.0")
     at = open_app(model=first.info.key)
     assert TYPED not in at.selectbox(key="train_data").options and not at.text_input
-    assert "Typed folders are off: this server is reachable from other machines" in texts(at)
-    assert "Hugging Face data sets are off" in texts(at)
+    assert "Typed folders and Hugging Face data sets are off: this server is reachable from other machines" in texts(at)
 
 
 def test_inside_the_host_s_root_a_visitor_trains_and_every_escape_reads_alike(
