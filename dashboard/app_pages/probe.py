@@ -36,8 +36,6 @@ def render(view: View) -> None:
     )
     state.select_probe(Probe(tool, probe.kind, probe.target))  # in the URL from the first visit
     base, title = state.probed_digit(view)
-    if title == view.sample.title:  # the selected sample itself: called by the data set's noun when drawn
-        title = view.title()
     if base.max() < edit.NO_INK:
         st.info(f"This {noun} has no ink: pick or draw {view.words.a} first.", icon=":material/draw:")
         return
