@@ -209,16 +209,21 @@ def load_mnist(source: str | Path = BUNDLED, max_bytes: int | None = None) -> Mn
         if source.startswith(HF_PREFIX):
             return _load_hugging_face(source[len(HF_PREFIX) :])
         folder = str(Path(source).expanduser().resolve())
-        if folder not in _folders:  # the first read checks the limit; the same files need no second
-            _folders[folder] = _load_folder(folder, max_bytes)
+        with _locks_lock:
+            kept = _folders.get(folder)
+        if kept is not None:  # the first read checked the limit; the same files need no second
+            return kept
+        data = _load_folder(folder, max_bytes)  # under this source's lock: once at a time
+        with _locks_lock:  # other folders' threads change the dict too
+            _folders[folder] = data
             while len(_folders) > MAX_FOLDERS:
-                _folders.pop(next(iter(_folders)))
-        return _folders[folder]
+                del _folders[next(iter(_folders))]
+        return data
 
 
 _locks_lock = threading.Lock()
 _source_locks: dict[str, threading.Lock] = {}  # one per source string asked for: a few
-_folders: dict[str, Mnist] = {}  # folders read, oldest first (each under its source's lock)
+_folders: dict[str, Mnist] = {}  # folders read, oldest first (changed under _locks_lock)
 MAX_FOLDERS = 4  # folders kept in memory at once (~55 MB each for MNIST's size)
 
 
