@@ -91,7 +91,7 @@ COLUMNS = (
 
 def meaning(text: str, words: Naming = MNIST_WORDS) -> str:
     """A column's meaning (``COLUMNS``' last field) with the images called as ``words`` calls them."""
-    return text.replace("{plural}", words.plural)
+    return text.format(plural=words.plural)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import streamlit as st
 
 def main() -> None:
     """One run of the app for one session: set up, resolve the view, run the chosen page."""
-    from core.data import DataError
+    from core.data import MNIST_WORDS, DataError
     from core.thread_choice import use_threads
     from dashboard import cache, panels, sidebar, state
 
@@ -44,12 +44,12 @@ def main() -> None:
             problem = (f"The data set could not be loaded. {err}", ":material/database:")
         except state.NoModelError as err:  # training switched off and nothing usable cached
             problem = (str(err), ":material/model_training:")
-    noun, plural = (view.words.noun, view.words.plural) if view is not None else ("digit", "digits")
+    words = view.words if view is not None else MNIST_WORDS  # a run that stops: the reference's words
     navigation = st.navigation(
         {
             "Model and data": [
                 st.Page("app_pages/overview.py", title="Overview", icon=":material/info:", default=True),
-                st.Page("app_pages/browse.py", title=f"Browse {plural}", icon=":material/grid_view:"),
+                st.Page("app_pages/browse.py", title=f"Browse {words.plural}", icon=":material/grid_view:"),
                 st.Page("app_pages/errors.py", title="Errors", icon=":material/error:"),
                 st.Page("app_pages/data_map.py", title="Data map", icon=":material/scatter_plot:"),
                 st.Page("app_pages/labels.py", title="Suspicious labels", icon=":material/label_off:"),
@@ -62,7 +62,7 @@ def main() -> None:
                 st.Page("app_pages/trust.py", title="Which maps to trust", icon=":material/verified:"),
             ],
             "Try it": [
-                st.Page("app_pages/your_digit.py", title=f"Your own {noun}", icon=":material/draw:"),
+                st.Page("app_pages/your_digit.py", title=f"Your own {words.noun}", icon=":material/draw:"),
                 st.Page("app_pages/probe.py", title="Probe the model", icon=":material/experiment:"),
             ],
         }

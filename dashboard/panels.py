@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core import explanation_checks, scorecard
-from core.data import DIGIT_NAMES, Naming, one_of
+from core.data import DIGIT_NAMES, MNIST_WORDS, Naming, one_of
 from core.jobs import CANCELLED, DONE, FAILED, QUEUED, WAITING, JobStatus
 from core.network import NetworkError
 from dashboard import cache, figures, state, words
@@ -133,11 +133,10 @@ def sample_detail(
     digit_links(sample, map_link, behind_link, view.words)
 
 
-def digit_links(sample: Sample, map_link: bool = True, behind_link: bool = True, words: Naming | None = None) -> None:
+def digit_links(sample: Sample, map_link: bool = True, behind_link: bool = True, words: Naming = MNIST_WORDS) -> None:
     """Links to the pages about the selected digit (``words``: what the data set calls one; by
     default a digit)."""
     title = sample.title_in(words)
-    plural = words.plural if words is not None else "digits"
     on_map = map_link and sample.split == "test"  # the data map places the test digits
     behind = behind_link and sample.split != DRAWN  # TracIn's bank holds the data set's digits
     links = st.columns(3 + on_map + behind)
@@ -149,7 +148,7 @@ def digit_links(sample: Sample, map_link: bool = True, behind_link: bool = True,
     if behind:
         links[-1].page_link(
             "app_pages/influence.py",
-            label=f"The training {plural} behind its answer",
+            label=f"The training {words.plural} behind its answer",
             icon=":material/family_history:",
         )
 
@@ -241,7 +240,7 @@ def prediction_text(
     label: int | None,
     probs: np.ndarray,
     classes: tuple[str, ...] = DIGIT_NAMES,
-    words: Naming | None = None,
+    words: Naming = MNIST_WORDS,
 ) -> str:
     """'**test #8**: the network reads **5** (99.2%) — correct', as Markdown, naming classes by ``classes``
     and the user's own image by ``words`` ("your digit" by default)."""

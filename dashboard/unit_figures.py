@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from core.data import Naming
+from core.data import MNIST_WORDS, Naming
 from dashboard.figures import DIVERGING, INK, SEQUENTIAL, figure, labels_trace, tile
 
 COLUMN_WIDTH = 440  # pixels of a half-width column on a wide page: the figures drawn there are sized to it
@@ -111,10 +111,10 @@ def weight_bars(strength: np.ndarray, source: str, per_channel: bool) -> go.Figu
     return figure([bar], 260, title=title, xaxis=dict(title=source), yaxis=dict(title="weight"))
 
 
-def class_means(means: np.ndarray, classes: tuple[str, ...], words: Naming | None = None) -> go.Figure:
+def class_means(means: np.ndarray, classes: tuple[str, ...], words: Naming = MNIST_WORDS) -> go.Figure:
     """The unit's mean activation per true class, float (10,), as bars (``words``: what one image
     is called; by default a digit)."""
-    noun = words.noun if words is not None else "digit"
+    noun = words.noun
     bars = go.Bar(
         x=list(classes), y=means, marker_color="#4C6EF5", hovertemplate="class %{x}: mean %{y:.3f}<extra></extra>"
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.checkpoints import CheckpointInfo, ModelRef
-from core.data import Mnist, Naming
+from core.data import MNIST_WORDS, Mnist, Naming
 from core.jobs import JobStatus
 from core.train import TrainedModel
 from core.units import UnitLayer
@@ -36,12 +36,12 @@ class Sample:
         """``"test #8"``, or ``"your digit"`` for the user's own (:meth:`title_in` says another noun)."""
         return self.title_in()
 
-    def title_in(self, words: Naming | None = None) -> str:
+    def title_in(self, words: Naming = MNIST_WORDS) -> str:
         """``"test #8"``, or the user's own called by the data set's noun: ``"your digit"`` (the
         default), ``"your image"``, ``"your item"``."""
         if self.split != DRAWN:
             return f"{self.split} #{self.index:,}"
-        return f"your {words.noun if words is not None else 'digit'}"
+        return f"your {words.noun}"
 
 
 FIRST = Sample("test", 0)
